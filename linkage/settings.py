@@ -1,0 +1,107 @@
+"""One frozen settings model for a whole run.
+
+It round-trips to JSON (``Settings.model_validate_json(s.model_dump_json())``)
+so that a run's manifest records exactly what produced it, like splink's settings.
+Every default is argued where it is defined.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from linkage.errors import SettingsError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IngestSettings(_Frozen):
+    max_problems_listed: int = Field(
+        200, ge=1, description="problems kept verbatim in the report; all are counted"
+    )
+
+
+class TemplateSettings(_Frozen):
+    shingle_size: int = Field(3, ge=1, le=8, description="word n-gram size of skeleton shingles")
+    num_perm: int = Field(64, ge=8, le=512, description="MinHash bins (one-permutation hashing)")
+    bands: int = Field(16, ge=1, description="LSH bands; num_perm must be a multiple")
+    threshold: float = Field(
+        0.6, gt=0, le=1, description="estimated Jaccard needed to merge two skeletons"
+    )
+    max_prompt_chars: int = Field(2000, ge=50, description="prompt prefix looked at")
+
+
+class IdentifierSettings(_Frozen):
+    ipv4_prefix: int = Field(24, ge=8, le=32)
+    ipv6_prefix: int = Field(48, ge=16, le=128)
+    templates: TemplateSettings = TemplateSettings()
+
+
+class GraphSettings(_Frozen):
+    dense_clique_max: int = Field(
+        48,
+        ge=2,
+        description="identifiers shared by at most this many accounts link them as a clique; "
+        "larger ones as a seeded random regular sparsifier of this degree (same strength per account)",
+    )
+    min_accounts: int = Field(2, ge=2, description="an identifier links only if shared by this many")
+
+
+class DetectSettings(_Frozen):
+    resolution: float = Field(
+        1.0,
+        gt=0,
+        description="modularity resolution; 1 = configuration-model null (links beyond chance)",
+    )
+    n_iterations: int = Field(-1, description="Leiden iterations; -1 = until stable")
+    min_cluster_size: int = Field(2, ge=2)
+
+
+class ScoreSettings(_Frozen):
+    review_threshold: float = Field(0.5, ge=0, le=1)
+    block_threshold: float = Field(0.9, ge=0, le=1)
+    model_path: str | None = Field(
+        None, description="JSON scoring model; None = the model shipped with the package"
+    )
+
+
+class Settings(_Frozen):
+    """Everything that determines a run's output (with the input data)."""
+
+    seed: int = 0
+    ingest: IngestSettings = IngestSettings()
+    identifiers: IdentifierSettings = IdentifierSettings()
+    graph: GraphSettings = GraphSettings()
+    detect: DetectSettings = DetectSettings()
+    score: ScoreSettings = ScoreSettings()
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise SettingsError(f"invalid settings: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Settings:
+        """Read settings from a JSON file (None = defaults)."""
+        if path is None:
+            return cls()
+        p = Path(path)
+        if not p.is_file():
+            raise SettingsError(f"settings file not found: {p}")
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"settings file {p} is not JSON: {exc}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SettingsError(f"invalid settings in {p}: {exc}") from None
