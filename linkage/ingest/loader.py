@@ -1,0 +1,197 @@
+"""``load_dataset``: read a dataset directory, validate it, quarantine bad rows."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from linkage.contract import TABLES
+from linkage.dataset import Dataset, IngestReport
+from linkage.errors import DatasetError, Problem, SchemaError
+from linkage.ingest.problems import ProblemLog
+from linkage.ingest.readers import TableFile, discover, header_of, read_csv, read_parquet
+from linkage.ingest.validate import (
+    TableResult,
+    check_accounting,
+    header_problems,
+    prepare_columns,
+    validate_rows,
+)
+from linkage.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+#: Validation order: referential checks need the kept ids of earlier tables.
+_ORDER = ("accounts", "signups", "labels", "identifiers", "requests")
+
+
+def _types_mapper(t: pa.DataType) -> object | None:
+    # Integer columns with nulls must not become float64 (epoch ns would lose precision).
+    if pa.types.is_integer(t):
+        return pd.Int64Dtype()
+    return None
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow → pandas without keeping both copies alive (strings stay Arrow-backed)."""
+    return table.to_pandas(types_mapper=_types_mapper, self_destruct=True, split_blocks=True)
+
+
+def _size(path: Path) -> str:
+    mb = path.stat().st_size / 1e6
+    return f"{mb:,.1f} MB"
+
+
+def _check_headers(
+    directory: Path, files: dict[str, TableFile]
+) -> tuple[dict[str, list[str]], dict[str, pa.Table]]:
+    """Read every header; raise one error listing every table / column problem."""
+    problems: list[Problem] = []
+    headers: dict[str, list[str]] = {}
+    cached: dict[str, pa.Table] = {}
+    for name, tf in files.items():
+        try:
+            header, table = header_of(tf)
+        except SchemaError as exc:
+            problems.extend(exc.problems)
+            continue
+        headers[name] = header
+        if table is not None:
+            cached[name] = table
+        problems += header_problems(TABLES[name], tf.name, header)
+    missing = [t for t, d in TABLES.items() if d.required and t not in files]
+    if not missing and not problems:
+        return headers, cached
+    lines = [
+        f"  - required table {t!r} missing (expected {t}.csv/.csv.gz/.parquet/.jsonl)"
+        for t in missing
+    ]
+    lines += [f"  - {p}" for p in problems]
+    present = ", ".join(tf.name for tf in files.values()) or "no table files"
+    text = f"dataset {directory} does not meet the data contract (found: {present}):\n" + "\n".join(
+        lines
+    )
+    if missing:
+        raise DatasetError(text)
+    raise SchemaError(text.splitlines()[0], problems)
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    settings: IngestSettings | None = None,
+    quarantine_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Dataset:
+    """Read and validate the dataset directory ``path`` (see DATA_CONTRACT.md).
+
+    Every table file (``.csv``, ``.csv.gz``, ``.parquet``, ``.jsonl``, ``.jsonl.gz``;
+    the stem names the table) is read, its header checked (all header problems of
+    all files are raised together as one :class:`SchemaError`; missing directory or
+    required tables as one :class:`DatasetError`), its cells parsed and its rows
+    validated.  Rows breaking the contract are quarantined (and written to
+    ``quarantine_dir/<table>.csv`` with ``_row`` and ``_problem`` when a directory is
+    given); unparseable optional fields are set unknown.  ``progress`` receives short
+    status messages.  Everything is accounted in ``dataset.report``.
+    """
+    settings = settings or IngestSettings()
+    directory = Path(path)
+
+    def say(message: str) -> None:
+        log.info(message)
+        if progress is not None:
+            progress(message)
+
+    files = discover(directory)
+    headers, cached = _check_headers(directory, files)
+    problems = ProblemLog(settings.max_problems_listed)
+    report = IngestReport()
+    results: dict[str, TableResult] = {}
+    qdir = Path(quarantine_dir) if quarantine_dir is not None else None
+
+    for name in _ORDER:
+        tf = files.get(name)
+        if tf is None:
+            continue
+        start = time.perf_counter()
+        table_def = TABLES[name]
+        if name in cached:
+            arrow = cached.pop(name)
+            say(f"reading {tf.name} ({arrow.num_rows:,} rows)")
+        elif tf.fmt == "parquet":
+            try:
+                n_rows = pq.ParquetFile(tf.path).metadata.num_rows
+                say(f"reading {tf.name} ({n_rows:,} rows)")
+            except (pa.ArrowException, OSError):
+                say(f"reading {tf.name}")
+            arrow = read_parquet(tf)
+        else:
+            say(f"reading {tf.name} ({_size(tf.path)})")
+            arrow = read_csv(tf, headers[name])
+            say(f"read {tf.name} ({arrow.num_rows:,} rows)")
+        frame = _to_frame(arrow)
+        del arrow
+        frame = prepare_columns(frame, table_def, tf.name, problems)
+
+        known = warn = None
+        known_label = "accounts"
+        if name in ("requests", "identifiers"):
+            known = pd.Index(results["accounts"].kept["account_id"])
+        elif name == "labels":
+            ids = [results["accounts"].kept["account_id"]]
+            if "signups" in results:
+                ids.append(results["signups"].kept["account_id"])
+            known = pd.Index(pd.concat(ids, ignore_index=True))
+            known_label = "accounts or signups"
+        elif name == "signups":
+            warn = pd.Index(results["accounts"].kept["account_id"])
+        result = validate_rows(
+            frame,
+            table_def,
+            tf.name,
+            problems,
+            known_ids=known,
+            known_label=known_label,
+            warn_ids=warn,
+            warn_label="accounts",
+        )
+        del frame
+        results[name] = result
+        report.tables[name] = result.report
+        r = result.report
+        say(
+            f"validated {name}: {r.rows_kept:,} kept, {r.rows_quarantined:,} quarantined, "
+            f"{r.fields_nulled:,} fields set unknown ({time.perf_counter() - start:.1f}s)"
+        )
+        if qdir is not None and r.rows_quarantined:
+            qdir.mkdir(parents=True, exist_ok=True)
+            out = qdir / f"{name}.csv"
+            result.quarantined.to_csv(out, index=False)
+            report.quarantine_files[name] = str(out)
+            say(f"quarantined {r.rows_quarantined:,} {name} rows → {out}")
+        result.quarantined = result.quarantined.iloc[:0]  # free memory; the file has them
+
+    report.problems = list(problems.problems)
+    report.problem_counts = dict(problems.counts.most_common())
+    for r in report.tables.values():
+        check_accounting(r)
+
+    def kept(name: str) -> pd.DataFrame | None:
+        return results[name].kept if name in results else None
+
+    return Dataset(
+        accounts=results["accounts"].kept,
+        requests=results["requests"].kept,
+        identifiers=kept("identifiers"),
+        signups=kept("signups"),
+        labels=kept("labels"),
+        report=report,
+        source=str(directory),
+        files={name: str(tf.path) for name, tf in files.items()},
+    )
