@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -57,8 +58,20 @@ class DetectSettings(_Frozen):
         gt=0,
         description="modularity resolution; 1 = configuration-model null (links beyond chance)",
     )
-    n_iterations: int = Field(-1, description="Leiden iterations; -1 = until stable")
+    n_iterations: int = Field(
+        2, description="Leiden iterations (leidenalg default 2; -1 = until stable, can be slow)"
+    )
+    backend: Literal["leidenalg", "igraph"] = Field(
+        "leidenalg",
+        description="Leiden implementation: leidenalg (reference) or igraph's C version (faster)",
+    )
     min_cluster_size: int = Field(2, ge=2)
+    min_link_nats: float = Field(
+        1.0,
+        ge=0,
+        description="a member needs this much rarity-weighted linkage (nats) inside its cluster; "
+        "1 nat = fully sharing one identifier held by N/e accounts",
+    )
 
 
 class ScoreSettings(_Frozen):
