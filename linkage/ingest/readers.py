@@ -111,8 +111,17 @@ def csv_header(tf: TableFile) -> list[str]:
     opener = gzip.open if tf.path.name.endswith(".gz") else open
     try:
         with opener(tf.path, "rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            header = next(csv.reader(text), None)
+            data = raw.readline()
+            # a quoted header name may contain a newline: read on until quotes balance
+            for _ in range(100):
+                if data.count(b'"') % 2 == 0:
+                    break
+                more = raw.readline()
+                if not more:
+                    break
+                data += more
+        text = data.decode("utf-8-sig")
+        header = next(csv.reader(io.StringIO(text, newline="")), None)
     except _READ_ERRORS as exc:
         raise _malformed(tf, exc) from None
     if not header:

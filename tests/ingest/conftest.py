@@ -97,9 +97,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_dataset(
-    directory: Path, tables: dict[str, pd.DataFrame], suffix: str = ".csv"
-) -> Path:
+def write_dataset(directory: Path, tables: dict[str, pd.DataFrame], suffix: str = ".csv") -> Path:
     """Write every table of ``tables`` as ``directory/<table><suffix>``."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
