@@ -27,7 +27,7 @@ TS_DTYPE = "datetime64[ns, UTC]"
 _ISO_RE = (
     r"^\d{4}-\d{2}-\d{2}"
     r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?"
-    r"(?:Z|z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$"
+    r"(?:Z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$"
 )
 _EPOCH_RE = r"^[+-]?\d{1,20}(?:\.\d*)?$"
 # Epoch magnitude → unit (per value): seconds below 1e11 (year 5138), then ms, µs, ns.
