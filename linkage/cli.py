@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from linkage.errors import LinkageError
+from linkage.settings import Settings
 
 app = typer.Typer(
     name="linkage",
@@ -35,6 +37,174 @@ def _root(
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+
+
+def _progress_printer(quiet: bool = False):
+    """A progress callback that prints each stage with the elapsed time."""
+    import time
+
+    t0 = time.perf_counter()
+
+    def show(msg: str) -> None:
+        if not quiet:
+            err_console.print(f"[dim]{time.perf_counter() - t0:7.1f}s[/] {msg}", highlight=False)
+
+    return show
+
+
+@app.command()
+def detect(
+    dataset: Path = typer.Argument(..., help="Dataset directory (accounts, requests, … as CSV/CSV.gz/Parquet/JSONL)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (accounts.csv, clusters.jsonl, manifest.json)."),
+    method: str = typer.Option("graph", help="graph (the engine) or a peer: rules, components, louvain, fraudar."),
+    settings_file: Path | None = typer.Option(None, "--settings", help="Settings JSON (see `linkage settings`); default settings otherwise."),
+    seed: int | None = typer.Option(None, help="Override the settings' seed."),
+    store: str | None = typer.Option(None, help="Store URL: read analyst feedback from it before, import the run into it after."),
+) -> None:
+    """Find coordinated account farms in DATASET and write the run to OUT.
+
+    Stages: ingest → identifiers → graph → Leiden → score → explain → write.
+    Bad input rows are quarantined to OUT/quarantine/ and counted; a missing table or
+    column stops the run with one message listing every problem.
+    """
+    from linkage.pipeline import run_detect
+
+    settings = Settings.load(settings_file)
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
+    feedback = None
+    db = None
+    if store:
+        from linkage.store.db import Store
+
+        db = Store(store)
+        feedback = db.feedback_frame()
+        err_console.print(f"read {len(feedback)} feedback rows from the store")
+    manifest = run_detect(dataset, out, settings=settings, feedback=feedback, method=method, progress=_progress_printer())
+    _print_run_summary(manifest, out)
+    if db is not None:
+        res = db.import_run(out)
+        err_console.print(f"imported into the store: {res}")
+
+
+def _print_run_summary(manifest: dict, out: Path) -> None:
+    from rich.table import Table
+
+    c = manifest["counts"]
+    t = Table(title=f"linkage detect ({manifest['method']}) → {out}", show_header=True)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for k in ("accounts", "requests", "identifier_edges", "templates", "graph_edges", "clusters", "quarantined_rows"):
+        t.add_row(k.replace("_", " "), f"{c.get(k, 0):,}")
+    for lvl, n in c["levels"].items():
+        t.add_row(f"accounts {lvl}", f"{n:,}")
+    for stage, secs in manifest.get("timings", {}).items():
+        t.add_row(f"time {stage}", f"{secs:.2f} s")
+    t.add_row("peak RSS", f"{manifest.get('peak_rss_mb', 0):,.0f} MB")
+    Console().print(t)
+
+
+@app.command()
+def evaluate(
+    dataset: Path = typer.Argument(..., help="Dataset directory with a labels table."),
+    run: list[Path] = typer.Option(..., "--run", "-r", help="Run directory (repeat to compare runs side by side)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report(s) as JSON here."),
+    fpr: float = typer.Option(0.01, help="False-positive rate for 'recall at FPR'."),
+) -> None:
+    """Score runs against the dataset's labels: AP, ROC AUC, recall at 1% FPR, flag rate per population, recall per farm group."""
+    import json
+
+    from linkage.evaluate import compare
+    from linkage.evaluate import evaluate as _evaluate
+    from linkage.ingest import load_dataset
+    from linkage.store import load_run
+
+    ds = load_dataset(dataset)
+    if ds.labels is None:
+        raise LinkageError(f"{dataset} has no labels table: evaluate needs labels (account_id, is_farm, group, population)")
+    reports = {}
+    for r in run:
+        rr = load_run(r)
+        name = f"{rr.manifest.get('method', '?')}:{r.name}"
+        reports[name] = _evaluate(rr.accounts, ds.labels, fpr=fpr)
+    for name, rep in reports.items():
+        Console().print(rep.to_table(title=name) if hasattr(rep, "to_table") else rep)
+    if len(reports) > 1:
+        Console().print(compare(reports))
+    if json_out:
+        json_out.write_text(json.dumps({k: v.to_dict() for k, v in reports.items()}, indent=2))
+
+
+@app.command()
+def explain(
+    run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
+    cluster_id: str = typer.Argument(..., help="Cluster id (see clusters.jsonl or `linkage clusters`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the raw evidence records as JSON."),
+) -> None:
+    """Show the evidence behind one cluster, strongest reason first."""
+    import json
+
+    from linkage.explain.render import render_cluster
+    from linkage.store import load_run
+
+    rr = load_run(run)
+    c = rr.cluster(cluster_id)
+    if c is None:
+        raise LinkageError(f"cluster {cluster_id!r} not found in {run} ({len(rr.clusters)} clusters there)")
+    if as_json:
+        typer.echo(json.dumps(c, indent=2))
+    else:
+        render_cluster(c, Console())
+
+
+@app.command("score-signups")
+def score_signups(
+    dataset: Path = typer.Argument(..., help="Dataset directory with a signups table."),
+    run: Path = typer.Option(..., "--run", "--model", "-r", help="Run directory of a graph run (the model)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/signups_scored.csv)."),
+) -> None:
+    """Score new signups against a run: attachment to known farms plus sign-up velocity."""
+    import time
+
+    from linkage.ingest import load_dataset
+    from linkage.signup import SignupScorer
+
+    ds = load_dataset(dataset)
+    if ds.signups is None or ds.signups.empty:
+        raise LinkageError(f"{dataset} has no signups table to score")
+    scorer = SignupScorer.from_run(run)
+    t0 = time.perf_counter()
+    res = scorer.score_frame(ds.signups)
+    dt = time.perf_counter() - t0
+    out = out or (run / "signups_scored.csv")
+    res.to_csv(out, index=False)
+    counts = res["level"].value_counts().to_dict()
+    err_console.print(
+        f"scored {len(res):,} signups in {dt:.2f} s → {out}: "
+        + ", ".join(f"{k} {counts.get(k, 0):,}" for k in ("clear", "review", "block"))
+    )
+
+
+@app.command()
+def train(
+    datasets: list[Path] = typer.Argument(..., help="Labelled dataset directories to fit on."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write."),
+    settings_file: Path | None = typer.Option(None, "--settings"),
+    c: float = typer.Option(1.0, "--C", help="Inverse L2 regularisation strength."),
+) -> None:
+    """Fit the scoring model (standardised logistic regression) on labelled datasets."""
+    from linkage.score.train import train_model
+
+    settings = Settings.load(settings_file)
+    model = train_model(datasets, settings=settings, C=c, progress=_progress_printer())
+    model.save(out)
+    err_console.print(f"wrote {out} ({len(model.features)} features, trained on {model.meta.get('n_accounts')} accounts)")
+
+
+@app.command("settings")
+def show_settings(settings_file: Path | None = typer.Argument(None, help="Settings JSON to validate and print.")) -> None:
+    """Print the (default or given) settings as JSON: edit and pass with --settings."""
+    typer.echo(Settings.load(settings_file).to_json())
 
 
 def _register_plugins() -> None:

@@ -75,7 +75,8 @@ def write_run(
     _atomic_write_text(out / "clusters.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     if signup_index is not None:
         tmpp = out / "signup_index.parquet.tmp"
-        signup_index[INDEX_COLUMNS].to_parquet(tmpp, index=False)
+        cols = [c for c in (*INDEX_COLUMNS, "holders") if c in signup_index.columns]
+        signup_index[cols].to_parquet(tmpp, index=False)
         os.replace(tmpp, out / "signup_index.parquet")
     man = {"format_version": FORMAT_VERSION, **dict(manifest)}
     _atomic_write_text(

@@ -1,0 +1,303 @@
+"""Glue: dataset directory -> run directory, with stage timings and a manifest.
+
+``prepare`` runs the stages that need no scoring model (ingest -> identifiers ->
+graph -> detect -> features) and is shared by ``detect`` and ``train``;
+``run_detect`` adds score -> explain -> write.  Each stage is a pure function of
+its inputs; only this module and the CLI touch files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+
+from linkage import __version__
+from linkage.dataset import Dataset
+from linkage.detect import Clustering, detect_clusters
+from linkage.errors import LinkageError
+from linkage.explain import build_context, cluster_evidence
+from linkage.graph import AccountGraph, build_graph
+from linkage.identifiers import Identifiers, extract
+from linkage.ingest import load_dataset
+from linkage.score import LinearModel, Scores, account_features, score_accounts
+from linkage.score.scoring import FARM_VERDICTS, latest_verdicts
+from linkage.settings import Settings
+from linkage.store.rundir import write_run
+
+log = logging.getLogger(__name__)
+
+METHODS = ("graph", "rules", "components", "louvain", "fraudar")
+SIGNUP_KINDS = ("ip", "subnet", "email", "email_domain", "device", "payment", "user_agent")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Timer:
+    stages: dict[str, float] = field(default_factory=dict)
+    progress: Progress | None = None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(f"{name}…")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.stages[name] = self.stages.get(name, 0.0) + dt
+            log.info("stage %s: %.2f s", name, dt)
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    ids: Identifiers
+    graph: AccountGraph
+    clustering: Clustering
+    X: pd.DataFrame
+    timer: Timer
+
+
+def _dataset(source: str | Path | Dataset, settings: Settings, out: Path | None, timer: Timer) -> Dataset:
+    if isinstance(source, Dataset):
+        return source
+    with timer.stage("ingest"):
+        qdir = (out / "quarantine") if out is not None else None
+        return load_dataset(source, settings=settings.ingest, quarantine_dir=qdir, progress=timer.progress)
+
+
+def prepare(
+    source: str | Path | Dataset,
+    *,
+    settings: Settings,
+    feedback: pd.DataFrame | None = None,
+    out: Path | None = None,
+    progress: Progress | None = None,
+) -> Prepared:
+    timer = Timer(progress=progress)
+    ds = _dataset(source, settings, out, timer)
+    with timer.stage("identifiers"):
+        ids = extract(ds, settings=settings.identifiers, seed=settings.seed)
+    verdicts = latest_verdicts(feedback)
+    confirmed = pd.Index(verdicts.index[verdicts.isin(FARM_VERDICTS)]) if len(verdicts) else None
+    with timer.stage("graph"):
+        ag = build_graph(
+            ids.edges,
+            ds.accounts["account_id"],
+            settings=settings.graph,
+            seed=settings.seed,
+            confirmed=confirmed,
+        )
+    with timer.stage("detect"):
+        clustering = detect_clusters(ag, settings=settings.detect, seed=settings.seed)
+    with timer.stage("features"):
+        X = account_features(ag, clustering, ids.features)
+    return Prepared(ds, ids, ag, clustering, X, timer)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _inputs(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for table, p in ds.files.items():
+        path = Path(p)
+        if path.is_file():
+            out[table] = {"path": str(path), "bytes": path.stat().st_size, "sha256": _file_digest(path)}
+    return out
+
+
+def _signup_index(prep: Prepared, scores: Scores, settings: Settings) -> pd.DataFrame:
+    """Identifiers of accounts worth attaching a signup to (clustered or flagged)."""
+    acc = scores.accounts
+    keep = acc["cluster_id"].notna() | (acc["score"] >= settings.score.review_threshold)
+    keep_ids = set(acc.loc[keep, "account_id"])
+    inc = prep.graph.incidence
+    idf = prep.graph.identifiers
+    kinds = inc["kind"].to_numpy()
+    sel = np.isin(kinds, SIGNUP_KINDS) | pd.Series(kinds).str.startswith("x:").to_numpy()
+    accounts = prep.graph.accounts.to_numpy()[inc["acc"].to_numpy()]
+    sel &= np.isin(accounts, list(keep_ids))
+    return pd.DataFrame(
+        {
+            "kind": kinds[sel],
+            "value": inc["value"].to_numpy()[sel],
+            "account_id": accounts[sel],
+            "weight": idf["weight"].to_numpy()[inc["ident"].to_numpy()[sel]],
+            "holders": idf["df"].to_numpy()[inc["ident"].to_numpy()[sel]],
+        }
+    )
+
+
+def _cluster_records(prep: Prepared, scores: Scores, model: LinearModel, timer: Timer) -> list[dict[str, Any]]:
+    ctx = build_context(
+        prep.graph,
+        scores,
+        model,
+        templates=prep.ids.templates,
+        requests=prep.dataset.requests,
+        request_template=prep.ids.request_template,
+        accounts=prep.dataset.accounts,
+    )
+    cl = prep.clustering
+    order = np.argsort(cl.cluster, kind="stable")
+    counts = np.bincount(cl.cluster[cl.cluster >= 0], minlength=len(cl.cluster_ids))
+    starts = np.searchsorted(cl.cluster[order], np.arange(len(cl.cluster_ids)))
+    names = prep.graph.accounts.to_numpy()
+    cscore = scores.clusters.set_index("cluster_id")
+    records = []
+    for k, cid in enumerate(cl.cluster_ids):
+        members = order[starts[k] : starts[k] + counts[k]]
+        row = cscore.loc[cid]
+        ev = cluster_evidence(ctx, cid, members)
+        records.append(
+            {
+                "cluster_id": cid,
+                "size": int(counts[k]),
+                "score": round(float(row["score"]), 6),
+                "level": str(row["level"]),
+                "members": sorted(str(m) for m in names[members]),
+                "evidence": [e.to_dict() for e in ev],
+                "strength_median": round(float(np.median(cl.strength_in[members])), 4),
+            }
+        )
+        if timer.progress and (k + 1) % 2000 == 0:
+            timer.progress(f"explain: {k + 1}/{len(cl.cluster_ids)} clusters")
+    records.sort(key=lambda r: (-r["score"], -r["size"], r["cluster_id"]))
+    return records
+
+
+def run_detect(
+    source: str | Path | Dataset,
+    out: str | Path,
+    *,
+    settings: Settings | None = None,
+    feedback: pd.DataFrame | None = None,
+    method: str = "graph",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run detection end to end and write the run directory; returns the manifest."""
+    settings = settings or Settings()
+    if method not in METHODS:
+        raise LinkageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    if method == "graph":
+        model = LinearModel.load(settings.score.model_path)
+        prep = prepare(source, settings=settings, feedback=feedback, out=out, progress=progress)
+        timer = prep.timer
+        with timer.stage("score"):
+            scores = score_accounts(prep.X, prep.clustering, model=model, settings=settings.score, feedback=feedback)
+        with timer.stage("explain"):
+            records = _cluster_records(prep, scores, model, timer)
+        accounts = scores.accounts
+        with timer.stage("write"):
+            index = _signup_index(prep, scores, settings)
+    else:
+        accounts, records, prep, timer, index = _run_baseline(method, source, settings=settings, out=out, progress=progress)
+    ds = prep.dataset
+    levels = accounts["level"].value_counts().to_dict()
+    manifest = {
+        "linkage_version": __version__,
+        "method": method,
+        "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "settings": settings.model_dump(mode="json"),
+        "inputs": _inputs(ds),
+        "source": ds.source,
+        "counts": {
+            "accounts": len(ds.accounts),
+            "requests": len(ds.requests),
+            "identifier_edges": len(prep.ids.edges),
+            "templates": len(prep.ids.templates),
+            "graph_edges": prep.graph.graph.ecount(),
+            "clusters": len(records),
+            "levels": {k: int(levels.get(k, 0)) for k in ("clear", "review", "block")},
+            "quarantined_rows": ds.report.rows_quarantined,
+            "feedback_rows": 0 if feedback is None else len(feedback),
+        },
+        "ingest": ds.report.to_dict(),
+        "machine": {"python": platform.python_version(), "cpus": psutil.cpu_count(), "platform": platform.platform()},
+    }
+    with timer.stage("write"):
+        write_run(out, accounts=accounts, clusters=records, manifest=manifest, signup_index=index)
+    timings = {k: round(v, 3) for k, v in timer.stages.items()}
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    manifest["timings"] = timings
+    manifest["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    # rewrite the manifest with the final timings (cheap, atomic)
+    from linkage.store.rundir import _atomic_write_text, _json_default  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    _atomic_write_text(out / "manifest.json", json.dumps({"format_version": 1, **manifest}, indent=2, default=_json_default))
+    return manifest
+
+
+def _peak_rss_mb() -> float:
+    try:
+        import resource  # noqa: PLC0415
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except Exception:  # pragma: no cover - non-POSIX
+        return psutil.Process().memory_info().rss / 2**20
+
+
+def _run_baseline(
+    method: str,
+    source: str | Path | Dataset,
+    *,
+    settings: Settings,
+    out: Path,
+    progress: Progress | None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], Prepared, Timer, pd.DataFrame]:
+    from linkage.baselines import run_baseline  # noqa: PLC0415
+
+    timer = Timer(progress=progress)
+    ds = _dataset(source, settings, out, timer)
+    with timer.stage("identifiers"):
+        ids = extract(ds, settings=settings.identifiers, seed=settings.seed)
+    with timer.stage("detect"):
+        res = run_baseline(method, edges=ids.edges, features=ids.features, seed=settings.seed)
+    res = res.copy()
+    res["account_id"] = res["account_id"].astype(str)
+    records = []
+    clustered = res.dropna(subset=["cluster_id"])
+    for cid, grp in clustered.groupby("cluster_id", sort=True):
+        records.append(
+            {
+                "cluster_id": str(cid),
+                "size": len(grp),
+                "score": round(float(grp["score"].median()), 6),
+                "level": str(grp["level"].mode().iloc[0]),
+                "members": sorted(grp["account_id"].tolist()),
+                "evidence": [],
+            }
+        )
+    # a placeholder graph so the manifest can count edges uniformly
+    empty = AccountGraph(
+        graph=__import__("igraph").Graph(),
+        accounts=pd.Index([]),
+        incidence=pd.DataFrame(),
+        identifiers=pd.DataFrame(),
+        n_reference=0,
+    )
+    prep = Prepared(ds, ids, empty, Clustering(np.empty(0, int), [], np.empty(0), np.empty(0), 0), pd.DataFrame(), timer)
+    return res[["account_id", "cluster_id", "score", "level"]], records, prep, timer, None  # type: ignore[return-value]

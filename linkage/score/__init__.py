@@ -1,0 +1,16 @@
+"""Stage 5: features -> calibrated scores and levels."""
+
+from linkage.score.features import FEATURES, account_features
+from linkage.score.model import LinearModel, fit, sigmoid
+from linkage.score.scoring import Scores, level_of, score_accounts
+
+__all__ = [
+    "FEATURES",
+    "LinearModel",
+    "Scores",
+    "account_features",
+    "fit",
+    "level_of",
+    "score_accounts",
+    "sigmoid",
+]

@@ -1,0 +1,193 @@
+"""Per-account scoring features, each account seen through its cluster.
+
+Two families, both bounded and scale-free so that a model fitted on one world
+transfers to another:
+
+* **linkage** -- how strongly, and through what, an account is tied to the rest of
+  its cluster: for each identifier group (network, payment, device, e-mail,
+  templates, other) the rarity-weighted share of the account's identifiers that
+  other members hold (``sum_i w_i * a_ui * (m_ic - 1) / (df_i - 1)``, in nats),
+  and how much of what it shares is shared with *outsiders* (``exposure``:
+  residential proxies and carrier NAT put strangers on the same IP; an office NAT
+  does not).
+* **behaviour and tradecraft** -- the account's own traffic (volume, 24/7 activity,
+  reasoning elicitation, template concentration, IP/device churn, model pivot
+  speed, disposable/aliased e-mail) and the same averaged over its cluster
+  (a farm is coordinated; one odd member of a company is not the company).
+
+Unclustered accounts are a cluster of one: their cluster features are their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from linkage.detect.leiden import Clustering
+from linkage.graph.build import AccountGraph
+
+# identifier kinds grouped into evidence families
+KIND_GROUPS: dict[str, str] = {
+    "ip": "network",
+    "subnet": "network",
+    "payment": "payment",
+    "device": "device",
+    "user_agent": "device",
+    "email": "email",
+    "email_domain": "email",
+    "template": "template",
+}
+LINK_GROUPS = ("network", "payment", "device", "email", "template", "other")
+
+
+def kind_group(kinds: pd.Series | np.ndarray) -> np.ndarray:
+    k = pd.Series(kinds, dtype=object)
+    return k.map(KIND_GROUPS).fillna("other").to_numpy()
+
+
+# account-level inputs taken from the identifiers stage (NaN filled as noted)
+_OWN = {
+    "log_requests": ("n_requests", "log1p", 0.0),
+    "log_rate": ("req_per_active_hour", "log1p", 0.0),
+    "hour_entropy": ("hour_entropy", None, 0.0),
+    "reasoning": ("reasoning_share", None, 0.0),
+    "template_top": ("template_top_share", None, 0.0),
+    "topic_top": ("topic_top_share", None, 0.0),
+    "ip_churn": ("ip_churn", None, 0.0),
+    "device_churn": ("device_churn", None, 0.0),
+    "log_tokens": ("mean_response_tokens", "log1p", 0.0),
+    "disposable": ("email_disposable", None, 0.0),
+    "alias": ("email_alias", None, 0.0),
+    "freemail": ("email_freemail", None, 0.0),
+    "payment_missing": ("payment_missing", None, 0.0),
+}
+
+# cluster means of these own features
+_CLUSTER_MEAN = (
+    "log_rate",
+    "hour_entropy",
+    "reasoning",
+    "template_top",
+    "ip_churn",
+    "device_churn",
+    "log_tokens",
+    "disposable",
+    "alias",
+    "payment_missing",
+    "pivot_fast",
+)
+
+FEATURES: tuple[str, ...] = (
+    *_OWN.keys(),
+    "pivot_fast",
+    "has_requests",
+    "clustered",
+    "member_strength",
+    "member_fraction",
+    "c_log_size",
+    *(f"c_link_{g}" for g in LINK_GROUPS),
+    "c_exposure",
+    "c_cards_per_member",
+    "c_domains_per_member",
+    "c_signup_spread",
+    *(f"c_{f}" for f in _CLUSTER_MEAN),
+)
+
+
+def _own_features(features: pd.DataFrame, accounts: pd.Index) -> pd.DataFrame:
+    f = features.reindex(accounts)
+    out = pd.DataFrame(index=accounts)
+    for name, (col, tf, fill) in _OWN.items():
+        v = f[col].astype(float) if col in f.columns else pd.Series(np.nan, index=accounts)
+        if tf == "log1p":
+            v = np.log1p(v.clip(lower=0))
+        out[name] = v.fillna(fill)
+    lag = f["pivot_lag_hours"].astype(float) if "pivot_lag_hours" in f.columns else pd.Series(np.nan, index=accounts)
+    out["pivot_fast"] = (lag <= 24).astype(float)
+    n_req = f["n_requests"].astype(float) if "n_requests" in f.columns else pd.Series(0.0, index=accounts)
+    out["has_requests"] = (n_req.fillna(0) > 0).astype(float)
+    return out
+
+
+def account_features(
+    ag: AccountGraph,
+    clustering: Clustering,
+    features: pd.DataFrame,
+) -> pd.DataFrame:
+    """The model's input: one row per account (index = account_id, vertex order), ``FEATURES`` columns."""
+    accounts = ag.accounts
+    n = len(accounts)
+    own = _own_features(features, accounts)
+    cl = clustering.cluster
+    clustered = cl >= 0
+    # a cluster label for everyone: unclustered accounts are their own cluster of one
+    label = np.where(clustered, cl, len(clustering.cluster_ids) + np.arange(n))
+
+    inc = ag.incidence
+    acc = inc["acc"].to_numpy()
+    ident = inc["ident"].to_numpy()
+    df = ag.identifiers["df"].to_numpy()[ident]
+    w = ag.identifiers["weight"].to_numpy()[ident]
+    a = inc["a"].to_numpy()
+    lab = label[acc]
+    # holders of identifier i inside the account's cluster
+    key = pd.MultiIndex.from_arrays([ident, lab])
+    m_ic = pd.Series(1, index=key).groupby(level=[0, 1]).transform("sum").to_numpy()
+    shared = df >= 2
+    denom = np.maximum(df - 1, 1)
+    inside = np.where(shared, w * a * (m_ic - 1) / denom, 0.0)
+    outside = np.where(shared, w * a * (df - m_ic) / denom, 0.0)
+    grp = kind_group(inc["kind"].to_numpy())
+
+    out = own.copy()
+    out["clustered"] = clustered.astype(float)
+    out["member_strength"] = np.log1p(clustering.strength_in)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(clustering.strength_total > 0, clustering.strength_in / clustering.strength_total, 0.0)
+    out["member_fraction"] = frac
+
+    link = pd.DataFrame({"acc": acc, "grp": grp, "v": inside}).pivot_table(
+        index="acc", columns="grp", values="v", aggfunc="sum", fill_value=0.0
+    )
+    per_acc_link = pd.DataFrame(0.0, index=np.arange(n), columns=list(LINK_GROUPS))
+    for g in LINK_GROUPS:
+        if g in link.columns:
+            per_acc_link.loc[link.index, g] = link[g].to_numpy()
+    tot_in = np.bincount(acc, weights=inside, minlength=n)
+    tot_out = np.bincount(acc, weights=outside, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exposure = np.where(tot_in + tot_out > 0, tot_out / (tot_in + tot_out), 0.0)
+
+    size = np.bincount(label)
+    out["c_log_size"] = np.log(size[label])
+
+    def cmean(x: np.ndarray) -> np.ndarray:
+        s = np.bincount(label, weights=x, minlength=len(size))
+        return (s / np.maximum(size, 1))[label]
+
+    for g in LINK_GROUPS:
+        out[f"c_link_{g}"] = cmean(per_acc_link[g].to_numpy())
+    out["c_exposure"] = cmean(exposure)
+
+    # distinct cards / non-freemail domains per member
+    for kind, col in (("payment", "c_cards_per_member"), ("email_domain", "c_domains_per_member")):
+        sel = inc["kind"].to_numpy() == kind
+        pairs = pd.DataFrame({"lab": lab[sel], "ident": ident[sel]}).drop_duplicates()
+        distinct = np.bincount(pairs["lab"].to_numpy(), minlength=len(size))
+        out[col] = (distinct / np.maximum(size, 1))[label]
+
+    created = features.reindex(accounts)["created_ts"].astype(float).to_numpy() if "created_ts" in features.columns else np.full(n, np.nan)
+    ok = ~np.isnan(created)
+    x = np.where(ok, (created - np.nanmin(created)) / 3600.0 if ok.any() else 0.0, 0.0)  # hours
+    cnt = np.bincount(label, weights=ok.astype(float), minlength=len(size))
+    s1 = np.bincount(label, weights=x, minlength=len(size))
+    s2 = np.bincount(label, weights=x * x, minlength=len(size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.maximum(s2 / cnt - (s1 / cnt) ** 2, 0.0)
+    spread = np.where(cnt > 1, np.sqrt(var), 30 * 24.0)  # singletons/unknown: "no burst" (a month)
+    out["c_signup_spread"] = np.log1p(spread[label])
+
+    for f_ in _CLUSTER_MEAN:
+        out[f"c_{f_}"] = cmean(out[f_].to_numpy())
+    out.index.name = "account_id"
+    return out[list(FEATURES)].astype(float)
