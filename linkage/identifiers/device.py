@@ -10,9 +10,11 @@ randomise; the family is what a scripted farm keeps constant.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
-from linkage.identifiers._codes import as_string_series
+from linkage.identifiers._codes import as_string_series, map_unique
 
 __all__ = ["UA_OTHER", "normalize_fingerprint", "user_agent_family"]
 
@@ -57,38 +59,25 @@ def normalize_fingerprint(fingerprints: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
-def _families(ua: pd.Series) -> pd.Series:
-    """Family of each (unique, non-NA) lower-cased UA."""
-    result = pd.Series(pd.NA, index=ua.index, dtype="string")
-    for pattern, family in _RULES:
-        todo = result.isna()
-        if not todo.any():
-            break
-        sub = ua[todo]
-        m = sub.str.extract(pattern, expand=True)
-        if family is None:
-            found = m[0].notna() & m[1].notna()
-            text = m[0] + "/" + m[1]
-        else:
-            found = m[0].notna()
-            text = family + "/" + m[0]
-        hit = found[found].index
-        result.loc[hit] = text.loc[hit]
-    return result.fillna(UA_OTHER)
+_COMPILED = tuple((re.compile(p), f) for p, f in _RULES)
+
+
+def _family(ua: str) -> str | None:
+    """Family of one user agent (None if blank)."""
+    s = ua.strip().lower()
+    if not s:
+        return None
+    for pattern, family in _COMPILED:
+        m = pattern.search(s)
+        if m is not None:
+            return f"{m.group(1)}/{m.group(2)}" if family is None else f"{family}/{m.group(1)}"
+    return UA_OTHER
 
 
 def user_agent_family(user_agents: pd.Series) -> pd.Series:
     """Browser/SDK/client family plus major version of each UA (``other`` if unrecognised).
 
-    Unknown or blank user agents stay ``<NA>``.  Vectorised over unique values.
+    Unknown or blank user agents stay ``<NA>``.  Runs once per unique value
+    (a handful of compiled regexes each); never raises on arbitrary text.
     """
-    s = as_string_series(user_agents)
-    codes, uniques = pd.factorize(s.str.strip().str.lower(), use_na_sentinel=True)
-    u = pd.Series(uniques, dtype="string")
-    u = u.mask(u == "")
-    fam = _families(u[u.notna()].reset_index(drop=True)) if u.notna().any() else None
-    values = pd.Series(pd.NA, index=u.index, dtype="string")
-    if fam is not None:
-        values[u.notna().to_numpy()] = fam.to_numpy()
-    out = values.array.take(codes, allow_fill=True)
-    return pd.Series(out, index=s.index, name=s.name)
+    return map_unique(user_agents, _family)
