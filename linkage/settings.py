@@ -66,11 +66,13 @@ class DetectSettings(_Frozen):
         description="Leiden implementation: leidenalg (reference) or igraph's C version (faster)",
     )
     min_cluster_size: int = Field(2, ge=2)
-    min_link_nats: float = Field(
-        1.0,
+    min_link_bits_share: float = Field(
+        0.5,
         ge=0,
-        description="a member needs this much rarity-weighted linkage (nats) inside its cluster; "
-        "1 nat = fully sharing one identifier held by N/e accounts",
+        le=2,
+        description="a member must be tied to its cluster by at least this share of ln(N) nats "
+        "(ln N = the information that singles out one account among N); ties are counted as "
+        "sum_i w_i * a_ui * (holders of i inside - 1) / (holders of i - 1)",
     )
 
 

@@ -41,8 +41,8 @@ class Clustering:
 
     cluster: np.ndarray  # int cluster index per vertex, -1 = unclustered
     cluster_ids: list[str]  # stable text id per cluster index
-    strength_in: np.ndarray  # per vertex: projected weight to its own cluster
-    strength_total: np.ndarray  # per vertex: total projected weight
+    strength_in: np.ndarray  # per vertex: ties to its own cluster (nats, see cluster_ties)
+    strength_total: np.ndarray  # per vertex: ties if all co-holders were in its cluster
     n_components: int
 
     def membership_frame(self, accounts: pd.Index) -> pd.DataFrame:
@@ -61,6 +61,30 @@ def _cluster_id(members: list[str]) -> str:
     """A content id: hash of the sorted member ids (the store maps it to a stable id)."""
     h = hashlib.blake2b("\n".join(sorted(members)).encode(), digest_size=6).hexdigest()
     return f"c{h}"
+
+
+def cluster_ties(ag: AccountGraph, community: np.ndarray) -> np.ndarray:
+    """Per account: rarity-weighted share of its identifiers held by other members.
+
+    ``sum_i w_i * a_ui * (m_ic - 1) / (df_i - 1)`` nats, with ``m_ic`` the holders of
+    ``i`` inside the account's cluster; 0 for unclustered accounts.
+    """
+    n = len(community)
+    inc = ag.incidence
+    if inc.empty:
+        return np.zeros(n)
+    acc = inc["acc"].to_numpy()
+    ident = inc["ident"].to_numpy()
+    lab = community[acc]
+    sel = lab >= 0
+    acc, ident, lab, a = acc[sel], ident[sel], lab[sel], inc["a"].to_numpy()[sel]
+    df = ag.identifiers["df"].to_numpy()[ident]
+    w = ag.identifiers["weight"].to_numpy()[ident]
+    key = ident.astype(np.int64) * (int(lab.max()) + 1 if len(lab) else 1) + lab
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    m = cnt[inv]
+    tie = np.where(df >= 2, w * a * (m - 1) / np.maximum(df - 1, 1), 0.0)
+    return np.bincount(acc, weights=tie, minlength=n)
 
 
 def _leiden(sub: ig.Graph, *, settings: DetectSettings, seed: int) -> np.ndarray:
@@ -126,25 +150,26 @@ def detect_clusters(
         if progress is not None and done % 200 == 0:
             progress(done, len(big))
 
-    # strength of each vertex to its own community, and in total
-    el = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
-    w = np.asarray(g.es["weight"], dtype=np.float64) if g.ecount() else np.empty(0)
-    total = np.bincount(el[:, 0], weights=w, minlength=n) + np.bincount(el[:, 1], weights=w, minlength=n)
-    same = community[el[:, 0]] == community[el[:, 1]]
-    internal = np.bincount(el[same, 0], weights=w[same], minlength=n) + np.bincount(
-        el[same, 1], weights=w[same], minlength=n
-    )
+    # total ties: what an account would have if every co-holder were in its cluster
+    inc = ag.incidence
+    if inc.empty:
+        total = np.zeros(n)
+    else:
+        ident = inc["ident"].to_numpy()
+        shared = ag.identifiers["df"].to_numpy()[ident] >= 2
+        tw = ag.identifiers["weight"].to_numpy()[ident] * inc["a"].to_numpy() * shared
+        total = np.bincount(inc["acc"].to_numpy(), weights=tw, minlength=n)
 
-    # release weakly attached members, then dissolve clusters that became too small
-    community[internal < settings.min_link_nats] = -1
-    labels, counts = np.unique(community[community >= 0], return_counts=True)
-    small = labels[counts < settings.min_cluster_size]
-    community[np.isin(community, small)] = -1
-    # recompute internal strength after release (a released member no longer counts)
-    same = (community[el[:, 0]] == community[el[:, 1]]) & (community[el[:, 0]] >= 0)
-    internal = np.bincount(el[same, 0], weights=w[same], minlength=n) + np.bincount(
-        el[same, 1], weights=w[same], minlength=n
-    )
+    # release weakly tied members (ties counted on the identifiers, not on the sparsified
+    # projection, so a crowd behind one NAT is not held together by the sparsifier's edges),
+    # then dissolve clusters that became too small; twice, since releases change the ties
+    min_link = settings.min_link_bits_share * np.log(ag.n_reference)
+    for _ in range(2):
+        internal = cluster_ties(ag, community)
+        community[internal < min_link] = -1
+        labels, counts = np.unique(community[community >= 0], return_counts=True)
+        community[np.isin(community, labels[counts < settings.min_cluster_size])] = -1
+    internal = np.where(community >= 0, cluster_ties(ag, community), 0.0)
 
     # relabel densely, ordered by content id so that output is independent of processing order
     names = np.asarray(ag.accounts, dtype=object)

@@ -1,0 +1,79 @@
+"""The account projection: weights from rarity, budgets per account, supernodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linkage.graph import build_graph, reference_size
+from linkage.settings import GraphSettings
+
+
+def _edges(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["account_id", "kind", "value", "n"])
+
+
+def _strength(ag, name: str) -> float:
+    v = ag.graph.vs.find(name=name).index
+    return float(sum(ag.graph.es[e]["weight"] for e in ag.graph.incident(v)))
+
+
+def test_rare_card_links_strongly_and_nat_weakly() -> None:
+    rows = [(f"f{i}", "payment", "card", 1) for i in range(4)]
+    rows += [(f"u{i}", "ip", "nat", 1) for i in range(400)]
+    rows += [("f0", "ip", "nat", 1)]
+    ag = build_graph(_edges(rows), pd.Index([r[0] for r in rows]).unique(), settings=GraphSettings())
+    g = ag.graph
+    f0, f1 = g.vs.find(name="f0").index, g.vs.find(name="f1").index
+    card_w = g.es[g.get_eid(f0, f1)]["weight"]
+    nat_edges = [e for e in g.incident(g.vs.find(name="u1").index)]
+    nat_w = max(g.es[e]["weight"] for e in nat_edges)
+    assert card_w > 50 * nat_w
+    # every NAT holder gets the same total budget (idf) however many strangers share it
+    n_ref = reference_size(ag.n_accounts)
+    assert _strength(ag, "u7") == pytest.approx(np.log(n_ref / 401), rel=0.05)
+
+
+def test_supernode_is_sparsified_to_bounded_degree() -> None:
+    rows = [(f"u{i:04d}", "ip", "nat", 1) for i in range(2000)]
+    s = GraphSettings(dense_clique_max=16)
+    ag = build_graph(_edges(rows), pd.Index([r[0] for r in rows]), settings=s)
+    deg = np.asarray(ag.graph.degree())
+    assert ag.graph.ecount() <= 2000 * 16
+    assert deg.max() <= 16 and deg.min() >= 1
+    assert ag.graph.is_connected()  # the sparsifier keeps "they share one identifier"
+
+
+def test_singletons_and_unknowns_make_no_edges() -> None:
+    rows = [("a", "email", "a@x", 1), ("b", "email", "b@x", 1)]
+    ag = build_graph(_edges(rows), pd.Index(["a", "b", "c"]), settings=GraphSettings())
+    assert ag.graph.vcount() == 3 and ag.graph.ecount() == 0
+
+
+def test_projection_is_invariant_to_row_order_and_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    rows = [(f"a{rng.integers(300)}", str(rng.choice(["ip", "device", "payment"])), f"v{rng.integers(60)}", int(rng.integers(1, 5))) for _ in range(2000)]
+    e = _edges(rows).drop_duplicates(["account_id", "kind", "value"])
+    accs = pd.Index(sorted(e["account_id"].unique()))
+    a = build_graph(e, accs, settings=GraphSettings(dense_clique_max=8))
+    b = build_graph(e.sample(frac=1, random_state=1), accs[::-1], settings=GraphSettings(dense_clique_max=8))
+
+    def canon(ag):
+        el = np.asarray(ag.graph.get_edgelist())
+        names = np.asarray(ag.graph.vs["name"])
+        pairs = [tuple(sorted(p)) for p in names[el]]
+        return sorted(zip(pairs, np.round(ag.graph.es["weight"], 9), strict=True))
+
+    assert canon(a) == canon(b)
+
+
+def test_confirmed_feedback_boosts_identifier_weight() -> None:
+    rows = [(f"f{i}", "payment", "card", 1) for i in range(3)] + [(f"g{i}", "payment", "card2", 1) for i in range(3)]
+    e = _edges(rows)
+    accs = pd.Index(sorted(e["account_id"]))
+    base = build_graph(e, accs, settings=GraphSettings())
+    boosted = build_graph(e, accs, settings=GraphSettings(), confirmed=pd.Index(["f0"]))
+    w0 = base.identifiers.set_index("value")["weight"]
+    w1 = boosted.identifiers.set_index("value")["weight"]
+    assert w1["card"] > w0["card"] and w1["card2"] == w0["card2"]
