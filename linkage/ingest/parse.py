@@ -14,6 +14,8 @@ import ipaddress
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: The string dtype of every string column ingest produces: pandas' default
 #: ``"str"`` dtype (pyarrow storage, missing = NaN, ``.isna()`` works).
@@ -26,13 +28,23 @@ TS_DTYPE = "datetime64[ns, UTC]"
 # "today", "2024", "Jan 1") is refused *before* pandas sees it.
 _ISO_RE = (
     r"^\d{4}-\d{2}-\d{2}"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?"
+    r"(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)?"
     r"(?:Z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$"
 )
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4_RE = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _EPOCH_RE = r"^[+-]?\d{1,20}(?:\.\d*)?$"
 # Epoch magnitude → unit (per value): seconds below 1e11 (year 5138), then ms, µs, ns.
 _EPOCH_LIMITS = ((1e11, 10**9), (1e14, 10**6), (1e17, 10**3))
 _NS_MAX = np.iinfo(np.int64).max
+
+
+def _arrow(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The Arrow data behind a string Series (zero-copy for Arrow-backed dtypes)."""
+    arr = values.array
+    if hasattr(arr, "__arrow_array__"):
+        return arr.__arrow_array__()
+    return pa.array(values, from_pandas=True)
 
 
 def clean_strings(values: pd.Series, *, strip: bool = True) -> pd.Series:
@@ -104,6 +116,22 @@ def _iso_to_ts(text: pd.Series) -> pd.Series:
     return out.astype(TS_DTYPE)
 
 
+def _fast_ts(text: pd.Series) -> pd.Series | None:
+    """Arrow's ISO 8601 cast for the common case of a column that is *all* offset-
+    carrying or *all* naive timestamps; ``None`` when any cell needs the slow path."""
+    arr = _arrow(text)
+    for target in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):
+        try:
+            out = pc.cast(arr, target)
+        except (pa.ArrowException, ValueError, TypeError):
+            continue
+        series = pd.Series(out.to_pandas(), index=text.index)
+        if target.tz is None:
+            series = series.dt.tz_localize("UTC")
+        return series.astype(TS_DTYPE)
+    return None
+
+
 def parse_timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parse a timestamp column of any dtype to ``datetime64[ns, UTC]``.
 
@@ -126,6 +154,9 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return _epoch_to_ts(values)
     text = clean_strings(values)
+    fast = _fast_ts(text)
+    if fast is not None:
+        return fast, np.zeros(n, dtype=bool)
     present = text.notna().to_numpy()
     out = _empty_ts(index)
     is_iso = text.str.fullmatch(_ISO_RE).to_numpy(dtype=bool, na_value=False)
@@ -159,7 +190,12 @@ def parse_ips(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """
     text = clean_strings(values)
     codes, uniques = pd.factorize(text)  # missing → code -1
-    canon = np.array([_canonical_ip(u) for u in uniques], dtype=object)
+    uniq = pd.Series(uniques, dtype=STRING_DTYPE)
+    # Canonical dotted-quad IPv4 is valid as written: only the rest needs ipaddress.
+    plain_v4 = uniq.str.fullmatch(_IPV4_RE).to_numpy(dtype=bool, na_value=False)
+    canon = uniq.to_numpy(dtype=object, na_value=None)
+    for i in np.flatnonzero(~plain_v4):  # loop over unique non-trivial values only
+        canon[i] = _canonical_ip(canon[i])
     valid_u = np.array([c is not None for c in canon], dtype=bool)
     present = codes >= 0
     safe = np.where(present, codes, 0)
@@ -184,7 +220,11 @@ def parse_ints(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     else:
         text = clean_strings(values)
         present = text.notna().to_numpy()
-        nums = pd.to_numeric(text, errors="coerce")
+        try:  # fast path: every cell is an integer literal
+            nums = pd.Series(pc.cast(_arrow(text), pa.int64()).to_pandas(), index=text.index)
+            nums = nums.astype("Int64")
+        except (pa.ArrowException, ValueError, TypeError):
+            nums = pd.to_numeric(text, errors="coerce")
     f = nums.to_numpy(dtype=np.float64, na_value=np.nan) if n else np.zeros(0)
     with np.errstate(invalid="ignore"):
         ok = present & np.isfinite(f) & (f >= 0) & (f == np.floor(f)) & (f < 2.0**63)

@@ -197,7 +197,8 @@ def validate_rows(
     if table.key is not None:
         candidates = ~errors
         dup = np.zeros(n, dtype=bool)
-        dup[candidates] = ids[candidates].duplicated(keep="first").to_numpy()
+        keyed = ids if candidates.all() else ids[candidates]
+        dup[candidates] = keyed.duplicated(keep="first").to_numpy()
         record(table.key, f"duplicate {table.key} (first occurrence kept)", dup, "error")
         errors |= dup
     if known_ids is not None:
@@ -209,7 +210,8 @@ def validate_rows(
         record("account_id", f"account_id also in {warn_label}", also, "warning")
 
     qpos = np.flatnonzero(errors)
-    quarantined = frame.iloc[qpos].copy()
+    # (an empty positional take still costs a pass over Arrow chunks: slice instead)
+    quarantined = frame.iloc[qpos].copy() if len(qpos) else frame.iloc[:0].copy()
     reasons = np.full(len(qpos), "", dtype=object)
     for text, mask in notes:
         hit = mask[qpos]
