@@ -1,0 +1,703 @@
+"""Prompt skeletons and near-duplicate prompt templates.
+
+A distillation farm sends millions of prompts generated from a handful of
+templates: the wording stays, the *slots* change (numbers, names, quoted
+snippets, pasted code, ids), and the templates are paraphrased and rotated
+(a word swapped here and there) to dodge exact-match rules. This module turns
+raw prompts into **template ids** in two steps:
+
+1. :func:`skeletonize` masks the slots (``<n> <q> <code> <id> <name>``),
+   collapses whitespace and lower-cases, so that all fills of one template
+   give the same *skeleton*.
+2. :func:`assign_templates` groups near-identical skeletons (paraphrases,
+   rotations) with MinHash + LSH, verifies every candidate pair by its
+   estimated Jaccard similarity and clusters the verified pairs with a
+   chaining-resistant pivot clustering; every group gets a deterministic id.
+
+Everything is vectorised: regexes run in pyarrow (RE2) over the *unique*
+prompts, MinHash is numpy arithmetic over exploded shingles, LSH and
+clustering are array operations. Python loops run only over masks, bands,
+bins and clustering rounds, never over prompts or skeletons.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from linkage.settings import TemplateSettings
+
+__all__ = ["TemplateAssignment", "assign_templates", "bench", "skeletonize"]
+
+# ---------------------------------------------------------------------------
+# Skeletons
+# ---------------------------------------------------------------------------
+#
+# Design notes
+# * The regexes run through pyarrow's RE2 engine directly rather than through
+#   ``Series.str.replace``: pandas silently falls back to Python's ``re`` for
+#   some patterns *depending on the data* (e.g. ``\b`` or ``\w`` when any row is
+#   non-ASCII), which would make a skeleton depend on the other prompts of the
+#   batch (and make the template ids unstable), and would be ~10x slower.
+#   Every pattern below is RE2 syntax (no look-around, no back-references).
+# * While masking, every slot is a single private-use character (the
+#   placeholders below) instead of the final ``<n>`` text. A placeholder is one
+#   "word" character, like the digits or letters it replaces, so a later mask
+#   never changes the word-boundary context an earlier mask saw. The literal
+#   tokens are restored at the very end, and are turned back into placeholders
+#   at the very start. Together this makes ``skeletonize`` idempotent.
+# * RE2 has no look-around, so "word boundary" tests consume one neighbouring
+#   character and put it back (``\1...\3``). A match then eats the separator
+#   that the next candidate would need as its left context, so those masks run
+#   twice: the second run catches exactly the candidates the first one skipped.
+
+_PH = {  # placeholder -> final token
+    "\ue000": "<n>",
+    "\ue001": "<q>",
+    "\ue002": "<code>",
+    "\ue003": "<id>",
+    "\ue004": "<name>",
+}
+_N, _Q, _C, _I, _M = _PH
+_PH_CLASS = r"\x{E000}-\x{E004}"
+# "Word" characters (Unicode aware, placeholders included).
+_W = rf"[\p{{L}}\p{{N}}\p{{M}}_{_PH_CLASS}]"
+_NW = rf"[^\p{{L}}\p{{N}}\p{{M}}_{_PH_CLASS}]"
+# Python's str.isspace() set, so that "whitespace" means what users expect.
+_SPACE = r"[\t-\r\x{1c}-\x{20}\x{85}\p{Z}]"
+
+_SPACE_NOT_BLANK = r"[\t-\r\x{1c}-\x{1f}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+
+
+def _hex_id_pattern() -> str:
+    """Hex strings of 8+ characters with at least one letter a-f (RE2 has no
+    look-ahead, so "some letter" is spelled out by the position of the first
+    one); pure digit runs stay numbers."""
+    alts = [f"[0-9]{{{k}}}[a-f][0-9a-f]{{{7 - k},}}" for k in range(8)]
+    alts.append("[0-9]{8,}[a-f][0-9a-f]*")
+    uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    return "(?i:" + "|".join([uuid, "0x[0-9a-f]+", *alts]) + ")"
+
+
+# Each mask: (prefilter, pattern, replacement, runs). The prefilter is a cheap
+# capture-free regex (RE2 DFA scan); the rewrite runs only on the rows it hits,
+# which matters because most prompts have no code, URL, quote or id.
+# Order matters; see the notes above.
+_MASKS: tuple[tuple[str | None, str, str, int], ...] = (
+    # Fenced code blocks (``` ... ```); an unterminated fence (truncated prompt)
+    # runs to the end.
+    ("```", r"(?s)```.*?(?:```|\z)", _C, 1),
+    # Indented code: a run of lines indented by 4 spaces or a tab, after the
+    # first line (a prompt that merely starts with spaces is not code).
+    (r"\n(?: {4}|\t)", r"\n(?:(?: {4}|\t)[^\n]*(?:\n|\z))+", "\n" + _C + "\n", 1),
+    # Whitespace: collapse runs (only runs that are not already one blank;
+    # trimmed afterwards).
+    (None, _SPACE_NOT_BLANK + _SPACE + "*| " + _SPACE + "+", " ", 1),
+    # Inline code; then a run of code slots is one slot ("`a` `b`" -> <code>).
+    ("`", r"`+[^`]+`+", _C, 1),
+    (_C + " ?" + _C, _C + r"(?: ?" + _C + r")+", _C, 1),
+    # URLs and e-mails: unique per request, they carry no template.
+    (
+        r"(?i)://|www\.|@",
+        r"(?i)(?:(?:https?|ftp)://|www\.)[^ <>\"'`"
+        + _PH_CLASS
+        + r"]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+        _I,
+        1,
+    ),
+    # Quoted strings: straight double quotes, typographic pairs, and single
+    # quotes only when they stand alone (not apostrophes: "don't", "users'").
+    (
+        '["“„«‘「『]',
+        r'"[^"]*"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|‘[^’]*’|「[^」]*」|『[^』]*』',
+        _Q,
+        1,
+    ),
+    ("'", r"(^|" + _NW + r")'[^']*'($|" + _NW + ")", r"\1" + _Q + r"\2", 2),
+    # Hex ids, 0x literals and UUIDs (hashes, request/trace ids, keys), as
+    # whole words.
+    (
+        "(?i)[0-9a-f]{8}|0x",
+        r"(^|" + _NW + r")" + _hex_id_pattern() + r"($|" + _NW + ")",
+        r"\1" + _I + r"\2",
+        2,
+    ),
+    # Numbers, including inside words ("v2", "gpt4o"): every digit is masked.
+    (r"\p{N}", r"\p{N}+(?:[.,:]\p{N}+)*", _N, 1),
+    # Capitalised names mid-sentence, conservatively: one or more Capitalised
+    # words (not ALL-CAPS, not "I") right after a lower-case word or a comma, so
+    # a sentence-initial capital is never taken for a name.
+    (
+        r"[\p{Ll},;] \p{Lu}\p{Ll}",
+        r"([\p{Ll},;] )\p{Lu}\p{Ll}+(?: \p{Lu}\p{Ll}+)*($|" + _NW + ")",
+        r"\1" + _M + r"\2",
+        2,
+    ),
+)
+# Literal tokens (any case) are turned into placeholders first (idempotence).
+_UNMASK = tuple((tok, ph) for ph, tok in _PH.items())
+# Masking never lengthens a prompt (every slot is one character), so the raw
+# prefix needs at most this factor more characters than the skeleton budget:
+# "<code>" is the longest literal token a placeholder can come from.
+_RAW_FACTOR = max(len(t) for t in _PH.values())
+
+
+def _as_arrow(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Array:
+    """Unique prompts as a pyarrow large_string array (nulls kept)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(pa.large_string())
+    try:
+        return pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        # Lone surrogates or non-string cells: rare, so the slow path is fine.
+        s = pd.Series(np.asarray(values, dtype=object)).map(
+            lambda v: (
+                None
+                if v is None or (isinstance(v, float) and np.isnan(v))
+                else str(v).encode("utf-8", "replace").decode("utf-8")
+            )
+        )
+        return pa.array(s, type=pa.large_string(), from_pandas=True)
+
+
+def _rewrite(arr: pa.Array, prefilter: str | None, pattern: str, repl: str) -> pa.Array:
+    """``replace_substring_regex`` on the rows the prefilter hits only."""
+    if prefilter is None:
+        return pc.replace_substring_regex(arr, pattern, repl)
+    hit = pc.fill_null(pc.match_substring_regex(arr, prefilter), False)
+    n_hit = pc.sum(hit).as_py() or 0
+    if n_hit == 0:
+        return arr
+    if n_hit * 4 > len(arr):  # most rows hit: filtering would cost more
+        return pc.replace_substring_regex(arr, pattern, repl)
+    sub = pc.replace_substring_regex(arr.filter(hit), pattern, repl)
+    return pc.replace_with_mask(arr, hit, sub)
+
+
+def _skeleton_chunk(arr: pa.Array, max_chars: int) -> pa.Array:
+    """Skeletonize one pyarrow string array (see :func:`skeletonize`)."""
+    arr = pc.utf8_slice_codeunits(arr, 0, max_chars * _RAW_FACTOR)
+    for tok, ph in _UNMASK:
+        arr = _rewrite(arr, "(?i)" + tok, "(?i)" + tok, ph)
+    arr = pc.utf8_slice_codeunits(arr, 0, max_chars)
+    for prefilter, pattern, repl, runs in _MASKS:
+        for _ in range(runs):
+            arr = _rewrite(arr, prefilter, pattern, repl)
+        if repl == " ":
+            arr = pc.utf8_trim(arr, " ")
+    arr = pc.utf8_lower(arr)
+    # Lower-casing may lengthen a few characters (e.g. "İ"): keep the budget.
+    arr = pc.utf8_slice_codeunits(arr, 0, max_chars)
+    for ph, tok in _PH.items():
+        arr = pc.replace_substring(arr, ph, tok)
+    return arr
+
+
+_CHUNK_ROWS = 1 << 16  # rows per parallel skeleton chunk
+
+
+def _skeleton_arrow(arr: pa.Array, max_chars: int) -> pa.Array:
+    """Skeletonize in row chunks on a thread pool (pyarrow kernels drop the GIL)."""
+    if len(arr) <= _CHUNK_ROWS:
+        return _skeleton_chunk(arr, max_chars)
+    chunks = [arr.slice(lo, _CHUNK_ROWS) for lo in range(0, len(arr), _CHUNK_ROWS)]
+    workers = max(1, min(len(chunks), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda c: _skeleton_chunk(c, max_chars), chunks))
+    return pa.chunked_array(parts, type=pa.large_string()).combine_chunks()
+
+
+def skeletonize(prompts: pd.Series, *, settings: TemplateSettings | None = None) -> pd.Series:
+    """Reduce each prompt to the template it was filled from.
+
+    Masks what a farm varies between requests: numbers -> ``<n>``, quoted
+    strings -> ``<q>``, fenced / indented / inline code -> ``<code>``, URLs,
+    e-mails, hex ids and UUIDs -> ``<id>``, capitalised names mid-sentence ->
+    ``<name>``; collapses whitespace and lower-cases. Only the first
+    ``settings.max_prompt_chars`` characters are looked at (templates live in
+    the head of a prompt; the tail is mostly the varying payload).
+
+    Runs on the unique prompts only and maps the result back. Missing prompts
+    stay missing; a prompt of only whitespace gives ``""``. Idempotent:
+    ``skeletonize(skeletonize(x)) == skeletonize(x)``.
+    """
+    settings = settings or TemplateSettings()
+    codes, uniques = pd.factorize(prompts, use_na_sentinel=True)
+    skel = _skeleton_arrow(_as_arrow(uniques), settings.max_prompt_chars)
+    idx = pa.array(codes, type=pa.int64(), mask=codes < 0)
+    out = skel.take(idx)
+    return pd.Series(
+        pd.arrays.ArrowStringArray(out.cast(pa.large_string())),
+        index=prompts.index,
+        name=prompts.name,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Hashing helpers
+# ---------------------------------------------------------------------------
+
+_U64 = np.uint64
+# Fixed key for ids: ids must not change with the run seed or pandas' defaults.
+_ID_KEY = "linkage-template"  # 16 characters, as pandas' siphash key requires
+
+
+def _splitmix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a bijective avalanche mix of uint64 values."""
+    z = z ^ (z >> _U64(30))
+    z = z * _U64(0xBF58476D1CE4E5B9)
+    z = z ^ (z >> _U64(27))
+    z = z * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+def _combine(h: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Order-dependent combination of two uint64 hash arrays."""
+    return _splitmix(h * _U64(0x9E3779B97F4A7C15) + x)
+
+
+def _seed_key(seed: int) -> str:
+    """16-character siphash key derived from the run seed (hash salt)."""
+    return f"{seed & 0xFFFFFFFFFFFF:016x}"[-16:]
+
+
+def _hash_strings(arr: pa.Array, key: str) -> np.ndarray:
+    """Stable 64-bit hash of each string (siphash with a fixed key)."""
+    values = arr.to_numpy(zero_copy_only=False)
+    return pd.util.hash_array(values.astype(object), hash_key=key, categorize=False)
+
+
+def _hex_ids_fast(h: np.ndarray) -> np.ndarray:
+    """``"t" + 12 hex chars`` per hash, built as a fixed-width unicode array."""
+    n = len(h)
+    cp = np.empty((n, 13), dtype=np.uint32)
+    cp[:, 0] = ord("t")
+    top = h >> _U64(16)  # the 48 high bits
+    for i in range(12):
+        nib = (top >> _U64(4 * (11 - i))) & _U64(0xF)
+        cp[:, 1 + i] = np.where(nib < 10, 48 + nib, 87 + nib).astype(np.uint32)
+    return np.ascontiguousarray(cp).view("<U13").ravel()
+
+
+# ---------------------------------------------------------------------------
+# MinHash + LSH
+# ---------------------------------------------------------------------------
+
+# Tokens of a skeleton: words, numbers and the slot tokens; punctuation and
+# spaces separate them (so "step-by-step," and "step by step" shingle alike).
+_TOKEN_SPLIT = r"[^\p{L}\p{N}\p{M}_<>]+"
+_EMPTY = np.uint32(0xFFFFFFFF)
+# Densification offset (Shrivastava 2017, "optimal densification"): an empty
+# bin borrows the value of the next non-empty bin, shifted by this odd
+# constant times the distance so that borrowed values differ between bins.
+_ROTATE = np.uint32(0x9E3779B1)
+_DENSIFY_CHUNK = 1 << 17  # rows per densification chunk (bounds temporaries)
+
+
+def _shingle_hashes(skel: pa.Array, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(doc index, uint64 hash) of every word ``k``-shingle of every skeleton.
+
+    A skeleton with fewer than ``k`` tokens gets one shingle of all its tokens
+    (short prompts fall back to smaller n-grams); one without any token (only
+    punctuation) gets a shingle of its whole text.
+    """
+    n_docs = len(skel)
+    lists = pc.split_pattern_regex(skel, _TOKEN_SPLIT)
+    flat = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy()
+    keep = pc.greater(pc.utf8_length(flat), 0)
+    flat = flat.filter(keep)
+    parent = parent[keep.to_numpy(zero_copy_only=False)]
+    enc = (
+        pc.dictionary_encode(flat).combine_chunks()
+        if isinstance(flat, pa.ChunkedArray)
+        else pc.dictionary_encode(flat)
+    )
+    key = _seed_key(seed)
+    tok_hash = _hash_strings(enc.dictionary, key)[enc.indices.to_numpy()]
+
+    n_tok = np.bincount(parent, minlength=n_docs)
+    start = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(n_tok, out=start[1:])
+    size = np.minimum(n_tok, k)  # shingle size per doc
+    pos = np.arange(len(parent), dtype=np.int64) - start[parent]
+    valid = pos <= (n_tok - size)[parent]
+    s_idx = np.flatnonzero(valid)
+    s_doc = parent[s_idx]
+    s_size = size[s_doc]
+    h = _combine(np.full(len(s_idx), _U64(seed & 0xFFFFFFFF) + _U64(1)), tok_hash[s_idx])
+    last = max(len(tok_hash) - 1, 0)
+    for j in range(1, k):
+        nxt = tok_hash[np.minimum(s_idx + j, last)]
+        h = np.where(j < s_size, _combine(h, nxt), h)
+
+    empty = np.flatnonzero(n_tok == 0)
+    if len(empty):
+        whole = _hash_strings(skel.take(pa.array(empty)), key)
+        s_doc = np.concatenate([s_doc, empty])
+        h = np.concatenate([h, _splitmix(whole)])
+    return s_doc, h
+
+
+def _minhash(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int) -> np.ndarray:
+    """One-permutation MinHash signatures (n_docs x num_perm, uint32), densified.
+
+    Each shingle hash picks its bin (``h % num_perm``) and offers its high 32
+    bits as the bin's value; a bin keeps its minimum (one pass, ``minimum.at``).
+    Empty bins are filled by rotation so that the fraction of equal bins
+    between two signatures estimates their Jaccard similarity.
+    """
+    sig = np.full(n_docs * num_perm, _EMPTY, dtype=np.uint32)
+    cell = doc.astype(np.int64) * num_perm + (h % _U64(num_perm)).astype(np.int64)
+    np.minimum.at(sig, cell, (h >> _U64(32)).astype(np.uint32))
+    sig = sig.reshape(n_docs, num_perm)
+    cols = np.arange(num_perm, dtype=np.int32)
+    for lo in range(0, n_docs, _DENSIFY_CHUNK):
+        block = sig[lo : lo + _DENSIFY_CHUNK]
+        empty = block == _EMPTY
+        if not empty.any():
+            continue
+        # Next non-empty bin to the right, circularly: suffix-minimum of the
+        # column index over the row written twice.
+        idx = np.where(empty, 2 * num_perm, cols[None, :]).astype(np.int32)
+        twice = np.concatenate([idx, idx + num_perm], axis=1)
+        nxt = np.minimum.accumulate(twice[:, ::-1], axis=1)[:, ::-1][:, :num_perm]
+        dist = (nxt - cols[None, :]).astype(np.uint32)
+        src = np.take_along_axis(block, nxt % num_perm, axis=1)
+        block[:] = np.where(empty, src + dist * _ROTATE, block)
+    return sig
+
+
+def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """64-bit key of one LSH band (its ``rows`` signature values)."""
+    part = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    key = np.full(len(sig), _U64(band + 1))
+    for r in range(rows):
+        key = _combine(key, part[:, r])
+    return key
+
+
+def _candidate_edges(
+    sig: np.ndarray, prio: np.ndarray, bands: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Star edges (member, representative) from shared LSH band keys.
+
+    Within a bucket, every member is linked to the bucket's highest-priority
+    member only (not all pairs): the fan-out of a bucket of size ``s`` is
+    ``s - 1`` edges instead of ``s^2 / 2``, so total work stays linear
+    (at most ``bands`` edges per skeleton) however skewed the buckets are.
+
+    Buckets are not dropped by size. With star edges a big bucket costs
+    linear work, every edge is then verified by estimated Jaccard, and the
+    clustering is chaining-resistant (:func:`_pivot_cluster`), so a size cap
+    would buy no precision; it would only split exactly the largest templates,
+    i.e. the biggest farms (one template rotated over 10^5 distinct skeletons
+    collides in every band).
+    """
+    n = len(sig)
+    rows = sig.shape[1] // bands
+    srcs, dsts = [], []
+    for b in range(bands):
+        codes, _ = pd.factorize(_band_keys(sig, b, rows))
+        size = np.bincount(codes)
+        multi = size[codes] >= 2
+        if not multi.any():
+            continue
+        best = np.full(len(size), -1, dtype=np.int64)
+        np.maximum.at(best, codes[multi], prio[multi])
+        members = np.flatnonzero(multi)
+        rep_prio = best[codes[members]]
+        node_of_prio = np.empty(n, dtype=np.int64)
+        node_of_prio[prio] = np.arange(n)
+        rep = node_of_prio[rep_prio]
+        keep = rep != members
+        srcs.append(members[keep])
+        dsts.append(rep[keep])
+    if not srcs:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    src = np.concatenate(srcs)
+    dst = np.concatenate(dsts)
+    packed = pd.unique(src * n + dst)
+    return packed // n, packed % n
+
+
+def _verify(sig: np.ndarray, src: np.ndarray, dst: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask of edges whose estimated Jaccard (share of equal bins) >= threshold."""
+    ok = np.zeros(len(src), dtype=bool)
+    need = int(np.ceil(threshold * sig.shape[1] - 1e-9))
+    step = 1 << 18
+    for lo in range(0, len(src), step):
+        a = sig[src[lo : lo + step]]
+        b = sig[dst[lo : lo + step]]
+        ok[lo : lo + step] = (a == b).sum(axis=1) >= need
+    return ok
+
+
+_MAX_ROUNDS = 200  # pivot rounds; O(log n) expected with hashed tie-breaks
+
+
+def _pivot_cluster(n: int, src: np.ndarray, dst: np.ndarray, prio: np.ndarray) -> np.ndarray:
+    """Chaining-resistant clustering of verified edges; returns a center per node.
+
+    Parallel PIVOT (KwikCluster with a fixed priority order): in each round,
+    every active node whose priority beats all its active neighbours becomes
+    a pivot (center), and each active neighbour of a pivot joins its
+    highest-priority pivot neighbour. So every member of a template is a
+    *direct*, Jaccard-verified neighbour of its center: a chain A~B~C~...
+    of gradually drifting prompts is cut into pieces of radius one instead of
+    merging into one giant template as connected components would. The
+    priority puts the most requested skeleton first (the template's canonical
+    form), ties broken by a seeded hash, which keeps the number of rounds
+    logarithmic in expectation.
+    """
+    center = np.full(n, -1, dtype=np.int64)
+    node_of_prio = np.empty(n, dtype=np.int64)
+    node_of_prio[prio] = np.arange(n)
+    s = np.concatenate([src, dst])
+    d = np.concatenate([dst, src])
+    active = np.ones(n, dtype=bool)
+    for _ in range(_MAX_ROUNDS):
+        live = active[s] & active[d]
+        s, d = s[live], d[live]
+        if len(s) == 0:
+            break
+        nb_max = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(nb_max, s, prio[d])
+        pivot = active & (prio > nb_max)
+        center[pivot] = np.flatnonzero(pivot)
+        join = pivot[d] & ~pivot[s]
+        best = np.full(n, -1, dtype=np.int64)
+        np.maximum.at(best, s[join], prio[d[join]])
+        joined = best >= 0
+        center[joined] = node_of_prio[best[joined]]
+        active &= ~(pivot | joined)
+    rest = center < 0
+    center[rest] = np.flatnonzero(rest)
+    return center
+
+
+# ---------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class TemplateAssignment:
+    """Template of every prompt, and one row per template.
+
+    ``template_id``: aligned to the prompts' index, ``string`` dtype,
+    ``<NA>`` for missing or empty prompts.
+    ``templates``: ``template_id, skeleton`` (representative: the most
+    requested skeleton of the group), ``example`` (one raw prompt of that
+    skeleton), ``n_requests`` (int64, non-empty prompts in the template),
+    ``n_variants`` (int64, distinct skeletons merged).
+    """
+
+    template_id: pd.Series
+    templates: pd.DataFrame
+
+
+_TEMPLATE_COLUMNS = ["template_id", "skeleton", "example", "n_requests", "n_variants"]
+
+
+def _empty_assignment(prompts: pd.Series) -> TemplateAssignment:
+    ids = pd.Series(
+        pd.array([pd.NA] * len(prompts), dtype="string[pyarrow]"),
+        index=prompts.index,
+        name="template_id",
+    )
+    frame = pd.DataFrame(
+        {
+            "template_id": pd.array([], dtype="string[pyarrow]"),
+            "skeleton": pd.array([], dtype="string[pyarrow]"),
+            "example": pd.array([], dtype="string[pyarrow]"),
+            "n_requests": np.array([], dtype=np.int64),
+            "n_variants": np.array([], dtype=np.int64),
+        }
+    )
+    return TemplateAssignment(ids, frame)
+
+
+def assign_templates(
+    prompts: pd.Series, *, settings: TemplateSettings, seed: int
+) -> TemplateAssignment:
+    """Group prompts into templates robust to slot fills, paraphrase and rotation.
+
+    Algorithm (all vectorised):
+
+    1. Unique prompts -> :func:`skeletonize` -> unique skeletons, sorted
+       (sorting makes every later tie-break independent of input order).
+    2. Word shingles (``settings.shingle_size``-grams; shorter skeletons use
+       all their words) hashed to 64 bits with a seed-salted siphash.
+    3. One-permutation MinHash with ``settings.num_perm`` bins, densified by
+       rotation.
+    4. LSH: ``settings.bands`` bands of ``num_perm / bands`` rows. With the
+       defaults (16 x 4) a pair at Jaccard 0.6 shares a band with probability
+       1 - (1 - 0.6^4)^16 = 0.89 and a pair at 0.3 with 0.12; every candidate
+       is linked to its bucket's representative only (linear fan-out).
+    5. Verification: keep an edge only if the estimated Jaccard (share of
+       equal bins) is at least ``settings.threshold``.
+    6. Pivot clustering of the verified edges (chaining-resistant; every
+       member is verified-similar to its template's center).
+    7. Template id: ``"t"`` + 12 hex characters of a fixed-key siphash of
+       the group's lexicographically smallest skeleton: stable across runs,
+       seeds, input order and batches that contain the same group.
+    """
+    if settings.num_perm % settings.bands:
+        raise ValueError(
+            f"num_perm ({settings.num_perm}) must be a multiple of bands ({settings.bands})"
+        )
+    p_codes, p_uniques = pd.factorize(prompts, use_na_sentinel=True)
+    if len(p_uniques) == 0:
+        return _empty_assignment(prompts)
+    raw = _as_arrow(p_uniques)
+    skel_u = _skeleton_arrow(raw, settings.max_prompt_chars)
+    p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
+
+    # Unique, non-empty skeletons in lexicographic order = the documents.
+    nonempty = pc.greater(pc.utf8_length(skel_u), 0)
+    docs = pc.unique(skel_u.filter(nonempty))
+    if len(docs) == 0:
+        return _empty_assignment(prompts)
+    docs = docs.take(pc.array_sort_indices(docs))
+    u_doc = pc.index_in(skel_u, value_set=docs).to_numpy(zero_copy_only=False)
+    u_doc = np.where(np.isnan(u_doc.astype(float)), -1, u_doc).astype(np.int64)
+    n = len(docs)
+    has = u_doc >= 0
+    d_count = np.bincount(u_doc[has], weights=p_count[has], minlength=n).astype(np.int64)
+
+    # Priority: most requested skeleton first; ties by a seeded hash, then rank.
+    tie = _hash_strings(docs, _seed_key(seed))
+    order = np.lexsort((np.arange(n), tie, -d_count))
+    prio = np.empty(n, dtype=np.int64)
+    prio[order] = np.arange(n - 1, -1, -1)
+
+    if n > 1:
+        s_doc, s_hash = _shingle_hashes(docs, settings.shingle_size, seed)
+        sig = _minhash(s_doc, s_hash, n, settings.num_perm)
+        del s_doc, s_hash
+        src, dst = _candidate_edges(sig, prio, settings.bands)
+        ok = _verify(sig, src, dst, settings.threshold)
+        del sig
+        center = _pivot_cluster(n, src[ok], dst[ok], prio)
+    else:
+        center = np.zeros(1, dtype=np.int64)
+
+    g_codes, g_centers = pd.factorize(center)  # group per doc
+    n_groups = len(g_centers)
+    smallest = np.full(n_groups, n, dtype=np.int64)
+    np.minimum.at(smallest, g_codes, np.arange(n))
+    id_hash = _hash_strings(docs.take(pa.array(smallest)), _ID_KEY)
+    g_ids = _hex_ids_fast(id_hash)
+
+    # Example: the most frequent raw prompt of the group's center skeleton
+    # (ties: smallest raw prompt hash) - deterministic, order independent.
+    is_center = has & (u_doc == center[np.where(has, u_doc, 0)])
+    cand = np.flatnonzero(is_center)
+    raw_tie = _hash_strings(raw.take(pa.array(cand)), _ID_KEY) if len(cand) else cand
+    pick = np.lexsort((raw_tie, -p_count[cand], g_codes[u_doc[cand]]))
+    cand_sorted = cand[pick]
+    cand_group = g_codes[u_doc[cand_sorted]]
+    first = np.r_[True, cand_group[1:] != cand_group[:-1]]
+    example_u = np.empty(n_groups, dtype=np.int64)
+    example_u[cand_group[first]] = cand_sorted[first]
+
+    templates = pd.DataFrame(
+        {
+            "template_id": pd.arrays.ArrowStringArray(pa.array(g_ids, type=pa.large_string())),
+            "skeleton": pd.arrays.ArrowStringArray(
+                docs.take(pa.array(g_centers)).cast(pa.large_string())
+            ),
+            "example": pd.arrays.ArrowStringArray(raw.take(pa.array(example_u))),
+            "n_requests": np.bincount(g_codes, weights=d_count, minlength=n_groups).astype(
+                np.int64
+            ),
+            "n_variants": np.bincount(g_codes, minlength=n_groups).astype(np.int64),
+        }
+    )
+    templates = templates.sort_values(
+        ["n_requests", "template_id"], ascending=[False, True], ignore_index=True
+    )
+
+    # Map back: prompt -> unique prompt -> doc -> group -> id.
+    u_group = np.where(has, g_codes[np.where(has, u_doc, 0)], -1)
+    p_group = np.where(p_codes >= 0, u_group[np.maximum(p_codes, 0)], -1)
+    ids = pa.array(g_ids, type=pa.large_string()).take(
+        pa.array(p_group, type=pa.int64(), mask=p_group < 0)
+    )
+    template_id = pd.Series(
+        pd.arrays.ArrowStringArray(ids), index=prompts.index, name="template_id"
+    )
+    return TemplateAssignment(template_id, templates)
+
+
+# ---------------------------------------------------------------------------
+# Benchmark
+# ---------------------------------------------------------------------------
+
+
+def bench(n_prompts: int = 2_000_000, seed: int = 0) -> dict[str, float]:
+    """Time :func:`assign_templates` on synthetic prompts (half farm, half organic).
+
+    Farm prompts come from 300 templates with filled numbers, names, quoted
+    strings and ids and one in ten words swapped for a synonym; organic
+    prompts are random 25-word texts (every one a distinct skeleton).
+    Returns seconds and peak RSS (MB, Linux ``ru_maxrss``).
+    """
+    import resource
+
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("bcdfghjklmnpqrstvwxz"))  # no hex letters: no accidental ids
+    vocab = np.unique(
+        pd.Series(letters[rng.integers(0, 20, (6000, 6))].tolist()).str.join("").to_numpy()
+    )
+    n_farm = n_prompts // 2
+    n_org = n_prompts - n_farm
+    # Organic: ~n_org/2 distinct texts, each used twice on average.
+    n_org_u = max(n_org // 2, 1)
+    words = vocab[rng.integers(0, len(vocab), size=(n_org_u, 25))]
+    org_u = pd.Series(words[:, 0])
+    for j in range(1, 25):
+        org_u = org_u + " " + words[:, j]
+    org = org_u.iloc[rng.integers(0, n_org_u, n_org)].reset_index(drop=True)
+    # Farm: template words with 10% substitutions, plus slot fills.
+    tmpl_words = vocab[rng.integers(0, len(vocab), size=(300, 18))]
+    t = rng.integers(0, 300, n_farm)
+    w = tmpl_words[t]
+    swap = rng.random(w.shape) < 0.1
+    w = np.where(swap, vocab[rng.integers(0, len(vocab), w.shape)], w)
+    farm = pd.Series(w[:, 0])
+    for j in range(1, 18):
+        farm = farm + " " + w[:, j]
+    names = np.array(["Alice", "Bob", "Carol", "Dmitri", "Li Wei", "Maria"])
+    farm = (
+        farm
+        + " for "
+        + names[rng.integers(0, len(names), n_farm)]
+        + " with "
+        + pd.Series(rng.integers(0, 10**6, n_farm)).astype(str)
+        + ' items "'
+        + pd.Series(rng.integers(0, 10**9, n_farm)).astype(str)
+        + '" id '
+        + pd.Series(rng.integers(2**40, 2**48, n_farm)).map("{:x}".format)
+    )
+    prompts = pd.concat([farm, org], ignore_index=True).astype("str")
+    t0 = time.perf_counter()
+    res = assign_templates(prompts, settings=TemplateSettings(), seed=seed)
+    dt = time.perf_counter() - t0
+    return {
+        "n_prompts": float(len(prompts)),
+        "n_unique": float(prompts.nunique()),
+        "n_templates": float(len(res.templates)),
+        "seconds": dt,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
