@@ -138,6 +138,11 @@ class _KeyCache:
     max_size: int = 4096
 
 
+#: Process-wide: an entry is only valid for the exact stored hash it was checked against,
+#: so sharing it between Store instances (and databases) is safe.
+_KEY_CACHE = _KeyCache()
+
+
 def hash_secret(secret: str, salt: bytes) -> str:
     """scrypt hash (hex) of a key secret with its per-key salt."""
     return hashlib.scrypt(
@@ -163,7 +168,7 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
         self.url = url
-        self._key_cache = _KeyCache()
+        self._key_cache = _KEY_CACHE
         try:
             self.engine: Engine = self._make_engine(url, echo=echo)
             self._migrate()

@@ -1,0 +1,39 @@
+"""Service settings (environment variables ``LINKAGE_*``, or passed to ``create_app``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Everything the HTTP service needs; frozen once built.
+
+    Environment: ``LINKAGE_STORE_URL``, ``LINKAGE_RUN_DIR``, ``LINKAGE_FAIL_OPEN``,
+    ``LINKAGE_MAX_BODY_BYTES``, ``LINKAGE_VELOCITY_WINDOW_SECONDS``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LINKAGE_", frozen=True, extra="ignore")
+
+    store_url: str = Field(
+        "sqlite:///linkage.db", description="SQLAlchemy URL of the store (SQLite file by default)"
+    )
+    run_dir: Path | None = Field(
+        None,
+        description="run directory to load the signup model from; "
+        "None = the latest run imported in the store",
+    )
+    fail_open: bool = Field(
+        True,
+        description="if the model is missing or fails, answer `clear` with degraded=true "
+        "(False = answer 503)",
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted request body")
+    velocity_window_seconds: int = Field(
+        600, ge=1, description="sliding window for signup velocity (many signups on one identifier)"
+    )
+    warm_velocity: bool = Field(
+        True, description="on start, replay the store's signups of the last window into the scorer"
+    )

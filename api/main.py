@@ -1,0 +1,69 @@
+"""The FastAPI application factory: ``create_app(settings)``.
+
+Run with ``linkage serve`` or ``uvicorn --factory api.main:create_app``
+(settings then come from ``LINKAGE_*`` environment variables).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from api.config import ServiceSettings
+from api.errors import install_error_handlers
+from api.metrics import service_metrics
+from api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from api.routes import accounts, clusters, feedback, health, metrics, signups
+from api.scoring import SignupService
+from linkage.store.db import Store
+
+log = logging.getLogger("api")
+
+DESCRIPTION = """\
+Graph-based account linkage: coordinated account farms (LLM distillation /
+model-extraction farms) among an API provider's accounts.
+
+Every `/v1` route needs `Authorization: Bearer <key>` (create one with
+`linkage keys create --scope read`). Errors always have the body
+`{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the app: open (and migrate) the store, load the signup model, mount routes."""
+    settings = settings or ServiceSettings()
+    store = Store(settings.store_url)
+    registry = service_metrics()
+    signup_service = SignupService(store, settings, registry)
+    signup_service.load()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="linkage",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = registry
+    app.state.signups = signup_service
+    install_error_handlers(app)
+
+    v1 = APIRouter(prefix="/v1")
+    for module in (clusters, accounts, signups, feedback):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=registry)  # outermost: counts 413s too
+    return app

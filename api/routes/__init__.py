@@ -1,0 +1,26 @@
+"""One module per resource; shared OpenAPI error declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.schemas import ErrorBody
+
+_DESCRIPTIONS = {
+    401: "missing, invalid or revoked API key",
+    403: "the key lacks the required scope",
+    404: "not found",
+    413: "request body too large",
+    422: "invalid request (details lists each invalid field)",
+    500: "unexpected error (logged server-side; no traceback in the body)",
+    503: "store or model unavailable",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries with the error body for ``codes``."""
+    return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in codes}
+
+
+#: errors any authenticated route can return
+AUTH_ERRORS = (401, 403, 422, 500, 503)

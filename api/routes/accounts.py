@@ -1,0 +1,33 @@
+"""``GET /v1/accounts/{account_id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from api.deps import get_store, require_scope
+from api.errors import ApiError
+from api.routes import AUTH_ERRORS, error_responses
+from api.schemas import AccountDetail
+from linkage.store.db import Store
+
+router = APIRouter(tags=["accounts"], dependencies=[Depends(require_scope("read"))])
+
+
+@router.get(
+    "/accounts/{account_id}",
+    response_model=AccountDetail,
+    summary="One account: score, level, cluster, evidence, feedback",
+    responses=error_responses(404, *AUTH_ERRORS),
+)
+def get_account(
+    store: Annotated[Store, Depends(get_store)],
+    account_id: Annotated[str, Path(min_length=1, max_length=256)],
+) -> AccountDetail:
+    """The account as last seen in a run (or only at signup), with the evidence that concerns it
+    and the verdicts given on it (`cleared` after a false positive or an upheld appeal)."""
+    a = store.get_account(account_id)
+    if a is None:
+        raise ApiError(404, "not_found", f"no account {account_id!r}", {"account_id": account_id})
+    return AccountDetail.model_validate(a)

@@ -1,0 +1,34 @@
+"""``GET /metrics``: Prometheus text exposition."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+
+from api.deps import get_metrics, get_signup_service
+from api.metrics import Metrics
+from api.routes import error_responses
+from api.scoring import SignupService
+
+router = APIRouter(tags=["health"])
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics",
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(500),
+    },
+)
+def metrics(
+    registry: Annotated[Metrics, Depends(get_metrics)],
+    service: Annotated[SignupService, Depends(get_signup_service)],
+) -> PlainTextResponse:
+    """Request counts and latencies per route, signups scored by level, model state."""
+    registry.set("linkage_model_loaded", 1.0 if service.loaded else 0.0)
+    return PlainTextResponse(registry.render(), media_type=CONTENT_TYPE)

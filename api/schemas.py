@@ -1,0 +1,214 @@
+"""Request and response models of the HTTP API (strict inputs, documented outputs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Level = Literal["clear", "review", "block"]
+Verdict = Literal["confirmed_farm", "false_positive", "appeal_upheld"]
+TargetType = Literal["account", "cluster"]
+ClusterSort = Literal["score", "-score", "size", "-size", "cluster_id", "-cluster_id"]
+
+
+def _encodable(v: str) -> str:
+    """Refuse strings that are not valid Unicode text (e.g. lone surrogates)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("string is not valid UTF-8 text") from None
+    if "\x00" in v:
+        raise ValueError("string must not contain NUL characters")
+    return v
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- errors
+class ErrorDetail(_Out):
+    code: str = Field(
+        description="stable machine-readable code, e.g. `not_found`, `validation_error`"
+    )
+    message: str = Field(description="human-readable message")
+    details: Any = Field(
+        None, description="more information: for 422 a list of `{loc, msg, type}` per invalid field"
+    )
+
+
+class ErrorBody(_Out):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+# ---------------------------------------------------------------- evidence
+class EvidenceItem(_Out):
+    """One piece of evidence behind a score (ordered by contribution, strongest first)."""
+
+    kind: str = Field(description="what kind of evidence, e.g. `shared_payment`, `template`")
+    summary: str = Field(description="one human sentence")
+    contribution: float = Field(
+        description="additive share of the score's log-odds (positive = towards farm)"
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="the raw identifiers / accounts / rows supporting it"
+    )
+
+
+# ---------------------------------------------------------------- clusters
+class ClusterSummary(_Out):
+    cluster_id: str = Field(
+        description="stable cluster id (kept across runs while most members stay)"
+    )
+    size: int
+    score: float = Field(description="calibrated farm score in [0, 1]")
+    level: str = Field(description="`clear`, `review` or `block`")
+    top_evidence: EvidenceItem | None = Field(None, description="the strongest evidence item")
+
+
+class ClusterPage(_Out):
+    run_id: int | None = Field(
+        description="run the clusters come from (latest import); null if none"
+    )
+    total: int = Field(description="number of clusters matching the filters")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page, null on the last page")
+    items: list[ClusterSummary]
+
+
+class Member(_Out):
+    account_id: str
+    score: float
+    level: str
+
+
+class LineageItem(_Out):
+    run_id: int = Field(description="run in which the relation was observed")
+    cluster_id: str = Field(description="the (newer) cluster")
+    parent_cluster_id: str | None = Field(description="the earlier cluster; null for `new`")
+    relation: str = Field(description="`continued`, `split`, `merged`, `new` or `regrew`")
+    overlap: float = Field(description="share of the parent's members found in the cluster")
+
+
+class Lineage(_Out):
+    parents: list[LineageItem] = Field(description="where this cluster came from")
+    children: list[LineageItem] = Field(description="what became of it in later runs")
+
+
+class FeedbackOut(_Out):
+    id: int
+    target_type: str
+    target_id: str
+    verdict: str
+    who: str
+    why: str
+    ts: datetime
+
+
+class ClusterDetail(_Out):
+    cluster_id: str
+    run_id: int = Field(description="latest run in which the cluster appears")
+    current: bool = Field(description="whether it appears in the latest imported run")
+    source_id: str = Field(description="the cluster's id inside that run directory")
+    size: int
+    score: float
+    level: str
+    members: list[Member] = Field(description="members by score (paged by members_limit/offset)")
+    evidence: list[EvidenceItem]
+    lineage: Lineage
+    feedback: list[FeedbackOut]
+
+
+# ---------------------------------------------------------------- accounts
+class SignupSummary(_Out):
+    score: float
+    level: str
+    cluster_id: str | None
+    degraded: bool
+    created_at: datetime
+
+
+class AccountDetail(_Out):
+    account_id: str
+    source: Literal["run", "signup"] = Field(
+        description="known from a run, or only from signup scoring"
+    )
+    run_id: int | None
+    score: float
+    level: str = Field(description="level assigned by the engine")
+    cluster_id: str | None
+    evidence: list[EvidenceItem] = Field(description="evidence of its cluster that concerns it")
+    feedback: list[FeedbackOut] = Field(description="verdicts on the account and on its cluster")
+    verdict: str | None = Field(description="latest verdict on the account itself")
+    cleared: bool = Field(
+        description="a false positive or an upheld appeal: kept clear by the next detect"
+    )
+    effective_level: str = Field(description="level after feedback")
+    signup: SignupSummary | None = Field(description="the latest signup-scoring decision, if any")
+
+
+# ---------------------------------------------------------------- signups
+class SignupIn(_In):
+    """One new account, with the contract's account fields."""
+
+    account_id: Text = Field(min_length=1, max_length=256)
+    created_at: datetime | None = Field(None, description="sign-up time (default: now)")
+    email: Text | None = Field(None, max_length=512)
+    signup_ip: Text | None = Field(None, max_length=64)
+    device_fingerprint: Text | None = Field(None, max_length=512)
+    payment_fingerprint: Text | None = Field(None, max_length=512)
+    user_agent: Text | None = Field(None, max_length=2048)
+
+
+class SignupScore(_Out):
+    account_id: str
+    score: float = Field(description="farm score in [0, 1]")
+    level: str = Field(description="`clear`, `review` or `block`")
+    cluster_id: str | None = Field(description="stable id of the cluster the signup attaches to")
+    evidence: list[EvidenceItem]
+    velocity: dict[str, int] = Field(
+        description="recent signups sharing each identifier, in the window"
+    )
+    degraded: bool = Field(
+        description="true if the model was unavailable and the answer is fail-open"
+    )
+    run_id: int | None = Field(description="store run the model comes from")
+
+
+# ---------------------------------------------------------------- feedback
+class FeedbackIn(_In):
+    target_type: TargetType
+    target_id: Text = Field(min_length=1, max_length=256)
+    verdict: Verdict
+    who: Text = Field(
+        min_length=1, max_length=256, description="analyst or system giving the verdict"
+    )
+    why: Text = Field(min_length=1, max_length=4000, description="reason, ticket link, …")
+    ts: datetime | None = Field(
+        None, description="when the verdict was given (default: now; naive = UTC)"
+    )
+
+
+# ---------------------------------------------------------------- health
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class Ready(_Out):
+    status: Literal["ready"]
+    store: bool
+    model: bool
+    run_id: int | None
+    run_path: str | None

@@ -1,0 +1,209 @@
+"""Signup scoring for the service: loads the model once, applies fail-open / fail-closed.
+
+Wraps :class:`linkage.signup.SignupScorer` (loaded from a run directory) so that
+the route stays thin: one call to :meth:`SignupService.score`, then one INSERT.
+The scorer is thread-safe (it guards its own velocity window), so the sync
+route can call it from the threadpool without a service-level lock.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from api.config import ServiceSettings
+from api.errors import ApiError
+from api.metrics import Metrics
+from linkage.store.db import Store
+
+log = logging.getLogger("api.scoring")
+
+_WINDOW_KWARGS = (
+    "window_s",
+    "velocity_window_seconds",
+    "velocity_window",
+    "window_seconds",
+    "window",
+)
+
+
+@dataclass
+class ScoreOutcome:
+    """What the signup route answers (and records)."""
+
+    account_id: str
+    score: float
+    level: str
+    cluster_id: str | None
+    evidence: list[dict[str, Any]]
+    velocity: dict[str, int]
+    degraded: bool
+    run_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def clean_json(obj: Any, depth: int = 0) -> Any:
+    """Make a value JSON-safe: NaN/inf -> None, tuples/sets -> lists, numpy scalars -> Python."""
+    if depth > 20:
+        return None
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, str | int | bool) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [clean_json(v, depth + 1) for v in obj]
+    if hasattr(obj, "item"):
+        return clean_json(obj.item(), depth + 1)
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+def _evidence_dicts(items: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in items or ():
+        d = e.to_dict() if hasattr(e, "to_dict") else dict(e)
+        out.append(
+            {
+                "kind": str(d.get("kind", "")),
+                "summary": str(d.get("summary", "")),
+                "contribution": clean_json(float(d.get("contribution") or 0.0)) or 0.0,
+                "details": clean_json(dict(d.get("details") or {})),
+            }
+        )
+    out.sort(key=lambda e: (-e["contribution"], e["kind"], e["summary"]))
+    return out
+
+
+class SignupService:
+    """The loaded signup model (if any) and the fail-open policy."""
+
+    def __init__(self, store: Store, settings: ServiceSettings, metrics: Metrics) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.scorer: Any = None
+        self.run_id: int | None = None
+        self.run_path: str | None = None
+        self.load_error: str | None = None
+        self._ids: dict[str, str] = {}
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a model is loaded."""
+        return self.scorer is not None
+
+    def load(self) -> bool:
+        """Load the model from the configured run dir, or the store's latest run.
+
+        Never raises: on failure ``load_error`` says why, and ``/readyz`` reports it.
+        """
+        try:
+            run_dir: str | Path | None = self.settings.run_dir
+            if run_dir is None:
+                latest = self.store.latest_run()
+                if latest is None:
+                    raise LookupError("no run imported in the store and no run_dir configured")
+                run_dir = latest["path"]
+            from linkage.signup import SignupScorer
+
+            kwargs: dict[str, Any] = {}
+            try:
+                params = inspect.signature(SignupScorer.from_run).parameters
+            except (TypeError, ValueError):  # pragma: no cover
+                params = {}  # type: ignore[assignment]
+            for name in _WINDOW_KWARGS:
+                if name in params:
+                    kwargs[name] = self._window_arg(name, params[name])
+                    break
+            scorer = SignupScorer.from_run(run_dir, **kwargs)
+            run_id = self.store.run_by_path(run_dir)
+            self._ids = self.store.stable_ids(run_id) if run_id is not None else {}
+            if self.settings.warm_velocity and hasattr(scorer, "observe"):
+                since = datetime.now(UTC) - timedelta(seconds=self.settings.velocity_window_seconds)
+                recent = self.store.recent_signups(since)
+                if recent:
+                    scorer.observe(recent)
+            self.scorer, self.run_id, self.run_path = scorer, run_id, str(run_dir)
+            self.load_error = None
+            log.info("signup model loaded from %s (store run %s)", run_dir, run_id)
+        except Exception as exc:
+            self.scorer = None
+            self.load_error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("signup model not loaded: %s", self.load_error)
+        self.metrics.set("linkage_model_loaded", 1.0 if self.scorer is not None else 0.0)
+        return self.scorer is not None
+
+    def _window_arg(self, name: str, param: inspect.Parameter) -> Any:
+        seconds = self.settings.velocity_window_seconds
+        ann = str(param.annotation)
+        if "timedelta" in ann or (
+            name in ("velocity_window", "window") and "int" not in ann and "float" not in ann
+        ):
+            return timedelta(seconds=seconds)
+        return seconds
+
+    def _degraded(self, record: dict[str, Any], why: str) -> ScoreOutcome:
+        if not self.settings.fail_open:
+            raise ApiError(503, "unavailable", "signup model unavailable", {"reason": why})
+        return ScoreOutcome(
+            account_id=str(record["account_id"]),
+            score=0.0,
+            level="clear",
+            cluster_id=None,
+            evidence=[],
+            velocity={},
+            degraded=True,
+            run_id=self.run_id,
+            payload=record,
+        )
+
+    def score(self, record: dict[str, Any]) -> ScoreOutcome:
+        """Score one signup record (contract account fields); fail-open or 503 on failure."""
+        scorer = self.scorer
+        if scorer is None:
+            self.metrics.inc("linkage_signup_errors_total", {"stage": "model_not_loaded"})
+            return self._degraded(record, "model not loaded")
+        t0 = time.perf_counter()
+        try:
+            res = scorer.score_one(record)
+            level = str(res.level)
+            score = float(res.score)
+            if not math.isfinite(score):
+                raise ValueError("scorer returned a non-finite score")
+            cluster = res.cluster_id
+            cluster_id = (
+                None
+                if cluster is None or (isinstance(cluster, float) and math.isnan(cluster))
+                else str(cluster)
+            )
+            out = ScoreOutcome(
+                account_id=str(record["account_id"]),
+                score=min(max(score, 0.0), 1.0),
+                level=level,
+                cluster_id=self._ids.get(cluster_id, cluster_id) if cluster_id else None,
+                evidence=_evidence_dicts(getattr(res, "evidence", ())),
+                velocity={
+                    str(k): int(v) for k, v in (getattr(res, "velocity", None) or {}).items()
+                },
+                degraded=bool(getattr(res, "degraded", False)),
+                run_id=self.run_id,
+                payload=record,
+            )
+        except ApiError:
+            raise
+        except Exception as exc:
+            log.exception("signup scorer failed for account %r", record.get("account_id"))
+            self.metrics.inc("linkage_signup_errors_total", {"stage": "model"})
+            return self._degraded(record, f"scorer error: {exc.__class__.__name__}")
+        finally:
+            self.metrics.observe("linkage_signup_score_duration_seconds", time.perf_counter() - t0)
+        return out

@@ -1,0 +1,96 @@
+"""Accounts and feedback: evidence that concerns an account, verdicts, cleared state."""
+
+from __future__ import annotations
+
+from conftest import Env, assert_error
+
+
+def test_account_detail(env: Env) -> None:
+    r = env.client.get("/v1/accounts/f0", headers=env.h("read"))
+    assert r.status_code == 200
+    a = r.json()
+    assert a["cluster_id"] == env.ids["farm"] and a["level"] == "block" and a["source"] == "run"
+    # f0 is named in the shared_ip evidence details: that is the evidence that concerns it
+    assert [e["kind"] for e in a["evidence"]] == ["shared_ip"]
+    assert a["cleared"] is False and a["verdict"] is None and a["effective_level"] == "block"
+    # f5 is not named in any details: it gets its cluster's evidence, ordered
+    f5 = env.client.get("/v1/accounts/f5", headers=env.h("read")).json()
+    assert [e["kind"] for e in f5["evidence"]] == ["shared_payment", "shared_ip"]
+    lone = env.client.get("/v1/accounts/lone1", headers=env.h("read")).json()
+    assert lone["cluster_id"] is None and lone["evidence"] == []
+
+
+def test_account_404(env: Env) -> None:
+    err = assert_error(
+        env.client.get("/v1/accounts/nobody", headers=env.h("read")), 404, "not_found"
+    )
+    assert err["details"] == {"account_id": "nobody"}
+
+
+def test_appeal_upheld_clears_account_and_reaches_feedback_frame(env: Env) -> None:
+    body = {
+        "target_type": "account",
+        "target_id": "f3",
+        "verdict": "appeal_upheld",
+        "who": "analyst@example.com",
+        "why": "verified university lab, ticket T-12",
+    }
+    r = env.client.post("/v1/feedback", json=body, headers=env.h("feedback"))
+    assert r.status_code == 201, r.text
+    fb = r.json()
+    assert fb["id"] >= 1 and fb["verdict"] == "appeal_upheld" and fb["ts"]
+    a = env.client.get("/v1/accounts/f3", headers=env.h("read")).json()
+    assert (
+        a["cleared"] is True and a["verdict"] == "appeal_upheld" and a["effective_level"] == "clear"
+    )
+    assert a["level"] == "block"  # the engine's level is kept; the next detect keeps it clear
+    assert a["feedback"][0]["who"] == "analyst@example.com"
+    frame = env.store.feedback_frame()
+    assert frame.loc[frame.account_id == "f3", "verdict"].tolist() == ["appeal_upheld"]
+
+
+def test_cluster_feedback_is_expanded(env: Env) -> None:
+    body = {
+        "target_type": "cluster",
+        "target_id": env.ids["mid"],
+        "verdict": "confirmed_farm",
+        "who": "ana",
+        "why": "same card on all three",
+        "ts": "2026-01-02T03:04:05Z",
+    }
+    assert env.client.post("/v1/feedback", json=body, headers=env.h("feedback")).status_code == 201
+    frame = env.store.feedback_frame()
+    assert sorted(frame.account_id) == ["m0", "m1", "m2"]
+    assert str(frame.ts.iloc[0]) == "2026-01-02 03:04:05+00:00"
+    c = env.client.get(f"/v1/clusters/{env.ids['mid']}", headers=env.h("read")).json()
+    assert c["feedback"][0]["verdict"] == "confirmed_farm"
+
+
+def test_feedback_validation(env: Env) -> None:
+    h = env.h("feedback")
+    err = assert_error(
+        env.client.post(
+            "/v1/feedback",
+            json={"target_type": "user", "target_id": "", "verdict": "meh", "who": "a", "extra": 1},
+            headers=h,
+        ),
+        422,
+        "validation_error",
+    )
+    fields = {d["loc"][-1] for d in err["details"]}
+    assert {"target_type", "target_id", "verdict", "why", "extra"} <= fields
+    ok = {
+        "target_type": "account",
+        "target_id": "ghost",
+        "verdict": "false_positive",
+        "who": "a",
+        "why": "b",
+    }
+    assert_error(env.client.post("/v1/feedback", json=ok, headers=h), 404, "not_found")
+    assert_error(
+        env.client.post(
+            "/v1/feedback", content=b"{not json", headers={**h, "content-type": "application/json"}
+        ),
+        422,
+        "validation_error",
+    )
