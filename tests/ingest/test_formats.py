@@ -163,3 +163,32 @@ def test_gzip_jsonl_and_plain_equal_bytes(tmp_path: Path) -> None:
     # the .gz really is compressed (guards against the writer silently not compressing)
     write_dataset(tmp_path, small_tables(), ".csv.gz")
     assert gzip.decompress((tmp_path / "accounts.csv.gz").read_bytes()).startswith(b"account_id")
+
+
+def test_bom_and_numeric_looking_ids_stay_strings(tmp_path: Path) -> None:
+    t = small_tables()
+    t["accounts"]["account_id"] = ["007", "2", "3"]
+    t["requests"]["account_id"] = ["007", "007", "2", "3", "3"]
+    write_dataset(tmp_path, {k: t[k] for k in ("accounts", "requests")})
+    p = tmp_path / "accounts.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    ds = load_dataset(tmp_path)
+    assert ds.accounts["account_id"].tolist() == ["007", "2", "3"]  # leading zero kept
+    assert ds.accounts["account_id"].dtype == STRING_DTYPE
+    assert len(ds.requests) == 5
+
+
+def test_jsonl_mixed_types_and_typed_parquet(tmp_path: Path) -> None:
+    lines = [
+        '{"account_id": "a1", "created_at": "2024-01-01T00:00:00Z", "email": "x", "signup_ip": "1.2.3.4"}',
+        '{"account_id": 2, "created_at": 1704067200, "email": null, "signup_ip": "bad"}',
+    ]
+    (tmp_path / "accounts.jsonl").write_text("\n".join(lines) + "\n")
+    req = small_tables()["requests"].iloc[:1].copy()
+    req["response_tokens"] = np.array([5], dtype=np.int64)
+    write_table(req, tmp_path / "requests.parquet")
+    ds = load_dataset(tmp_path)
+    assert ds.accounts["account_id"].tolist() == ["a1", "2"]
+    assert (ds.accounts["created_at"] == pd.Timestamp("2024-01-01T00:00:00Z")).all()
+    assert pd.isna(ds.accounts["signup_ip"][1]) and pd.isna(ds.accounts["email"][1])
+    assert ds.requests["response_tokens"].tolist() == [5]

@@ -122,7 +122,7 @@ def test_clean_strings() -> None:
 
 # ------------------------------------------------------------------ hypothesis
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
@@ -198,7 +198,7 @@ _CSV_TEXT = st.text(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(_CSV_TEXT, min_size=1, max_size=6))
+@given(st.lists(_CSV_TEXT, min_size=1, max_size=12))
 def test_csv_round_trip_of_arbitrary_prompts(tmp_path: Path, prompts: list[str]) -> None:
     t = small_tables()
     n = len(prompts)
