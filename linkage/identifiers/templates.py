@@ -12,7 +12,7 @@ raw prompts into **template ids** in two steps:
 2. :func:`assign_templates` groups near-identical skeletons (paraphrases,
    rotations) with MinHash + LSH, verifies every candidate pair by its
    estimated Jaccard similarity and clusters the verified pairs with a
-   chaining-resistant pivot clustering; every group gets a deterministic id.
+   chaining-resistant center clustering; every group gets a deterministic id.
 
 Everything is vectorised: regexes run in pyarrow (RE2) over the *unique*
 prompts, MinHash is numpy arithmetic over exploded shingles, LSH and
@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from linkage.settings import TemplateSettings
 
@@ -95,8 +97,13 @@ _MASKS: tuple[tuple[str | None, str, str, int], ...] = (
     # runs to the end.
     ("```", r"(?s)```.*?(?:```|\z)", _C, 1),
     # Indented code: a run of lines indented by 4 spaces or a tab, after the
-    # first line (a prompt that merely starts with spaces is not code).
-    (r"\n(?: {4}|\t)", r"\n(?:(?: {4}|\t)[^\n]*(?:\n|\z))+", "\n" + _C + "\n", 1),
+    # first line and not blank (a prompt that merely starts with spaces is not code).
+    (
+        r"\n(?: {4}|\t)",
+        r"\n(?:(?: {4}|\t)[ \t]*[^ \t\n][^\n]*(?:\n|\z))+",
+        "\n" + _C + "\n",
+        1,
+    ),
     # Whitespace: collapse runs (only runs that are not already one blank;
     # trimmed afterwards).
     (None, _SPACE_NOT_BLANK + _SPACE + "*| " + _SPACE + "+", " ", 1),
@@ -398,7 +405,7 @@ def _candidate_edges(
 
     Buckets are not dropped by size. With star edges a big bucket costs
     linear work, every edge is then verified by estimated Jaccard, and the
-    clustering is chaining-resistant (:func:`_pivot_cluster`), so a size cap
+    clustering is chaining-resistant (:func:`_center_cluster`), so a size cap
     would buy no precision; it would only split exactly the largest templates,
     i.e. the biggest farms (one template rotated over 10^5 distinct skeletons
     collides in every band).
@@ -442,46 +449,54 @@ def _verify(sig: np.ndarray, src: np.ndarray, dst: np.ndarray, threshold: float)
     return ok
 
 
-_MAX_ROUNDS = 200  # pivot rounds; O(log n) expected with hashed tie-breaks
+_MAX_ROUNDS = 200  # peeling rounds; each splits what is left, so ~log(chain length)
 
 
-def _pivot_cluster(n: int, src: np.ndarray, dst: np.ndarray, prio: np.ndarray) -> np.ndarray:
+def _center_cluster(
+    sig: np.ndarray, src: np.ndarray, dst: np.ndarray, prio: np.ndarray, threshold: float
+) -> np.ndarray:
     """Chaining-resistant clustering of verified edges; returns a center per node.
 
-    Parallel PIVOT (KwikCluster with a fixed priority order): in each round,
-    every active node whose priority beats all its active neighbours becomes
-    a pivot (center), and each active neighbour of a pivot joins its
-    highest-priority pivot neighbour. So every member of a template is a
-    *direct*, Jaccard-verified neighbour of its center: a chain A~B~C~...
-    of gradually drifting prompts is cut into pieces of radius one instead of
-    merging into one giant template as connected components would. The
-    priority puts the most requested skeleton first (the template's canonical
-    form), ties broken by a seeded hash, which keeps the number of rounds
-    logarithmic in expectation.
+    Connected components of the verified edges (Jaccard >= ``threshold``) are
+    only *candidates*: single linkage would let a chain A~B~C~... of gradually
+    drifting prompts merge into one giant template. So in each round every
+    component elects its center (highest priority: the most requested
+    skeleton, ties by a seeded hash) and keeps only the members whose
+    estimated Jaccard with the center is at least ``2 * threshold - 1``; the
+    others are peeled off and re-clustered among themselves in the next round.
+
+    Why ``2t - 1``: paraphrases of one template are each within Jaccard
+    distance ``1 - t`` of the (often never sent) original, so by the triangle
+    inequality of the Jaccard distance two of them are within ``2(1 - t)``,
+    i.e. Jaccard >= ``2t - 1`` (0.2 at the default 0.6): the bound that keeps
+    independent paraphrases together. It also caps a template's radius, so a
+    drifting chain is cut into pieces instead of merging end to end.
     """
+    n = len(sig)
+    t_low = max(2 * threshold - 1, 0.0)
+    need = int(np.ceil(t_low * sig.shape[1] - 1e-9))
     center = np.full(n, -1, dtype=np.int64)
-    node_of_prio = np.empty(n, dtype=np.int64)
-    node_of_prio[prio] = np.arange(n)
-    s = np.concatenate([src, dst])
-    d = np.concatenate([dst, src])
-    active = np.ones(n, dtype=bool)
+    remaining = np.ones(n, dtype=bool)
+    nodes = np.arange(n)
     for _ in range(_MAX_ROUNDS):
-        live = active[s] & active[d]
-        s, d = s[live], d[live]
-        if len(s) == 0:
-            break
-        nb_max = np.full(n, -1, dtype=np.int64)
-        np.maximum.at(nb_max, s, prio[d])
-        pivot = active & (prio > nb_max)
-        center[pivot] = np.flatnonzero(pivot)
-        join = pivot[d] & ~pivot[s]
+        live = remaining[src] & remaining[dst]
+        src, dst = src[live], dst[live]
+        graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+        _, label = connected_components(graph, directed=False)
         best = np.full(n, -1, dtype=np.int64)
-        np.maximum.at(best, s[join], prio[d[join]])
-        joined = best >= 0
-        center[joined] = node_of_prio[best[joined]]
-        active &= ~(pivot | joined)
+        np.maximum.at(best, label[remaining], prio[remaining])
+        node_of_prio = np.empty(n, dtype=np.int64)
+        node_of_prio[prio] = nodes
+        idx = np.flatnonzero(remaining)
+        c = node_of_prio[best[label[idx]]]
+        close = (sig[idx] == sig[c]).sum(axis=1) >= need
+        close |= idx == c
+        center[idx[close]] = c[close]
+        remaining[idx[close]] = False
+        if not remaining.any():
+            break
     rest = center < 0
-    center[rest] = np.flatnonzero(rest)
+    center[rest] = nodes[rest]
     return center
 
 
@@ -546,8 +561,9 @@ def assign_templates(
        is linked to its bucket's representative only (linear fan-out).
     5. Verification: keep an edge only if the estimated Jaccard (share of
        equal bins) is at least ``settings.threshold``.
-    6. Pivot clustering of the verified edges (chaining-resistant; every
-       member is verified-similar to its template's center).
+    6. Connected components of the verified edges, peeled around their
+       most requested skeleton (:func:`_center_cluster`): chaining-resistant,
+       every member is within Jaccard ``2t - 1`` of its template's center.
     7. Template id: ``"t"`` + 12 hex characters of a fixed-key siphash of
        the group's lexicographically smallest skeleton: stable across runs,
        seeds, input order and batches that contain the same group.
@@ -587,8 +603,7 @@ def assign_templates(
         del s_doc, s_hash
         src, dst = _candidate_edges(sig, prio, settings.bands)
         ok = _verify(sig, src, dst, settings.threshold)
-        del sig
-        center = _pivot_cluster(n, src[ok], dst[ok], prio)
+        center = _center_cluster(sig, src[ok], dst[ok], prio, settings.threshold)
     else:
         center = np.zeros(1, dtype=np.int64)
 
