@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.contract import BUILTIN_KINDS
 from linkage.identifiers._codes import NAT, Coded, as_string_series, epoch_ns
@@ -111,21 +113,43 @@ def empty_edges() -> pd.DataFrame:
     return edges_frame(_empty_pairs(), "ip", np.empty(0, object), pd.Index([], dtype="string"))
 
 
+def _arrow_strings(values: pa.Array | pd.Index | np.ndarray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(pa.large_string())
+    return pa.array(np.asarray(values, dtype=object), type=pa.large_string())
+
+
+def _string_column(arr: pa.Array) -> pd.arrays.ArrowStringArray:
+    return pd.arrays.ArrowStringArray(arr.cast(pa.large_string()))
+
+
 def edges_frame(
-    pairs: pd.DataFrame, kind: str, values: np.ndarray, account_ids: pd.Index
+    pairs: pd.DataFrame,
+    kind: str,
+    values: np.ndarray | pa.Array,
+    account_ids: pd.Index | pa.Array,
 ) -> pd.DataFrame:
-    """Turn coded pairs into the public edge schema, sorted by (account order, value)."""
+    """Turn coded pairs into the public edge schema, sorted by (account order, value).
+
+    String columns are gathered with Arrow ``take`` (no Python string objects).
+    """
+    vals = _arrow_strings(values)
+    accs = _arrow_strings(account_ids)
+    a = pairs["a"].to_numpy(np.int64)
+    v = pairs["v"].to_numpy(np.int64)
     if len(pairs):
-        rank, _ = pd.factorize(values, sort=True)  # values are unique: rank in sorted order
-        order = np.lexsort((rank[pairs["v"].to_numpy()], pairs["a"].to_numpy()))
+        rank = pc.rank(vals, sort_keys="ascending").to_numpy()
+        order = np.lexsort((rank[v], a))
         pairs = pairs.iloc[order]
-    a = pairs["a"].to_numpy()
-    v = pairs["v"].to_numpy()
+        a, v = a[order], v[order]
+    n = len(pairs)
     return pd.DataFrame(
         {
-            "account_id": pd.array(account_ids.to_numpy(dtype=object)[a], dtype="string"),
-            "kind": pd.array(np.full(len(pairs), kind, dtype=object), dtype="string"),
-            "value": pd.array(values[v] if len(v) else np.empty(0, object), dtype="string"),
+            "account_id": _string_column(accs.take(pa.array(a))),
+            "kind": _string_column(pa.array([kind], pa.large_string()).take(np.zeros(n, np.int64))),
+            "value": _string_column(vals.take(pa.array(v))),
             "n": pairs["n"].to_numpy(np.int64),
             "first_ts": pd.DatetimeIndex(pairs["first"].to_numpy(), copy=False).tz_localize("UTC"),
             "last_ts": pd.DatetimeIndex(pairs["last"].to_numpy(), copy=False).tz_localize("UTC"),

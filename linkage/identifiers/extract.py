@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from linkage.dataset import Dataset
 from linkage.identifiers._codes import (
@@ -97,6 +98,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
 
     accounts, requests = dataset.accounts, dataset.requests
     account_ids = pd.Index(as_string_series(accounts["account_id"]).to_numpy(dtype=object))
+    account_arrow = pa.array(account_ids.to_numpy(), type=pa.large_string())
     n_acc = len(account_ids)
     n_req = len(requests)
 
@@ -142,7 +144,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         combine_pairs(ip_pairs, signup_pairs(sign_ip, created_ns)),
         "ip",
         req_ip.values,
-        account_ids,
+        account_arrow,
     )
     del ip_pairs, req_ip
     sub_pairs = pair_stats(acc, req_sub.codes, ts_ns, req_sub.n_values)
@@ -151,7 +153,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         combine_pairs(sub_pairs, signup_pairs(sign_sub, created_ns)),
         "subnet",
         req_sub.values,
-        account_ids,
+        account_arrow,
     )
     del sub_pairs, req_sub
 
@@ -172,7 +174,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         combine_pairs(dev_pairs, signup_pairs(sign_dev, created_ns)),
         "device",
         req_dev.values,
-        account_ids,
+        account_arrow,
     )
     del dev_pairs, req_dev
 
@@ -191,7 +193,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     feats["n_templates"] = n_tpl
     feats["template_top_share"] = ratio(top_tpl, known_tpl)
     feats["template_repetition"] = 1.0 - ratio(n_tpl, known_tpl)
-    parts["template"] = edges_frame(tpl_pairs, "template", tpl.values, account_ids)
+    parts["template"] = edges_frame(tpl_pairs, "template", tpl.values, account_arrow)
     templates = _templates_frame(assignment.templates, tpl_pairs, tpl.values)
     del tpl_pairs, tpl
 
@@ -235,13 +237,13 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         feats[f"email_{name}"] = flag(mail[name])
     email = Coded.of(mail["canonical"])
     parts["email"] = edges_frame(
-        signup_pairs(email, created_ns), "email", email.values, account_ids
+        signup_pairs(email, created_ns), "email", email.values, account_arrow
     )
     # A freemail domain (gmail.com, outlook.com, …) is shared by millions of strangers:
     # it links nobody, so it makes no email_domain edge (the flag stays a feature).
     domain = Coded.of(mail["domain"].mask(mail["freemail"].fillna(False).to_numpy(bool)))
     parts["email_domain"] = edges_frame(
-        signup_pairs(domain, created_ns), "email_domain", domain.values, account_ids
+        signup_pairs(domain, created_ns), "email_domain", domain.values, account_arrow
     )
     del mail
 
@@ -251,7 +253,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         (payment.codes < 0).astype(np.float64) if payment.n_values else np.full(n_acc, np.nan)
     )
     parts["payment"] = edges_frame(
-        signup_pairs(payment, created_ns), "payment", payment.values, account_ids
+        signup_pairs(payment, created_ns), "payment", payment.values, account_arrow
     )
 
     # "other" lumps every unrecognised UA together: not a shared identifier, no edge.
@@ -259,7 +261,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         lambda s: user_agent_family(s).mask(lambda f: f == UA_OTHER)
     )
     parts["user_agent"] = edges_frame(
-        signup_pairs(ua, created_ns), "user_agent", ua.values, account_ids
+        signup_pairs(ua, created_ns), "user_agent", ua.values, account_arrow
     )
 
     # optional identifiers table

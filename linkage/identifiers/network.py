@@ -12,11 +12,15 @@ is not an address becomes ``<NA>`` (unknown, links nobody).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from linkage.identifiers._codes import map_unique
+from linkage.identifiers._codes import as_string_series
 
 __all__ = ["ip_subnet", "normalize_ip", "parse_ip"]
 
@@ -39,6 +43,35 @@ def parse_ip(text: str) -> IPv4Address | IPv6Address | None:
     return addr
 
 
+# Plain dotted-quad IPv4 without leading zeros: by far the most common form, handled
+# with vectorised string/integer operations; everything else goes through ``ipaddress``.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4_RE = r"^" + r"\.".join([_OCTET] * 4) + r"$"
+
+
+def _apply(
+    ips: pd.Series,
+    fast: Callable[[pa.Array, np.ndarray], np.ndarray],
+    slow: Callable[[str], str | None],
+) -> pd.Series:
+    """Run ``fast(stripped, octets)`` on plain IPv4 uniques, ``slow`` on the other uniques."""
+    s = as_string_series(ips)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    raw = np.asarray(uniques, dtype=object)
+    u = pc.utf8_trim_whitespace(pa.array(raw, type=pa.string()))
+    is_v4 = pc.fill_null(pc.match_substring_regex(u, _V4_RE), False)
+    is_v4_np = is_v4.to_numpy(zero_copy_only=False).astype(bool)
+    out = np.full(len(raw), None, dtype=object)
+    if is_v4_np.any():
+        v4 = u.filter(is_v4)
+        octets = pc.split_pattern(v4, ".").flatten().cast(pa.int64()).to_numpy().reshape(-1, 4)
+        out[is_v4_np] = fast(v4, octets)
+    for i in np.flatnonzero(~is_v4_np):
+        out[i] = slow(raw[i])
+    arr = pd.array(out, dtype="string") if len(out) else pd.array([], dtype="string")
+    return pd.Series(arr.take(codes, allow_fill=True), index=s.index, name=s.name)
+
+
 def _canonical_ip(text: str) -> str | None:
     addr = parse_ip(text)
     return None if addr is None else str(addr)
@@ -46,7 +79,18 @@ def _canonical_ip(text: str) -> str | None:
 
 def normalize_ip(ips: pd.Series) -> pd.Series:
     """Canonical text of each address (string dtype, ``<NA>`` for invalid/unknown)."""
-    return map_unique(ips, _canonical_ip)
+    return _apply(ips, lambda v4, _: v4.to_numpy(zero_copy_only=False), _canonical_ip)
+
+
+def _v4_networks(octets: np.ndarray, prefix: int) -> np.ndarray:
+    """``a.b.c.d/prefix`` text of the networks of integer octet rows (vectorised)."""
+    value = (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
+    mask = ((1 << 32) - 1) ^ ((1 << (32 - prefix)) - 1)
+    value &= mask
+    parts = [pc.cast(pa.array((value >> s) & 255), pa.string()) for s in (24, 16, 8, 0)]
+    text = pc.binary_join_element_wise(*parts, ".")
+    text = pc.binary_join_element_wise(text, pa.scalar(str(prefix)), "/")
+    return text.to_numpy(zero_copy_only=False)
 
 
 def _subnet_of(text: str, v4_prefix: int, v6_prefix: int) -> str | None:
@@ -77,4 +121,8 @@ def ip_subnet(ips: pd.Series, *, v4_prefix: int = 24, v6_prefix: int = 48) -> pd
     """
     if not (0 <= v4_prefix <= 32 and 0 <= v6_prefix <= 128):
         raise ValueError(f"invalid prefixes /{v4_prefix}, /{v6_prefix}")
-    return map_unique(ips, lambda v: _subnet_of(v, v4_prefix, v6_prefix))
+    return _apply(
+        ips,
+        lambda _, octets: _v4_networks(octets, v4_prefix),
+        lambda v: _subnet_of(v, v4_prefix, v6_prefix),
+    )
