@@ -103,7 +103,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     n_req = len(requests)
 
     # 1. account code and time per request (rows with an unknown account or time are ignored)
-    acc = account_ids.get_indexer(as_string_series(requests["account_id"])).astype(np.int32)
+    acc = account_ids.get_indexer(requests["account_id"]).astype(np.int32)
     ts_ns = epoch_ns(requests["ts"]) if n_req else np.empty(0, np.int64)
     acc[ts_ns == NAT] = -1
     created_ns = epoch_ns(column(accounts, "created_at"))
@@ -182,10 +182,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     prompts = column(requests, "prompt")
     assignment = assign_templates(prompts, settings=settings.templates, seed=seed)
     request_template = pd.Series(
-        as_string_series(assignment.template_id).to_numpy(dtype=object),
-        index=requests.index,
-        dtype="string",
-        name="template_id",
+        as_string_series(assignment.template_id).array, index=requests.index, name="template_id"
     )
     tpl = Coded.of(request_template)
     tpl_pairs = pair_stats(acc, tpl.codes, ts_ns, tpl.n_values)

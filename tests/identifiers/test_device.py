@@ -48,7 +48,7 @@ def test_unknown_user_agents_stay_na() -> None:
     assert out.isna().all()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.one_of(

@@ -65,7 +65,7 @@ def test_disposable_domains_and_subdomains() -> None:
     assert "mailinator.com" not in FREEMAIL_DOMAINS
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.one_of(

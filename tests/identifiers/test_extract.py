@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from linkage.contract import BUILTIN_KINDS
 from linkage.dataset import Dataset
-from linkage.identifiers import Identifiers, extract
+from linkage.identifiers import Identifiers, extract, normalize_ip
 from linkage.settings import IdentifierSettings
 from tests.identifiers.test_features import hand_dataset
 
@@ -137,3 +139,26 @@ def test_empty_requests_and_missing_optional_columns() -> None:
     assert out.features["payment_missing"].isna().all()  # dataset has no payment data
     assert set(out.edges["kind"]) == {"ip", "subnet", "email", "email_domain"}
     assert len(out.request_template) == 0
+
+
+def test_extract_on_a_generated_world(tmp_path: Path) -> None:
+    """Integration: fixture world → contract files → ingest → extract."""
+    from fixtures import make_world, write_world
+    from linkage.identifiers import FREEMAIL_DOMAINS
+    from linkage.ingest import load_dataset
+
+    write_world(make_world(scale=0.02, seed=1), tmp_path)
+    d = load_dataset(tmp_path)
+    out = extract(d, settings=SETTINGS, seed=1)
+    assert out.features.index.tolist() == d.accounts["account_id"].tolist()
+    assert (out.features["n_requests"].sum()) == len(d.requests)
+    assert out.request_template.index.equals(d.requests.index)
+    e = out.edges
+    assert set(e["account_id"]) <= set(d.accounts["account_id"])
+    assert not e[["account_id", "kind", "value"]].isna().any().any()
+    assert {"ip", "subnet", "email", "device", "template"} <= set(e["kind"])
+    assert not set(e.loc[e["kind"] == "email_domain", "value"]) & FREEMAIL_DOMAINS
+    ip_rows = e.loc[e["kind"] == "ip", "n"].sum()
+    valid_request_ips = normalize_ip(d.requests["ip"]).notna().sum()
+    valid_signup_ips = normalize_ip(d.accounts["signup_ip"]).notna().sum()
+    assert ip_rows == valid_request_ips + valid_signup_ips

@@ -41,7 +41,7 @@ def test_ip_subnet_custom_prefix_and_index_kept() -> None:
     assert out.tolist() == ["10.1.0.0/16", "2001:db8::/32"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.one_of(st.text(max_size=40), st.ip_addresses().map(str), st.none()), max_size=20)
 )
