@@ -44,7 +44,7 @@ class IdentifierSettings(_Frozen):
 
 class GraphSettings(_Frozen):
     dense_clique_max: int = Field(
-        48,
+        16,
         ge=2,
         description="identifiers shared by at most this many accounts link them as a clique; "
         "larger ones as a seeded random regular sparsifier of this degree (same strength per account)",
@@ -54,15 +54,17 @@ class GraphSettings(_Frozen):
 
 class DetectSettings(_Frozen):
     resolution: float = Field(
-        1.0,
+        7.389,
         gt=0,
-        description="modularity resolution; 1 = configuration-model null (links beyond chance)",
+        description="modularity resolution (RB configuration model). e^2: a community must hold "
+        "e^2 times the link weight the configuration-model null predicts (2 nats of surprise); "
+        "at 1 the faint links of carrier NAT and popular devices merge strangers into blobs",
     )
     n_iterations: int = Field(
         2, description="Leiden iterations (leidenalg default 2; -1 = until stable, can be slow)"
     )
     backend: Literal["leidenalg", "igraph"] = Field(
-        "leidenalg",
+        "igraph",
         description="Leiden implementation: leidenalg (reference) or igraph's C version (faster)",
     )
     min_cluster_size: int = Field(2, ge=2)
