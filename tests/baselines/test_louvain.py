@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from linkage.baselines import run_baseline
 from linkage.baselines._common import build_incidence
-from linkage.baselines.louvain import BLOCK_SCORE, account_projection
+from linkage.baselines.louvain import BLOCK_SCORE, account_projection, degree_cap
 from tests.baselines._graphs import edges_frame, features_frame, two_cliques
 
 
@@ -59,3 +60,12 @@ def test_weak_pair_is_not_blocked() -> None:
     assert out.loc["p", "score"] == pytest.approx(0.25)
     assert out.loc["p", "level"] == "clear"
     assert out.loc["r", "score"] == 0.0
+
+
+def test_pair_budget_lowers_the_cap_by_whole_degrees() -> None:
+    deg = np.array([1, 2, 2, 3, 5, 5, 2000])  # pairs: 1, 1, 3, 10, 10 (2000 is over the cap)
+    assert degree_cap(deg, max_degree=1000, max_pairs=100) == 1000
+    assert degree_cap(deg, max_degree=1000, max_pairs=25) == 1000  # exactly fits
+    assert degree_cap(deg, max_degree=1000, max_pairs=24) == 4  # both degree-5 ids dropped
+    assert degree_cap(deg, max_degree=1000, max_pairs=4) == 2
+    assert degree_cap(deg, max_degree=1000, max_pairs=0) == 1
