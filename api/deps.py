@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.metrics import Metrics
@@ -22,28 +23,29 @@ bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_store(request: Request) -> Store:
+# The getters are ``async`` so FastAPI calls them inline instead of in the threadpool.
+async def get_store(request: Request) -> Store:
     """The app's store."""
     return request.app.state.store
 
 
-def get_signup_service(request: Request) -> SignupService:
+async def get_signup_service(request: Request) -> SignupService:
     """The app's signup scoring service."""
     return request.app.state.signups
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The app's metrics registry."""
     return request.app.state.metrics
 
 
-def require_scope(scope: str) -> Callable[..., ApiKey]:
+def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits a request only with a valid key holding ``scope``.
 
     401 without a key or with an unknown / revoked one; 403 with a key lacking the scope.
     """
 
-    def dependency(
+    async def dependency(
         creds: HTTPAuthorizationCredentials | None = Security(bearer),
         store: Store = Depends(get_store),
     ) -> ApiKey:
@@ -54,7 +56,11 @@ def require_scope(scope: str) -> Callable[..., ApiKey]:
                 "missing API key: send `Authorization: Bearer <key>`",
                 headers=_CHALLENGE,
             )
-        key = store.verify_key(creds.credentials)
+        token = creds.credentials
+        if store.key_is_cached(token):
+            key = store.verify_key(token)  # one indexed row read, no scrypt
+        else:
+            key = await run_in_threadpool(store.verify_key, token)  # scrypt: off the event loop
         if key is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key", headers=_CHALLENGE)
         if not key.allows(scope):

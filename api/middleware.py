@@ -34,8 +34,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = _route_template(scope)
             method = scope.get("method", "")
             self.metrics.inc(
                 "linkage_http_requests_total",
@@ -46,6 +45,18 @@ class MetricsMiddleware:
                 time.perf_counter() - start,
                 {"method": method, "route": path},
             )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's full path template (bounded label cardinality); ``unmatched`` if none."""
+    # recent FastAPI keeps nested routers and records the full template here
+    fastapi_scope = scope.get("fastapi")
+    ctx = fastapi_scope.get("effective_route_context") if isinstance(fastapi_scope, dict) else None
+    path = getattr(ctx, "path", None)
+    if path:
+        return str(path)
+    route = scope.get("route")
+    return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
 class BodyLimitMiddleware:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 Level = Literal["clear", "review", "block"]
 Verdict = Literal["confirmed_farm", "false_positive", "appeal_upheld"]
@@ -24,7 +31,20 @@ def _encodable(v: str) -> str:
     return v
 
 
-Text = Annotated[str, AfterValidator(_encodable)]
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(_encodable)]
+"""Free text without NUL characters (PostgreSQL text cannot hold them) or lone surrogates."""
+
+
+def _iso_string(v: object) -> object:
+    """Timestamps must be ISO 8601 strings (no epoch numbers: ambiguous units)."""
+    if isinstance(v, datetime):
+        return v
+    if not isinstance(v, str):
+        raise ValueError("timestamp must be an ISO 8601 string")
+    return v
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_string)]
 
 
 class _In(BaseModel):
@@ -164,7 +184,9 @@ class SignupIn(_In):
     """One new account, with the contract's account fields."""
 
     account_id: Text = Field(min_length=1, max_length=256)
-    created_at: datetime | None = Field(None, description="sign-up time (default: now)")
+    created_at: Timestamp | None = Field(
+        None, description="sign-up time, ISO 8601 (default: now; naive = UTC)"
+    )
     email: Text | None = Field(None, max_length=512)
     signup_ip: Text | None = Field(None, max_length=64)
     device_fingerprint: Text | None = Field(None, max_length=512)
@@ -196,7 +218,7 @@ class FeedbackIn(_In):
         min_length=1, max_length=256, description="analyst or system giving the verdict"
     )
     why: Text = Field(min_length=1, max_length=4000, description="reason, ticket link, …")
-    ts: datetime | None = Field(
+    ts: Timestamp | None = Field(
         None, description="when the verdict was given (default: now; naive = UTC)"
     )
 

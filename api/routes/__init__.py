@@ -7,6 +7,7 @@ from typing import Any
 from api.schemas import ErrorBody
 
 _DESCRIPTIONS = {
+    400: "the body cannot be decoded (not UTF-8 text)",
     401: "missing, invalid or revoked API key",
     403: "the key lacks the required scope",
     404: "not found",

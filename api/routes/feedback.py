@@ -21,7 +21,7 @@ router = APIRouter(tags=["feedback"], dependencies=[Depends(require_scope("feedb
     response_model=FeedbackOut,
     status_code=201,
     summary="Record a verdict on an account or a cluster",
-    responses=error_responses(404, 413, *AUTH_ERRORS),
+    responses=error_responses(400, 404, 413, *AUTH_ERRORS),
 )
 def post_feedback(
     body: FeedbackIn,

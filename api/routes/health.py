@@ -17,7 +17,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness", responses=error_responses(500))
-def healthz() -> Health:
+async def healthz() -> Health:
     """The process answers."""
     return Health(status="ok")
 

@@ -26,7 +26,7 @@ router = APIRouter(tags=["signups"], dependencies=[Depends(require_scope("score"
     "/signups/score",
     response_model=SignupScore,
     summary="Score one new signup against the known farms",
-    responses=error_responses(413, *AUTH_ERRORS),
+    responses=error_responses(400, 413, *AUTH_ERRORS),
 )
 def score_signup(
     body: SignupIn,

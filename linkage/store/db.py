@@ -131,9 +131,9 @@ class ApiKey:
 
 @dataclass
 class _KeyCache:
-    """Successful verifications: (key id, stored hash, sha256(token)) -> True."""
+    """Successful verifications: (key id, sha256(token)) -> the stored hash they matched."""
 
-    entries: dict[tuple[str, str, str], bool] = field(default_factory=dict)
+    entries: dict[tuple[str, str], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     max_size: int = 4096
 
@@ -859,6 +859,16 @@ class Store:
                 del self._key_cache.entries[k]
         return res.rowcount > 0
 
+    def key_is_cached(self, token: str) -> bool:
+        """Whether verifying ``token`` will skip scrypt (in memory, no I/O).
+
+        Lets an async caller verify cached keys inline and send the rest to a thread.
+        """
+        parsed = parse_token(token)
+        if parsed is None:
+            return True  # rejected without hashing
+        return (parsed[0], hashlib.sha256(token.encode()).hexdigest()) in self._key_cache.entries
+
     def verify_key(self, token: str) -> ApiKey | None:
         """The active key a token belongs to, or None.
 
@@ -885,15 +895,14 @@ class Store:
             ).first()
         if r is None or r.revoked_at is not None or r.scheme != _SCHEME:
             return None
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        ck = (r.id, r.hash, digest)
-        if ck not in self._key_cache.entries:
+        ck = (r.id, hashlib.sha256(token.encode()).hexdigest())
+        if self._key_cache.entries.get(ck) != r.hash:
             if not hmac.compare_digest(hash_secret(secret, bytes.fromhex(r.salt)), r.hash):
                 return None
             with self._key_cache.lock:
                 if len(self._key_cache.entries) >= self._key_cache.max_size:
                     self._key_cache.entries.clear()
-                self._key_cache.entries[ck] = True
+                self._key_cache.entries[ck] = r.hash
         return ApiKey(r.id, r.name, frozenset(r.scopes.split()), as_utc(r.created_at))
 
     # ------------------------------------------------------------------ maintenance
