@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from linkage.errors import LinkageError, SchemaError  # noqa: E402
-from linkage.settings import Settings  # noqa: E402
+from linkage.errors import LinkageError, SchemaError
+from linkage.settings import Settings
 
 
 def __getattr__(name: str):  # lazy: keep `import linkage` cheap for the CLI and API

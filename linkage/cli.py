@@ -54,12 +54,27 @@ def _progress_printer(quiet: bool = False):
 
 @app.command()
 def detect(
-    dataset: Path = typer.Argument(..., help="Dataset directory (accounts, requests, … as CSV/CSV.gz/Parquet/JSONL)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (accounts.csv, clusters.jsonl, manifest.json)."),
-    method: str = typer.Option("graph", help="graph (the engine) or a peer: rules, components, louvain, fraudar."),
-    settings_file: Path | None = typer.Option(None, "--settings", help="Settings JSON (see `linkage settings`); default settings otherwise."),
+    dataset: Path = typer.Argument(
+        ..., help="Dataset directory (accounts, requests, … as CSV/CSV.gz/Parquet/JSONL)."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Run directory to write (accounts.csv, clusters.jsonl, manifest.json).",
+    ),
+    method: str = typer.Option(
+        "graph", help="graph (the engine) or a peer: rules, components, louvain, fraudar."
+    ),
+    settings_file: Path | None = typer.Option(
+        None,
+        "--settings",
+        help="Settings JSON (see `linkage settings`); default settings otherwise.",
+    ),
     seed: int | None = typer.Option(None, help="Override the settings' seed."),
-    store: str | None = typer.Option(None, help="Store URL: read analyst feedback from it before, import the run into it after."),
+    store: str | None = typer.Option(
+        None, help="Store URL: read analyst feedback from it before, import the run into it after."
+    ),
 ) -> None:
     """Find coordinated account farms in DATASET and write the run to OUT.
 
@@ -80,7 +95,14 @@ def detect(
         db = Store(store)
         feedback = db.feedback_frame()
         err_console.print(f"read {len(feedback)} feedback rows from the store")
-    manifest = run_detect(dataset, out, settings=settings, feedback=feedback, method=method, progress=_progress_printer())
+    manifest = run_detect(
+        dataset,
+        out,
+        settings=settings,
+        feedback=feedback,
+        method=method,
+        progress=_progress_printer(),
+    )
     _print_run_summary(manifest, out)
     if db is not None:
         res = db.import_run(out)
@@ -94,7 +116,15 @@ def _print_run_summary(manifest: dict, out: Path) -> None:
     t = Table(title=f"linkage detect ({manifest['method']}) → {out}", show_header=True)
     t.add_column("what")
     t.add_column("value", justify="right")
-    for k in ("accounts", "requests", "identifier_edges", "templates", "graph_edges", "clusters", "quarantined_rows"):
+    for k in (
+        "accounts",
+        "requests",
+        "identifier_edges",
+        "templates",
+        "graph_edges",
+        "clusters",
+        "quarantined_rows",
+    ):
         t.add_row(k.replace("_", " "), f"{c.get(k, 0):,}")
     for lvl, n in c["levels"].items():
         t.add_row(f"accounts {lvl}", f"{n:,}")
@@ -107,8 +137,12 @@ def _print_run_summary(manifest: dict, out: Path) -> None:
 @app.command()
 def evaluate(
     dataset: Path = typer.Argument(..., help="Dataset directory with a labels table."),
-    run: list[Path] = typer.Option(..., "--run", "-r", help="Run directory (repeat to compare runs side by side)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the report(s) as JSON here."),
+    run: list[Path] = typer.Option(
+        ..., "--run", "-r", help="Run directory (repeat to compare runs side by side)."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the report(s) as JSON here."
+    ),
     fpr: float = typer.Option(0.01, help="False-positive rate for 'recall at FPR'."),
 ) -> None:
     """Score runs against the dataset's labels: AP, ROC AUC, recall at 1% FPR, flag rate per population, recall per farm group."""
@@ -121,7 +155,9 @@ def evaluate(
 
     ds = load_dataset(dataset)
     if ds.labels is None:
-        raise LinkageError(f"{dataset} has no labels table: evaluate needs labels (account_id, is_farm, group, population)")
+        raise LinkageError(
+            f"{dataset} has no labels table: evaluate needs labels (account_id, is_farm, group, population)"
+        )
     reports = {}
     for r in run:
         rr = load_run(r)
@@ -138,7 +174,9 @@ def evaluate(
 @app.command()
 def explain(
     run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
-    cluster_id: str = typer.Argument(..., help="Cluster id (see clusters.jsonl or `linkage clusters`)."),
+    cluster_id: str = typer.Argument(
+        ..., help="Cluster id (see clusters.jsonl or `linkage clusters`)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the raw evidence records as JSON."),
 ) -> None:
     """Show the evidence behind one cluster, strongest reason first."""
@@ -150,7 +188,9 @@ def explain(
     rr = load_run(run)
     c = rr.cluster(cluster_id)
     if c is None:
-        raise LinkageError(f"cluster {cluster_id!r} not found in {run} ({len(rr.clusters)} clusters there)")
+        raise LinkageError(
+            f"cluster {cluster_id!r} not found in {run} ({len(rr.clusters)} clusters there)"
+        )
     if as_json:
         typer.echo(json.dumps(c, indent=2))
     else:
@@ -160,8 +200,12 @@ def explain(
 @app.command("score-signups")
 def score_signups(
     dataset: Path = typer.Argument(..., help="Dataset directory with a signups table."),
-    run: Path = typer.Option(..., "--run", "--model", "-r", help="Run directory of a graph run (the model)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/signups_scored.csv)."),
+    run: Path = typer.Option(
+        ..., "--run", "--model", "-r", help="Run directory of a graph run (the model)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="CSV to write (default: RUN/signups_scored.csv)."
+    ),
 ) -> None:
     """Score new signups against a run: attachment to known farms plus sign-up velocity."""
     import time
@@ -198,11 +242,15 @@ def train(
     settings = Settings.load(settings_file)
     model = train_model(datasets, settings=settings, C=c, progress=_progress_printer())
     model.save(out)
-    err_console.print(f"wrote {out} ({len(model.features)} features, trained on {model.meta.get('n_accounts')} accounts)")
+    err_console.print(
+        f"wrote {out} ({len(model.features)} features, trained on {model.meta.get('n_accounts')} accounts)"
+    )
 
 
 @app.command("settings")
-def show_settings(settings_file: Path | None = typer.Argument(None, help="Settings JSON to validate and print.")) -> None:
+def show_settings(
+    settings_file: Path | None = typer.Argument(None, help="Settings JSON to validate and print."),
+) -> None:
     """Print the (default or given) settings as JSON: edit and pass with --settings."""
     typer.echo(Settings.load(settings_file).to_json())
 

@@ -21,7 +21,9 @@ class Problem:
     column: str | None
     message: str
     value: str | None = None
-    severity: str = "error"  # "error" = row quarantined / run refused; "warning" = field set unknown
+    severity: str = (
+        "error"  # "error" = row quarantined / run refused; "warning" = field set unknown
+    )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

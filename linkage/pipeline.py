@@ -33,7 +33,7 @@ from linkage.ingest import load_dataset
 from linkage.score import LinearModel, Scores, account_features, score_accounts
 from linkage.score.scoring import FARM_VERDICTS, latest_verdicts
 from linkage.settings import Settings
-from linkage.store.rundir import write_run
+from linkage.store.rundir import write_manifest, write_run
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,16 @@ class Prepared:
     timer: Timer
 
 
-def _dataset(source: str | Path | Dataset, settings: Settings, out: Path | None, timer: Timer) -> Dataset:
+def _dataset(
+    source: str | Path | Dataset, settings: Settings, out: Path | None, timer: Timer
+) -> Dataset:
     if isinstance(source, Dataset):
         return source
     with timer.stage("ingest"):
         qdir = (out / "quarantine") if out is not None else None
-        return load_dataset(source, settings=settings.ingest, quarantine_dir=qdir, progress=timer.progress)
+        return load_dataset(
+            source, settings=settings.ingest, quarantine_dir=qdir, progress=timer.progress
+        )
 
 
 def prepare(
@@ -121,21 +125,26 @@ def _inputs(ds: Dataset) -> dict[str, Any]:
     for table, p in ds.files.items():
         path = Path(p)
         if path.is_file():
-            out[table] = {"path": str(path), "bytes": path.stat().st_size, "sha256": _file_digest(path)}
+            out[table] = {
+                "path": str(path),
+                "bytes": path.stat().st_size,
+                "sha256": _file_digest(path),
+            }
     return out
 
 
 def _signup_index(prep: Prepared, scores: Scores, settings: Settings) -> pd.DataFrame:
     """Identifiers of accounts worth attaching a signup to (clustered or flagged)."""
     acc = scores.accounts
-    keep = acc["cluster_id"].notna() | (acc["score"] >= settings.score.review_threshold)
-    keep_ids = set(acc.loc[keep, "account_id"])
+    keep = (
+        acc["cluster_id"].notna() | (acc["score"] >= settings.score.review_threshold)
+    ).to_numpy()
     inc = prep.graph.incidence
     idf = prep.graph.identifiers
     kinds = inc["kind"].to_numpy()
     sel = np.isin(kinds, SIGNUP_KINDS) | pd.Series(kinds).str.startswith("x:").to_numpy()
+    sel &= keep[inc["acc"].to_numpy()]  # scores.accounts is in graph vertex order
     accounts = prep.graph.accounts.to_numpy()[inc["acc"].to_numpy()]
-    sel &= np.isin(accounts, list(keep_ids))
     return pd.DataFrame(
         {
             "kind": kinds[sel],
@@ -147,7 +156,9 @@ def _signup_index(prep: Prepared, scores: Scores, settings: Settings) -> pd.Data
     )
 
 
-def _cluster_records(prep: Prepared, scores: Scores, model: LinearModel, timer: Timer) -> list[dict[str, Any]]:
+def _cluster_records(
+    prep: Prepared, scores: Scores, model: LinearModel, timer: Timer
+) -> list[dict[str, Any]]:
     ctx = build_context(
         prep.graph,
         scores,
@@ -206,14 +217,18 @@ def run_detect(
         prep = prepare(source, settings=settings, feedback=feedback, out=out, progress=progress)
         timer = prep.timer
         with timer.stage("score"):
-            scores = score_accounts(prep.X, prep.clustering, model=model, settings=settings.score, feedback=feedback)
+            scores = score_accounts(
+                prep.X, prep.clustering, model=model, settings=settings.score, feedback=feedback
+            )
         with timer.stage("explain"):
             records = _cluster_records(prep, scores, model, timer)
         accounts = scores.accounts
         with timer.stage("write"):
             index = _signup_index(prep, scores, settings)
     else:
-        accounts, records, prep, timer, index = _run_baseline(method, source, settings=settings, out=out, progress=progress)
+        accounts, records, prep, timer, index = _run_baseline(
+            method, source, settings=settings, out=out, progress=progress
+        )
     ds = prep.dataset
     levels = accounts["level"].value_counts().to_dict()
     manifest = {
@@ -235,25 +250,25 @@ def run_detect(
             "feedback_rows": 0 if feedback is None else len(feedback),
         },
         "ingest": ds.report.to_dict(),
-        "machine": {"python": platform.python_version(), "cpus": psutil.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": psutil.cpu_count(),
+            "platform": platform.platform(),
+        },
     }
     with timer.stage("write"):
         write_run(out, accounts=accounts, clusters=records, manifest=manifest, signup_index=index)
-    timings = {k: round(v, 3) for k, v in timer.stages.items()}
-    timings["total"] = round(time.perf_counter() - t_start, 3)
-    manifest["timings"] = timings
+    manifest["timings"] = {k: round(v, 3) for k, v in timer.stages.items()}
+    manifest["timings"]["total"] = round(time.perf_counter() - t_start, 3)
     manifest["peak_rss_mb"] = round(_peak_rss_mb(), 1)
-    # rewrite the manifest with the final timings (cheap, atomic)
-    from linkage.store.rundir import _atomic_write_text, _json_default  # noqa: PLC0415
-    import json  # noqa: PLC0415
-
-    _atomic_write_text(out / "manifest.json", json.dumps({"format_version": 1, **manifest}, indent=2, default=_json_default))
+    write_manifest(out, manifest)  # again, now with the final timings (small, atomic)
+    log.info("run written to %s in %.1f s", out, manifest["timings"]["total"])
     return manifest
 
 
 def _peak_rss_mb() -> float:
     try:
-        import resource  # noqa: PLC0415
+        import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     except Exception:  # pragma: no cover - non-POSIX
@@ -268,7 +283,7 @@ def _run_baseline(
     out: Path,
     progress: Progress | None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], Prepared, Timer, pd.DataFrame]:
-    from linkage.baselines import run_baseline  # noqa: PLC0415
+    from linkage.baselines import run_baseline
 
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)
@@ -299,5 +314,12 @@ def _run_baseline(
         identifiers=pd.DataFrame(),
         n_reference=0,
     )
-    prep = Prepared(ds, ids, empty, Clustering(np.empty(0, int), [], np.empty(0), np.empty(0), 0), pd.DataFrame(), timer)
+    prep = Prepared(
+        ds,
+        ids,
+        empty,
+        Clustering(np.empty(0, int), [], np.empty(0), np.empty(0), 0),
+        pd.DataFrame(),
+        timer,
+    )
     return res[["account_id", "cluster_id", "score", "level"]], records, prep, timer, None  # type: ignore[return-value]

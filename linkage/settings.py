@@ -49,7 +49,9 @@ class GraphSettings(_Frozen):
         description="identifiers shared by at most this many accounts link them as a clique; "
         "larger ones as a seeded random regular sparsifier of this degree (same strength per account)",
     )
-    min_accounts: int = Field(2, ge=2, description="an identifier links only if shared by this many")
+    min_accounts: int = Field(
+        2, ge=2, description="an identifier links only if shared by this many"
+    )
 
 
 class DetectSettings(_Frozen):

@@ -94,7 +94,9 @@ def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFra
     parts = {
         "ip": ip,
         "subnet": ip_subnet(
-            ip, v4_prefix=settings.identifiers.ipv4_prefix, v6_prefix=settings.identifiers.ipv6_prefix
+            ip,
+            v4_prefix=settings.identifiers.ipv4_prefix,
+            v6_prefix=settings.identifiers.ipv6_prefix,
         ),
         "device": normalize_fingerprint(col("device_fingerprint")),
         "payment": col("payment_fingerprint").str.strip().replace("", pd.NA),
@@ -108,7 +110,11 @@ def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFra
     for kind, values in parts.items():
         v = pd.Series(values, dtype="string").reset_index(drop=True)
         ok = v.notna().to_numpy()
-        rows.append(pd.DataFrame({"row": np.flatnonzero(ok), "kind": kind, "value": v[ok].astype(str).to_numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {"row": np.flatnonzero(ok), "kind": kind, "value": v[ok].astype(str).to_numpy()}
+            )
+        )
     out = pd.concat(rows, ignore_index=True)
     flags = pd.DataFrame(
         {
@@ -123,7 +129,9 @@ def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFra
 class SignupScorer:
     """Scores new signups against one run (thread-safe)."""
 
-    def __init__(self, run: Run, *, settings: Settings | None = None, window_s: float = VELOCITY_WINDOW_S) -> None:
+    def __init__(
+        self, run: Run, *, settings: Settings | None = None, window_s: float = VELOCITY_WINDOW_S
+    ) -> None:
         self.run = run
         self.settings = settings or Settings.model_validate(run.manifest.get("settings", {}))
         self.window_s = float(window_s)
@@ -133,7 +141,9 @@ class SignupScorer:
         self._cluster_score = {cid: float(c["score"]) for cid, c in clusters.items()}
         self._cluster_level = {cid: str(c["level"]) for cid, c in clusters.items()}
         acc = run.accounts
-        acc_cluster = pd.Series(acc["cluster_id"].to_numpy(dtype=object), index=acc["account_id"].astype(str).to_numpy())
+        acc_cluster = pd.Series(
+            acc["cluster_id"].to_numpy(dtype=object), index=acc["account_id"].astype(str).to_numpy()
+        )
         idx = run.signup_index
         if idx is None or idx.empty:
             self._index: dict[tuple[str, str], list[tuple[str, float, int, int]]] = {}
@@ -146,19 +156,33 @@ class SignupScorer:
         idx = idx[pd.notna(idx["cluster_id"])]
         g = (
             idx.groupby(["kind", "value", "cluster_id"], sort=True)
-            .agg(weight=("weight", "max"), members=("account_id", "size"), holders=("holders", "max"))
+            .agg(
+                weight=("weight", "max"), members=("account_id", "size"), holders=("holders", "max")
+            )
             .reset_index()
         )
         index: dict[tuple[str, str], list[tuple[str, float, int, int]]] = defaultdict(list)
-        for k, v, c, w, m, h in zip(g["kind"], g["value"], g["cluster_id"], g["weight"], g["members"], g["holders"], strict=True):
+        for k, v, c, w, m, h in zip(
+            g["kind"],
+            g["value"],
+            g["cluster_id"],
+            g["weight"],
+            g["members"],
+            g["holders"],
+            strict=True,
+        ):
             index[(str(k), str(v))].append((str(c), float(w), int(m), int(max(h, m))))
         self._index = dict(index)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path | Run, *, settings: Settings | None = None, **kw: Any) -> SignupScorer:
+    def from_run(
+        cls, run_dir: str | Path | Run, *, settings: Settings | None = None, **kw: Any
+    ) -> SignupScorer:
         run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
         if run.manifest.get("method", "graph") != "graph":
-            raise ModelError(f"run {run.path} was made with method {run.manifest.get('method')!r}; signup scoring needs a graph run")
+            raise ModelError(
+                f"run {run.path} was made with method {run.manifest.get('method')!r}; signup scoring needs a graph run"
+            )
         return cls(run, settings=settings, **kw)
 
     # -- velocity window -------------------------------------------------------
@@ -203,16 +227,32 @@ class SignupScorer:
         t = float(_epoch(frame.get("created_at"), 1)[0])
         keys = list(zip(ids["kind"], ids["value"], strict=True))
         velocity = self._velocity(keys, t, record_velocity)
-        return self._decide(str(record.get("account_id", "")), keys, velocity, ids.attrs["flags"].iloc[0])
+        return self._decide(
+            str(record.get("account_id", "")), keys, velocity, ids.attrs["flags"].iloc[0]
+        )
 
-    def _decide(self, account_id: str, keys: list[tuple[str, str]], velocity: dict[str, int], flags: pd.Series) -> SignupResult:
+    def _decide(
+        self,
+        account_id: str,
+        keys: list[tuple[str, str]],
+        velocity: dict[str, int],
+        flags: pd.Series,
+    ) -> SignupResult:
         strength: dict[str, float] = defaultdict(float)
         links: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key in keys:
             for cid, w, m, h in self._index.get(key, ()):
                 s = w * m / h
                 strength[cid] += s
-                links[cid].append({"kind": key[0], "value": key[1], "members": m, "holders": h, "nats": round(s, 3)})
+                links[cid].append(
+                    {
+                        "kind": key[0],
+                        "value": key[1],
+                        "members": m,
+                        "holders": h,
+                        "nats": round(s, 3),
+                    }
+                )
         best, link_score, attach = None, 0.0, 0.0
         for cid, s in strength.items():
             a = 1.0 - math.exp(-s)
@@ -230,7 +270,10 @@ class SignupScorer:
                         f"attachment {attach:.2f} from {strength[best]:.2f} nats"
                     ),
                     contribution=_logit(link_score),
-                    details={"cluster_id": best, "identifiers": sorted(links[best], key=lambda d: -d["nats"])[:10]},
+                    details={
+                        "cluster_id": best,
+                        "identifiers": sorted(links[best], key=lambda d: -d["nats"])[:10],
+                    },
                 )
             )
         vel_score = 0.0
@@ -247,7 +290,11 @@ class SignupScorer:
                         for k, c in sorted(over.items())
                     ),
                     contribution=_logit(vel_score),
-                    details={"window_s": self.window_s, "counts": dict(velocity), "limits": dict(VELOCITY_LIMITS)},
+                    details={
+                        "window_s": self.window_s,
+                        "counts": dict(velocity),
+                        "limits": dict(VELOCITY_LIMITS),
+                    },
                 )
             )
         if bool(flags.get("disposable", False)) or bool(flags.get("alias", False)):
@@ -256,7 +303,10 @@ class SignupScorer:
                     kind="concealment",
                     summary=f"disposable e-mail: {bool(flags.get('disposable'))}, aliased e-mail: {bool(flags.get('alias'))} (context only)",
                     contribution=0.0,
-                    details={"disposable": bool(flags.get("disposable")), "alias": bool(flags.get("alias"))},
+                    details={
+                        "disposable": bool(flags.get("disposable")),
+                        "alias": bool(flags.get("alias")),
+                    },
                 )
             )
         score = 1.0 - (1.0 - link_score) * (1.0 - vel_score)
@@ -272,7 +322,7 @@ class SignupScorer:
 
     def score_frame(self, signups: pd.DataFrame) -> pd.DataFrame:
         """Batch scoring (velocity counted among the batch, in created_at order)."""
-        import json  # noqa: PLC0415
+        import json
 
         frame = signups.reset_index(drop=True)
         ids = signup_identifiers(frame, settings=self.settings)
@@ -303,7 +353,9 @@ class SignupScorer:
         )
 
 
-def _batch_velocity(ids: pd.DataFrame, ts: np.ndarray, window_s: float) -> dict[int, dict[str, int]]:
+def _batch_velocity(
+    ids: pd.DataFrame, ts: np.ndarray, window_s: float
+) -> dict[int, dict[str, int]]:
     sel = ids["kind"].isin(list(VELOCITY_LIMITS)).to_numpy()
     sub = ids.loc[sel, ["row", "kind", "value"]].reset_index(drop=True)
     if sub.empty:
@@ -329,7 +381,9 @@ def _epoch(col: Any, n: int) -> np.ndarray:
     now = pd.Timestamp.now(tz="UTC").timestamp()
     if col is None:
         return np.full(n, now)
-    ts = pd.to_datetime(pd.Series(col).reset_index(drop=True), utc=True, errors="coerce", format="ISO8601")
+    ts = pd.to_datetime(
+        pd.Series(col).reset_index(drop=True), utc=True, errors="coerce", format="ISO8601"
+    )
     secs = ts.astype("int64").to_numpy() / 1e9
     return np.where(ts.isna().to_numpy(), now, secs)
 

@@ -19,8 +19,8 @@ sparsified supernode such as a carrier NAT -- are released to "unclustered".
 from __future__ import annotations
 
 import hashlib
-import random
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +46,7 @@ class Clustering:
     n_components: int
 
     def membership_frame(self, accounts: pd.Index) -> pd.DataFrame:
-        cid = np.array(self.cluster_ids + [None], dtype=object)[self.cluster]
+        cid = np.array([*self.cluster_ids, None], dtype=object)[self.cluster]
         return pd.DataFrame(
             {
                 "account_id": accounts,
@@ -139,14 +139,12 @@ def detect_clusters(
         next_label = len(pair_comps)
     order = np.argsort(comp, kind="stable")
     bounds = np.r_[0, np.cumsum(sizes)]
-    done = 0
-    for c in big[np.argsort(-sizes[big], kind="stable")]:
+    for done, c in enumerate(big[np.argsort(-sizes[big], kind="stable")], 1):
         verts = order[bounds[c] : bounds[c + 1]]
         sub = g.induced_subgraph(verts.tolist(), implementation="create_from_scratch")
         memb = _leiden(sub, settings=settings, seed=seed)
         community[verts] = memb + next_label
         next_label += int(memb.max()) + 1
-        done += 1
         if progress is not None and done % 200 == 0:
             progress(done, len(big))
 

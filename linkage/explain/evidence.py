@@ -12,7 +12,7 @@ cluster's score without that reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -75,8 +75,6 @@ GROUP_OF_KIND = {
     "templates": "template",
 }
 MAX_ITEMS = 5  # identifiers / templates / rows listed per evidence item
-_EMPTY_SHARED = pd.DataFrame(columns=["group", "kind", "value", "members", "holders", "weight"])
-_EMPTY_ROWS = pd.DataFrame(columns=["template_id", "n_requests", "rows"])
 
 
 @dataclass
@@ -87,9 +85,25 @@ class EvidenceContext:
     scores: Scores
     model: LinearModel
     templates: pd.DataFrame  # template_id, skeleton, example, ...
-    shared: dict[str, pd.DataFrame]  # cluster_id -> identifiers held by >= 2 members
-    template_rows: dict[str, pd.DataFrame]  # cluster_id -> template_id, n_requests, rows (list of _row)
+    shared: dict[
+        str, dict[str, tuple[int, list[tuple]]]
+    ]  # cluster -> group -> (n, top (kind, value, members, holders, w))
+    template_rows: dict[
+        str, tuple[int, list[tuple]]
+    ]  # cluster -> (n templates, top (template_id, n_requests, rows))
     account_rows: pd.Series  # account_id -> accounts file _row
+    # numpy views of per-account data (vertex order), extracted once
+    logits: np.ndarray = field(default_factory=lambda: np.empty(0))
+    overrides: np.ndarray = field(default_factory=lambda: np.empty(0))
+    account_ids: np.ndarray = field(default_factory=lambda: np.empty(0))
+    feature_matrix: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+    def __post_init__(self) -> None:
+        acc = self.scores.accounts
+        self.logits = acc["logit"].to_numpy(dtype=float)
+        self.overrides = acc["override"].to_numpy(dtype=object)
+        self.account_ids = acc["account_id"].to_numpy(dtype=object)
+        self.feature_matrix = self.scores.features[list(self.model.features)].to_numpy(dtype=float)
 
 
 def build_context(
@@ -132,36 +146,95 @@ def build_context(
     shared["strength"] = shared["weight"] * shared["members"] / shared["holders"]
     shared = shared.sort_values(["cluster_id", "group", "strength"], ascending=[True, True, False])
 
-    template_rows = pd.DataFrame(columns=["cluster_id", "template_id", "n_requests", "rows"])
+    template_rows = pd.DataFrame(
+        columns=["cluster_id", "template_id", "n_requests", "rows", "n_templates"]
+    )
     if requests is not None and request_template is not None and len(requests):
         amap = pd.Series(acc_cluster, index=scores.accounts["account_id"].to_numpy())
         rq = pd.DataFrame(
             {
-                "cluster_id": amap.reindex(requests["account_id"].astype(str).to_numpy()).to_numpy(),
+                "cluster_id": amap.reindex(
+                    requests["account_id"].astype(str).to_numpy()
+                ).to_numpy(),
                 "template_id": request_template.to_numpy(dtype=object),
-                "_row": requests["_row"].to_numpy() if "_row" in requests.columns else np.arange(len(requests)),
+                "_row": requests["_row"].to_numpy()
+                if "_row" in requests.columns
+                else np.arange(len(requests)),
             }
         )
         rq = rq[pd.notna(rq["cluster_id"]) & pd.notna(rq["template_id"])]
         if len(rq):
-            g = rq.groupby(["cluster_id", "template_id"], sort=True)["_row"]
-            template_rows = g.agg(n_requests="size", rows=lambda s: [int(x) for x in s.iloc[:MAX_ITEMS]]).reset_index()
-            template_rows = template_rows.sort_values(["cluster_id", "n_requests"], ascending=[True, False])
+            counts = (
+                rq.groupby(["cluster_id", "template_id"], sort=True)
+                .size()
+                .rename("n_requests")
+                .reset_index()
+            )
+            counts = counts.sort_values(
+                ["cluster_id", "n_requests", "template_id"], ascending=[True, False, True]
+            )
+            top = counts[counts.groupby("cluster_id").cumcount() < MAX_ITEMS]
+            # raw request rows for the top templates only (first MAX_ITEMS rows each)
+            rq = rq.merge(
+                top[["cluster_id", "template_id"]], on=["cluster_id", "template_id"]
+            ).sort_values("_row")
+            rq = rq[rq.groupby(["cluster_id", "template_id"]).cumcount() < MAX_ITEMS]
+            rows = rq.groupby(["cluster_id", "template_id"])["_row"].agg(list).rename("rows")
+            template_rows = top.join(rows, on=["cluster_id", "template_id"])
+            n_tpl = counts.groupby("cluster_id").size().rename("n_templates")
+            template_rows = template_rows.join(n_tpl, on="cluster_id")
     account_rows = (
         pd.Series(accounts["_row"].to_numpy(), index=accounts["account_id"].astype(str).to_numpy())
         if "_row" in accounts.columns
         else pd.Series(dtype="int64")
     )
-    shared_by = {str(k): v for k, v in shared.groupby("cluster_id", sort=False)}
-    rows_by = {str(k): v for k, v in template_rows.groupby("cluster_id", sort=False)}
-    return EvidenceContext(ag, scores, model, templates, shared_by, rows_by, account_rows)
+    # per (cluster, group): how many identifiers are shared, and the strongest few as plain tuples
+    n_shared = shared.groupby(["cluster_id", "group"], sort=False).size()
+    top = shared.groupby(["cluster_id", "group"], sort=False).head(MAX_ITEMS)
+    shared_by: dict[str, dict[str, tuple[int, list[tuple]]]] = {}
+    for c, g, k, v, m, h, w in zip(
+        top["cluster_id"].to_numpy(dtype=object),
+        top["group"].to_numpy(dtype=object),
+        top["kind"].to_numpy(dtype=object),
+        top["value"].to_numpy(dtype=object),
+        top["members"].to_numpy(),
+        top["holders"].to_numpy(),
+        top["weight"].to_numpy(),
+        strict=True,
+    ):
+        entry = shared_by.setdefault(str(c), {}).setdefault(str(g), (int(n_shared[(c, g)]), []))
+        entry[1].append((str(k), str(v), int(m), int(h), float(w)))
+    rows_by: dict[str, tuple[int, list[tuple]]] = {}
+    if len(template_rows):
+        for c, t, n, r, nt in zip(
+            template_rows["cluster_id"].to_numpy(dtype=object),
+            template_rows["template_id"].to_numpy(dtype=object),
+            template_rows["n_requests"].to_numpy(),
+            template_rows["rows"].to_numpy(dtype=object),
+            template_rows["n_templates"].to_numpy(),
+            strict=True,
+        ):
+            rows_by.setdefault(str(c), (int(nt), []))[1].append(
+                (str(t), int(n), [int(x) for x in r])
+            )
+    tpl = (
+        templates.drop_duplicates("template_id").set_index("template_id")
+        if len(templates)
+        else templates
+    )
+    return EvidenceContext(ag, scores, model, tpl, shared_by, rows_by, account_rows)
 
 
-def _fmt(x: float, nd: int = 2) -> str:
-    return f"{x:.{nd}f}"
+def _text(info: pd.DataFrame, tid: str, col: str, limit: int = 300) -> str:
+    if col not in info.columns or tid not in info.index:
+        return ""
+    v = info.at[tid, col]
+    return v[:limit] if isinstance(v, str) else ""
 
 
-def _kind_contributions(contrib_mean: np.ndarray, features: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def _kind_contributions(
+    contrib_mean: np.ndarray, features: tuple[str, ...]
+) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for f, c in zip(features, contrib_mean, strict=True):
         out.setdefault(EVIDENCE_KIND.get(f, "other"), {})[f] = float(c)
@@ -206,63 +279,61 @@ def _summary(kind: str, fx: Mapping[str, float], size: int, extra: Mapping[str, 
     return kind
 
 
-def cluster_evidence(ctx: EvidenceContext, cluster_id: str, members_idx: np.ndarray) -> list[Evidence]:
+def cluster_evidence(
+    ctx: EvidenceContext, cluster_id: str, members_idx: np.ndarray
+) -> list[Evidence]:
     """Evidence items for one cluster, ordered by contribution."""
     model = ctx.model
     contrib = ctx.scores.contributions[members_idx].mean(axis=0)
-    X = ctx.scores.features.iloc[members_idx]
-    feat_mean = X[list(model.features)].mean(axis=0).to_dict()
-    logits = ctx.scores.accounts["logit"].to_numpy()[members_idx]
+    feat_mean = dict(
+        zip(model.features, ctx.feature_matrix[members_idx].mean(axis=0).tolist(), strict=True)
+    )
+    logits = ctx.logits[members_idx]
     base_logit = float(np.median(logits))
     by_kind = _kind_contributions(contrib, model.features)
     size = len(members_idx)
-    sh = ctx.shared.get(cluster_id, _EMPTY_SHARED)
-    tr = ctx.template_rows.get(cluster_id, _EMPTY_ROWS)
+    sh = ctx.shared.get(cluster_id, {})
+    n_tpl, tr = ctx.template_rows.get(cluster_id, (0, []))
     items: list[Evidence] = []
     for kind, parts in by_kind.items():
         total = float(sum(parts.values()))
         details: dict[str, Any] = {
-            "features": {f: {"value": round(float(feat_mean[f]), 4), "contribution": round(c, 4)} for f, c in parts.items()},
+            "features": {
+                f: {"value": round(float(feat_mean[f]), 4), "contribution": round(c, 4)}
+                for f, c in parts.items()
+            },
             "score_without": round(float(sigmoid(base_logit - total)), 4),
         }
         extra: dict[str, Any] = {}
         grp = GROUP_OF_KIND.get(kind)
         if grp is not None:
-            rows = sh[sh["group"] == grp]
-            extra["n_shared"] = len(rows)
-            top = rows.head(MAX_ITEMS)
+            n_sh, top = sh.get(grp, (0, []))
+            extra["n_shared"] = n_sh
             details["identifiers"] = [
-                {
-                    "kind": k,
-                    "value": v,
-                    "members": int(m),
-                    "holders": int(h),
-                    "weight_nats": round(float(w), 3),
-                }
-                for k, v, m, h, w in zip(top["kind"], top["value"], top["members"], top["holders"], top["weight"], strict=True)
+                {"kind": k, "value": v, "members": m, "holders": h, "weight_nats": round(w, 3)}
+                for k, v, m, h, w in top
             ]
-            if len(top):
-                extra["top"] = f"{top['kind'].iloc[0]}={top['value'].iloc[0]!s} ({int(top['members'].iloc[0])} members of {int(top['holders'].iloc[0])} holders)"
-        if kind == "templates" and len(tr):
-            extra["n_templates"] = len(tr)
-            top_t = tr.head(MAX_ITEMS).merge(ctx.templates, on="template_id", how="left", suffixes=("", "_all"))
+            if top:
+                k, v, m, h, _ = top[0]
+                extra["top"] = f"{k}={v} ({m} members of {h} holders)"
+        if kind == "templates" and tr:
+            extra["n_templates"] = n_tpl
+            info = ctx.templates
             details["templates"] = [
                 {
                     "template_id": t,
-                    "requests_in_cluster": int(n),
-                    "skeleton": (sk if isinstance(sk, str) else "")[:300],
-                    "example": (ex if isinstance(ex, str) else "")[:300],
+                    "requests_in_cluster": n,
+                    "skeleton": _text(info, t, "skeleton"),
+                    "example": _text(info, t, "example"),
                     "request_rows": rows_,
                 }
-                for t, n, sk, ex, rows_ in zip(
-                    top_t["template_id"], top_t["n_requests"], top_t.get("skeleton", ""), top_t.get("example", ""), top_t["rows"], strict=True
-                )
+                for t, n, rows_ in tr
             ]
         summary = _summary(kind, feat_mean, size, extra)
         summary += f"; without it the score would be {details['score_without']:.2f}"
         items.append(Evidence(kind=kind, summary=summary, contribution=total, details=details))
-    acc_ids = ctx.scores.accounts["account_id"].to_numpy()[members_idx]
-    overrides = ctx.scores.accounts["override"].to_numpy()[members_idx]
+    acc_ids = ctx.account_ids[members_idx]
+    overrides = ctx.overrides[members_idx]
     n_conf = int((overrides == "confirmed_farm").sum())
     n_app = int((overrides == "appeal_upheld").sum())
     if n_conf or n_app:
@@ -294,7 +365,10 @@ def account_evidence(ctx: EvidenceContext, idx: int) -> list[Evidence]:
                 kind=kind,
                 summary=f"{kind}: {total:+.2f} log-odds; without it the score would be {float(sigmoid(logit - total)):.2f}",
                 contribution=total,
-                details={f: {"value": round(float(x[f]), 4), "contribution": round(c, 4)} for f, c in parts.items()},
+                details={
+                    f: {"value": round(float(x[f]), 4), "contribution": round(c, 4)}
+                    for f, c in parts.items()
+                },
             )
         )
     return ordered(items)

@@ -38,4 +38,6 @@ def render_cluster(cluster: dict[str, Any], console: Console) -> None:
                 highlight=False,
             )
     members = cluster.get("members", [])
-    console.print(f"members ({len(members)}): {', '.join(members[:20])}{' …' if len(members) > 20 else ''}")
+    console.print(
+        f"members ({len(members)}): {', '.join(members[:20])}{' …' if len(members) > 20 else ''}"
+    )

@@ -101,7 +101,9 @@ def build_graph(
     n_acc = len(acc_index)
     n_ref = reference_size(n_acc)
 
-    e = edges.loc[edges["account_id"].notna() & edges["value"].notna(), ["account_id", "kind", "value", "n"]]
+    e = edges.loc[
+        edges["account_id"].notna() & edges["value"].notna(), ["account_id", "kind", "value", "n"]
+    ]
     acc_code = acc_index.get_indexer(e["account_id"].astype(str))
     keep = acc_code >= 0
     e = e.loc[keep]
@@ -154,7 +156,9 @@ def build_graph(
     h_acc = text_hash(acc_index.to_numpy(), seed=seed)
     h_ident = text_hash(ident_uniques, seed=seed)
     src, dst, w = _project(incidence, df, weight, h_acc, h_ident, settings=settings)
-    g = ig.Graph(n=n_acc, edges=np.column_stack([src, dst]).tolist() if len(src) else [], directed=False)
+    g = ig.Graph(
+        n=n_acc, edges=np.column_stack([src, dst]).tolist() if len(src) else [], directed=False
+    )
     g.vs["name"] = acc_index.to_list()
     g.es["weight"] = w.tolist()
     log.info(
@@ -164,7 +168,9 @@ def build_graph(
         int((df >= settings.min_accounts).sum()),
         g.ecount(),
     )
-    return AccountGraph(graph=g, accounts=acc_index, incidence=incidence, identifiers=identifiers, n_reference=n_ref)
+    return AccountGraph(
+        graph=g, accounts=acc_index, incidence=incidence, identifiers=identifiers, n_reference=n_ref
+    )
 
 
 def _project(

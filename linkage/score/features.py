@@ -102,9 +102,17 @@ def _own_features(features: pd.DataFrame, accounts: pd.Index) -> pd.DataFrame:
         if tf == "log1p":
             v = np.log1p(v.clip(lower=0))
         out[name] = v.fillna(fill)
-    lag = f["pivot_lag_hours"].astype(float) if "pivot_lag_hours" in f.columns else pd.Series(np.nan, index=accounts)
+    lag = (
+        f["pivot_lag_hours"].astype(float)
+        if "pivot_lag_hours" in f.columns
+        else pd.Series(np.nan, index=accounts)
+    )
     out["pivot_fast"] = (lag <= 24).astype(float)
-    n_req = f["n_requests"].astype(float) if "n_requests" in f.columns else pd.Series(0.0, index=accounts)
+    n_req = (
+        f["n_requests"].astype(float)
+        if "n_requests" in f.columns
+        else pd.Series(0.0, index=accounts)
+    )
     out["has_requests"] = (n_req.fillna(0) > 0).astype(float)
     return out
 
@@ -143,7 +151,9 @@ def account_features(
     out["clustered"] = clustered.astype(float)
     out["member_strength"] = np.log1p(clustering.strength_in)
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(clustering.strength_total > 0, clustering.strength_in / clustering.strength_total, 0.0)
+        frac = np.where(
+            clustering.strength_total > 0, clustering.strength_in / clustering.strength_total, 0.0
+        )
     out["member_fraction"] = frac
 
     link = pd.DataFrame({"acc": acc, "grp": grp, "v": inside}).pivot_table(
@@ -176,7 +186,11 @@ def account_features(
         distinct = np.bincount(pairs["lab"].to_numpy(), minlength=len(size))
         out[col] = (distinct / np.maximum(size, 1))[label]
 
-    created = features.reindex(accounts)["created_ts"].astype(float).to_numpy() if "created_ts" in features.columns else np.full(n, np.nan)
+    created = (
+        features.reindex(accounts)["created_ts"].astype(float).to_numpy()
+        if "created_ts" in features.columns
+        else np.full(n, np.nan)
+    )
     ok = ~np.isnan(created)
     x = np.where(ok, (created - np.nanmin(created)) / 3600.0 if ok.any() else 0.0, 0.0)  # hours
     cnt = np.bincount(label, weights=ok.astype(float), minlength=len(size))

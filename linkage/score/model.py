@@ -77,7 +77,14 @@ class LinearModel:
             arrs = [np.asarray(d[k], dtype=float) for k in ("mean", "scale", "coef")]
             if any(len(x) != len(feats) for x in arrs):
                 raise ModelError("model arrays do not match its feature list")
-            return cls(feats, arrs[0], np.where(arrs[1] > 0, arrs[1], 1.0), arrs[2], float(d["intercept"]), dict(d.get("meta", {})))
+            return cls(
+                feats,
+                arrs[0],
+                np.where(arrs[1] > 0, arrs[1], 1.0),
+                arrs[2],
+                float(d["intercept"]),
+                dict(d.get("meta", {})),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed model: {exc}") from None
 
@@ -90,7 +97,9 @@ class LinearModel:
             else:
                 text = Path(path).read_text()
         except FileNotFoundError:
-            raise ModelError(f"scoring model not found: {path or 'linkage/score/model.json'}") from None
+            raise ModelError(
+                f"scoring model not found: {path or 'linkage/score/model.json'}"
+            ) from None
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
@@ -123,4 +132,6 @@ def fit(
         raise ModelError("training data needs both farm and legit accounts")
     lr = LogisticRegression(C=C, max_iter=2000)
     lr.fit(Z, y, sample_weight=sample_weight)
-    return LinearModel(tuple(features), mean, scale, lr.coef_[0].copy(), float(lr.intercept_[0]), dict(meta or {}))
+    return LinearModel(
+        tuple(features), mean, scale, lr.coef_[0].copy(), float(lr.intercept_[0]), dict(meta or {})
+    )

@@ -29,7 +29,9 @@ FARM_VERDICTS = ("confirmed_farm",)
 def level_of(score: np.ndarray | pd.Series, settings: ScoreSettings) -> np.ndarray:
     s = np.asarray(score, dtype=float)
     return np.where(
-        s >= settings.block_threshold, "block", np.where(s >= settings.review_threshold, "review", "clear")
+        s >= settings.block_threshold,
+        "block",
+        np.where(s >= settings.review_threshold, "review", "clear"),
     )
 
 

@@ -24,16 +24,26 @@ from linkage.settings import Settings
 def training_frame(
     dataset: str | Path, *, settings: Settings, progress: Callable[[str], None] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    from linkage.pipeline import prepare  # noqa: PLC0415  (pipeline imports score)
+    from linkage.pipeline import prepare
 
     prep = prepare(dataset, settings=settings, progress=progress)
     labels = prep.dataset.labels
     if labels is None:
         raise LinkageError(f"{dataset} has no labels table: training needs labels")
-    lab = labels.drop_duplicates("account_id").set_index(labels["account_id"].astype(str).drop_duplicates())
-    lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates("account_id").set_index("account_id")
+    lab = labels.drop_duplicates("account_id").set_index(
+        labels["account_id"].astype(str).drop_duplicates()
+    )
+    lab = (
+        labels.assign(account_id=labels["account_id"].astype(str))
+        .drop_duplicates("account_id")
+        .set_index("account_id")
+    )
     joined = lab.reindex(prep.X.index)
-    pop = joined["population"].astype("string").fillna("") if "population" in joined.columns else pd.Series("", index=joined.index)
+    pop = (
+        joined["population"].astype("string").fillna("")
+        if "population" in joined.columns
+        else pd.Series("", index=joined.index)
+    )
     keep = joined["is_farm"].notna().to_numpy() & ~pop.str.startswith("grey").to_numpy()
     return prep.X.loc[keep], joined.loc[keep, "is_farm"].astype(int).to_numpy()
 
@@ -57,7 +67,7 @@ def train_model(
     w = w / w.mean()
     meta = {
         "trained_on": [str(d) for d in datasets],
-        "n_accounts": int(len(y)),
+        "n_accounts": len(y),
         "n_farm": int(y.sum()),
         "C": C,
         "settings": settings.model_dump(mode="json"),

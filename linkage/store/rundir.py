@@ -78,11 +78,15 @@ def write_run(
         cols = [c for c in (*INDEX_COLUMNS, "holders") if c in signup_index.columns]
         signup_index[cols].to_parquet(tmpp, index=False)
         os.replace(tmpp, out / "signup_index.parquet")
-    man = {"format_version": FORMAT_VERSION, **dict(manifest)}
-    _atomic_write_text(
-        out / "manifest.json", json.dumps(man, indent=2, ensure_ascii=False, default=_json_default)
-    )
+    write_manifest(out, manifest)
     return out
+
+
+def write_manifest(out: str | Path, manifest: Mapping[str, Any]) -> None:
+    """(Re)write OUT/manifest.json atomically."""
+    man = {"format_version": FORMAT_VERSION, **dict(manifest)}
+    text = json.dumps(man, indent=2, ensure_ascii=False, default=_json_default)
+    _atomic_write_text(Path(out) / "manifest.json", text)
 
 
 def _json_default(o: Any) -> Any:
@@ -99,7 +103,9 @@ def iter_clusters(path: str | Path) -> Iterator[dict[str, Any]]:
     """Stream clusters.jsonl (one dict per cluster)."""
     p = Path(path) / "clusters.jsonl"
     if not p.is_file():
-        raise RunError(f"{p} not found: is {Path(path)} a run directory written by `linkage detect`?")
+        raise RunError(
+            f"{p} not found: is {Path(path)} a run directory written by `linkage detect`?"
+        )
     with p.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if line.strip():
@@ -114,7 +120,9 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise RunError(f"run directory not found: {path}")
-    missing = [f for f in ("accounts.csv", "clusters.jsonl", "manifest.json") if not (path / f).is_file()]
+    missing = [
+        f for f in ("accounts.csv", "clusters.jsonl", "manifest.json") if not (path / f).is_file()
+    ]
     if missing:
         raise RunError(f"{path} is not a complete run directory: missing {', '.join(missing)}")
     try:
@@ -138,6 +146,15 @@ def load_run(path: str | Path) -> Run:
     signup_index = (
         pd.read_parquet(idx_path)
         if idx_path.is_file()
-        else pd.DataFrame({c: pd.Series(dtype="string") for c in INDEX_COLUMNS[:3]} | {"weight": pd.Series(dtype=float)})
+        else pd.DataFrame(
+            {c: pd.Series(dtype="string") for c in INDEX_COLUMNS[:3]}
+            | {"weight": pd.Series(dtype=float)}
+        )
     )
-    return Run(path=path, accounts=accounts, clusters=clusters, manifest=manifest, signup_index=signup_index)
+    return Run(
+        path=path,
+        accounts=accounts,
+        clusters=clusters,
+        manifest=manifest,
+        signup_index=signup_index,
+    )

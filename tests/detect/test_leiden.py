@@ -28,7 +28,9 @@ def _world(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["account_id", "kind", "value", "n"])
 
 
-def _clusters(e: pd.DataFrame, accounts: pd.Index, backend: str = "leidenalg", seed: int = 0) -> dict[str, set[str]]:
+def _clusters(
+    e: pd.DataFrame, accounts: pd.Index, backend: str = "leidenalg", seed: int = 0
+) -> dict[str, set[str]]:
     ag = build_graph(e, accounts, settings=GraphSettings(), seed=seed)
     cl = detect_clusters(ag, settings=DetectSettings(backend=backend), seed=seed)
     m = cl.membership_frame(ag.accounts).dropna(subset=["cluster_id"])

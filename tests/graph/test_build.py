@@ -23,7 +23,9 @@ def test_rare_card_links_strongly_and_nat_weakly() -> None:
     rows = [(f"f{i}", "payment", "card", 1) for i in range(4)]
     rows += [(f"u{i}", "ip", "nat", 1) for i in range(400)]
     rows += [("f0", "ip", "nat", 1)]
-    ag = build_graph(_edges(rows), pd.Index([r[0] for r in rows]).unique(), settings=GraphSettings())
+    ag = build_graph(
+        _edges(rows), pd.Index([r[0] for r in rows]).unique(), settings=GraphSettings()
+    )
     g = ag.graph
     f0, f1 = g.vs.find(name="f0").index, g.vs.find(name="f1").index
     card_w = g.es[g.get_eid(f0, f1)]["weight"]
@@ -53,11 +55,21 @@ def test_singletons_and_unknowns_make_no_edges() -> None:
 
 def test_projection_is_invariant_to_row_order_and_deterministic() -> None:
     rng = np.random.default_rng(3)
-    rows = [(f"a{rng.integers(300)}", str(rng.choice(["ip", "device", "payment"])), f"v{rng.integers(60)}", int(rng.integers(1, 5))) for _ in range(2000)]
+    rows = [
+        (
+            f"a{rng.integers(300)}",
+            str(rng.choice(["ip", "device", "payment"])),
+            f"v{rng.integers(60)}",
+            int(rng.integers(1, 5)),
+        )
+        for _ in range(2000)
+    ]
     e = _edges(rows).drop_duplicates(["account_id", "kind", "value"])
     accs = pd.Index(sorted(e["account_id"].unique()))
     a = build_graph(e, accs, settings=GraphSettings(dense_clique_max=8))
-    b = build_graph(e.sample(frac=1, random_state=1), accs[::-1], settings=GraphSettings(dense_clique_max=8))
+    b = build_graph(
+        e.sample(frac=1, random_state=1), accs[::-1], settings=GraphSettings(dense_clique_max=8)
+    )
 
     def canon(ag):
         el = np.asarray(ag.graph.get_edgelist())
@@ -69,7 +81,9 @@ def test_projection_is_invariant_to_row_order_and_deterministic() -> None:
 
 
 def test_confirmed_feedback_boosts_identifier_weight() -> None:
-    rows = [(f"f{i}", "payment", "card", 1) for i in range(3)] + [(f"g{i}", "payment", "card2", 1) for i in range(3)]
+    rows = [(f"f{i}", "payment", "card", 1) for i in range(3)] + [
+        (f"g{i}", "payment", "card2", 1) for i in range(3)
+    ]
     e = _edges(rows)
     accs = pd.Index(sorted(e["account_id"]))
     base = build_graph(e, accs, settings=GraphSettings())
