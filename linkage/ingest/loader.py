@@ -141,9 +141,10 @@ def load_dataset(
 
         known = warn = None
         known_label = "accounts"
-        if name in ("requests", "identifiers"):
+        if name == "requests":
             known = pd.Index(results["accounts"].kept["account_id"])
-        elif name == "labels":
+        elif name in ("labels", "identifiers"):
+            # identifiers of new signups are kept too: signup verification uses them
             ids = [results["accounts"].kept["account_id"]]
             if "signups" in results:
                 ids.append(results["signups"].kept["account_id"])
