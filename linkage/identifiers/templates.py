@@ -310,42 +310,152 @@ _ROTATE = np.uint32(0x9E3779B1)
 _DENSIFY_CHUNK = 1 << 17  # rows per densification chunk (bounds temporaries)
 
 
+# ASCII bytes that belong to a token under ``_TOKEN_SPLIT`` (letters, digits,
+# ``_ < >``); every other ASCII byte separates tokens.
+_ASCII_TOKEN_BYTE = np.zeros(256, dtype=bool)
+_ASCII_TOKEN_BYTE[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789_<>", np.uint8)] = True
+_ASCII_TOKEN_BYTE[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
+_SIG_CHUNK = 1 << 16  # documents per signature chunk (bounds the shingle temporaries)
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets, uint8 data) views of a large_string array without nulls."""
+    arr = arr.cast(pa.large_string())
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    if data_buf is None:
+        return offsets, np.empty(0, np.uint8)
+    return offsets, np.frombuffer(data_buf, dtype=np.uint8)
+
+
+def _ascii_tokens(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of ASCII-only strings and the index of the string each comes from.
+
+    Byte arithmetic instead of a regex split (5x faster), with exactly the
+    tokens ``split_pattern_regex(arr, _TOKEN_SPLIT)`` gives minus the empty
+    ones: on ASCII, ``[\\p{L}\\p{N}\\p{M}_<>]`` is ``[A-Za-z0-9_<>]``. The token
+    bytes are compacted into a new buffer (separators dropped).
+    """
+    offsets, data = _string_buffers(arr)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    b = data[lo:hi]
+    # Token bytes: [A-Za-z] via (b | 0x20) - "a" < 26 and [0-9] via b - "0" < 10
+    # (uint8 wrap-around), plus "_", "<", ">": a few SIMD passes, no lookup.
+    tok = ((b | np.uint8(0x20)) - np.uint8(97)) < 26
+    tok |= (b - np.uint8(48)) < 10
+    tok |= b == 95
+    tok |= b == 60
+    tok |= b == 62
+    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+    first = offsets[nonempty] - lo  # first byte of each non-empty string
+    last = offsets[nonempty + 1] - lo - 1  # and its last byte
+    begin = tok.copy()
+    begin[1:] &= ~tok[:-1]
+    begin[first] = tok[first]  # a string's first byte starts a token if it is one
+    end = tok.copy()
+    end[:-1] &= ~tok[1:]
+    end[last] = tok[last]
+    starts = np.flatnonzero(begin)
+    ends = np.flatnonzero(end)
+    per_string = np.add.reduceat(begin, first, dtype=np.int64) if len(first) else first
+    parent = np.repeat(nonempty, per_string)
+    compact = b[tok]
+    new_off = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(ends - starts + 1, out=new_off[1:])
+    tokens = pa.LargeStringArray.from_buffers(
+        len(starts), pa.py_buffer(new_off), pa.py_buffer(compact)
+    )
+    return tokens, parent
+
+
+def _regex_tokens(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Non-empty tokens (``_TOKEN_SPLIT``) of any strings, with their string index."""
+    lists = pc.split_pattern_regex(arr, _TOKEN_SPLIT)
+    flat = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    keep = pc.greater(pc.utf8_length(flat), 0)
+    return flat.filter(keep).cast(pa.large_string()), parent[keep.to_numpy(zero_copy_only=False)]
+
+
+def _tokens(skel: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Tokens of every skeleton, each skeleton's tokens contiguous and in order.
+
+    ASCII skeletons (most) are split by :func:`_ascii_tokens`, the others by
+    the regex; the two runs are concatenated (a skeleton's tokens stay together).
+    """
+    ascii_ = pc.string_is_ascii(skel).to_numpy(zero_copy_only=False)
+    if ascii_.all():
+        return _ascii_tokens(skel)
+    if not ascii_.any():
+        return _regex_tokens(skel)
+    a_idx = np.flatnonzero(ascii_)
+    u_idx = np.flatnonzero(~ascii_)
+    a_tok, a_par = _ascii_tokens(skel.take(pa.array(a_idx)))
+    u_tok, u_par = _regex_tokens(skel.take(pa.array(u_idx)))
+    tokens = pa.concat_arrays([a_tok, u_tok])
+    return tokens, np.concatenate([a_idx[a_par], u_idx[u_par]])
+
+
+def _splitmix_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
+    """:func:`_splitmix` in place (``tmp``: scratch of the same shape)."""
+    np.right_shift(z, _U64(30), out=tmp)
+    z ^= tmp
+    z *= _U64(0xBF58476D1CE4E5B9)
+    np.right_shift(z, _U64(27), out=tmp)
+    z ^= tmp
+    z *= _U64(0x94D049BB133111EB)
+    np.right_shift(z, _U64(31), out=tmp)
+    z ^= tmp
+
+
 def _shingle_hashes(skel: pa.Array, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(doc index, uint64 hash) of every word ``k``-shingle of every skeleton.
 
     A skeleton with fewer than ``k`` tokens gets one shingle of all its tokens
     (short prompts fall back to smaller n-grams); one without any token (only
     punctuation) gets a shingle of its whole text.
+
+    The hash of the shingle starting at token ``i`` folds tokens ``i..i+k-1``
+    with :func:`_combine`; it is computed for every token position at once from
+    shifted (contiguous) slices of the token hashes, in place, and the
+    positions that do not start a shingle are dropped afterwards.
     """
     n_docs = len(skel)
-    lists = pc.split_pattern_regex(skel, _TOKEN_SPLIT)
-    flat = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy()
-    keep = pc.greater(pc.utf8_length(flat), 0)
-    flat = flat.filter(keep)
-    parent = parent[keep.to_numpy(zero_copy_only=False)]
-    enc = (
-        pc.dictionary_encode(flat).combine_chunks()
-        if isinstance(flat, pa.ChunkedArray)
-        else pc.dictionary_encode(flat)
-    )
+    tokens, parent = _tokens(skel)
+    enc = pc.dictionary_encode(tokens)
     key = _seed_key(seed)
-    tok_hash = _hash_strings(enc.dictionary, key)[enc.indices.to_numpy()]
+    n = len(parent)
+    tok_hash = np.zeros(n + k, dtype=np.uint64)  # padded: shifted slices stay in range
+    if n:
+        tok_hash[:n] = _hash_strings(enc.dictionary, key)[enc.indices.to_numpy()]
+    del enc, tokens
 
     n_tok = np.bincount(parent, minlength=n_docs)
-    start = np.zeros(n_docs + 1, dtype=np.int64)
-    np.cumsum(n_tok, out=start[1:])
     size = np.minimum(n_tok, k)  # shingle size per doc
-    pos = np.arange(len(parent), dtype=np.int64) - start[parent]
+    idx = np.arange(n, dtype=np.int64)
+    run_start = np.empty(n, dtype=np.int64)  # first token of the token's doc
+    if n:
+        new_run = np.empty(n, dtype=bool)
+        new_run[0] = True
+        np.not_equal(parent[1:], parent[:-1], out=new_run[1:])
+        np.maximum.accumulate(np.where(new_run, idx, 0), out=run_start)
+    pos = idx - run_start
     valid = pos <= (n_tok - size)[parent]
-    s_idx = np.flatnonzero(valid)
-    s_doc = parent[s_idx]
-    s_size = size[s_doc]
-    h = _combine(np.full(len(s_idx), _U64(seed & 0xFFFFFFFF) + _U64(1)), tok_hash[s_idx])
-    last = max(len(tok_hash) - 1, 0)
-    for j in range(1, k):
-        nxt = tok_hash[np.minimum(s_idx + j, last)]
-        h = np.where(j < s_size, _combine(h, nxt), h)
+    del idx, run_start, pos
+
+    h = np.full(n, _U64(seed & 0xFFFFFFFF) + _U64(1), dtype=np.uint64)
+    tmp = np.empty_like(h)
+    tok_size = size[parent]
+    for j in range(k):
+        short = np.flatnonzero(tok_size <= j) if j else np.empty(0, np.int64)
+        keep = h[short]
+        h *= _U64(0x9E3779B97F4A7C15)
+        h += tok_hash[j : j + n]
+        _splitmix_inplace(h, tmp)
+        h[short] = keep  # shingles shorter than j + 1 tokens are complete
+    del tmp, tok_hash, tok_size
+    s_doc = parent[valid]
+    h = h[valid]
 
     empty = np.flatnonzero(n_tok == 0)
     if len(empty):
@@ -353,6 +463,33 @@ def _shingle_hashes(skel: pa.Array, k: int, seed: int) -> tuple[np.ndarray, np.n
         s_doc = np.concatenate([s_doc, empty])
         h = np.concatenate([h, _splitmix(whole)])
     return s_doc, h
+
+
+def _signatures(docs: pa.Array, k: int, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signatures of all documents, in chunks of ``_SIG_CHUNK`` docs.
+
+    Chunking bounds the shingle temporaries (a few MB per chunk instead of
+    tens of bytes per token of the whole corpus) and lets the chunks run on a
+    thread pool (pyarrow and most numpy kernels release the GIL). Every
+    document is hashed on its own, so the result does not depend on chunking.
+    """
+    n = len(docs)
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+
+    def work(lo: int) -> None:
+        part = docs.slice(lo, _SIG_CHUNK)
+        s_doc, s_hash = _shingle_hashes(part, k, seed)
+        sig[lo : lo + len(part)] = _minhash(s_doc, s_hash, len(part), num_perm)
+
+    starts = range(0, n, _SIG_CHUNK)
+    workers = max(1, min(len(starts), os.cpu_count() or 1))
+    if workers == 1:
+        for lo in starts:
+            work(lo)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(work, starts))
+    return sig
 
 
 def _minhash(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int) -> np.ndarray:
@@ -367,20 +504,25 @@ def _minhash(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int) -> np.n
     cell = doc.astype(np.int64) * num_perm + (h % _U64(num_perm)).astype(np.int64)
     np.minimum.at(sig, cell, (h >> _U64(32)).astype(np.uint32))
     sig = sig.reshape(n_docs, num_perm)
-    cols = np.arange(num_perm, dtype=np.int32)
-    for lo in range(0, n_docs, _DENSIFY_CHUNK):
-        block = sig[lo : lo + _DENSIFY_CHUNK]
+    empty_rows = np.flatnonzero((sig == _EMPTY).any(axis=1))
+    for lo in range(0, len(empty_rows), _DENSIFY_CHUNK):
+        rows = empty_rows[lo : lo + _DENSIFY_CHUNK]
+        # Column-major copy: the scan below walks the bins of all rows at once.
+        block = np.ascontiguousarray(sig[rows].T)
         empty = block == _EMPTY
-        if not empty.any():
-            continue
-        # Next non-empty bin to the right, circularly: suffix-minimum of the
-        # column index over the row written twice.
-        idx = np.where(empty, 2 * num_perm, cols[None, :]).astype(np.int32)
-        twice = np.concatenate([idx, idx + num_perm], axis=1)
-        nxt = np.minimum.accumulate(twice[:, ::-1], axis=1)[:, ::-1][:, :num_perm]
-        dist = (nxt - cols[None, :]).astype(np.uint32)
-        src = np.take_along_axis(block, nxt % num_perm, axis=1)
-        block[:] = np.where(empty, src + dist * _ROTATE, block)
+        # An empty bin takes the next non-empty bin to its right (circularly)
+        # plus ``distance * _ROTATE``, i.e. its right neighbour's final value
+        # plus ``_ROTATE``: one right-to-left scan, twice round the circle so
+        # that the carry is set once the scan reaches the real columns (every
+        # document has at least one shingle, so every row a non-empty bin).
+        carry = block[num_perm - 1].copy()
+        for c in range(2 * num_perm - 1, -1, -1):
+            col = c % num_perm
+            carry += _ROTATE
+            np.copyto(carry, block[col], where=~empty[col])
+            if c < num_perm:
+                block[col] = carry
+        sig[rows] = block.T
     return sig
 
 
@@ -598,9 +740,7 @@ def assign_templates(
     prio[order] = np.arange(n - 1, -1, -1)
 
     if n > 1:
-        s_doc, s_hash = _shingle_hashes(docs, settings.shingle_size, seed)
-        sig = _minhash(s_doc, s_hash, n, settings.num_perm)
-        del s_doc, s_hash
+        sig = _signatures(docs, settings.shingle_size, settings.num_perm, seed)
         src, dst = _candidate_edges(sig, prio, settings.bands)
         ok = _verify(sig, src, dst, settings.threshold)
         center = _center_cluster(sig, src[ok], dst[ok], prio, settings.threshold)
