@@ -164,7 +164,8 @@ def evaluate(
         name = f"{rr.manifest.get('method', '?')}:{r.name}"
         reports[name] = _evaluate(rr.accounts, ds.labels, fpr=fpr)
     for name, rep in reports.items():
-        Console().print(rep.to_table(title=name) if hasattr(rep, "to_table") else rep)
+        Console().print(f"[bold]{name}[/]")
+        Console().print(rep.to_table())
     if len(reports) > 1:
         Console().print(compare(reports))
     if json_out:
@@ -282,7 +283,14 @@ def main() -> None:
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             raise SystemExit(exc.exit_code) from None
-        raise
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "this is a bug in linkage, not in your data; rerun with --verbose for the traceback",
+            highlight=False,
+        )
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
