@@ -106,7 +106,12 @@ _MASKS: tuple[tuple[str | None, str, str, int], ...] = (
     ),
     # Whitespace: collapse runs (only runs that are not already one blank;
     # trimmed afterwards).
-    (None, _SPACE_NOT_BLANK + _SPACE + "*| " + _SPACE + "+", " ", 1),
+    (
+        _SPACE_NOT_BLANK + "| " + _SPACE,
+        _SPACE_NOT_BLANK + _SPACE + "*| " + _SPACE + "+",
+        " ",
+        1,
+    ),
     # Inline code; then a run of code slots is one slot ("`a` `b`" -> <code>).
     ("`", r"`+[^`]+`+", _C, 1),
     (_C + " ?" + _C, _C + r"(?: ?" + _C + r")+", _C, 1),
@@ -176,36 +181,70 @@ def _as_arrow(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Array:
         return pa.array(s, type=pa.large_string(), from_pandas=True)
 
 
-def _rewrite(arr: pa.Array, prefilter: str | None, pattern: str, repl: str) -> pa.Array:
-    """``replace_substring_regex`` on the rows the prefilter hits only."""
+def _rewrite(
+    arr: pa.Array, prefilter: str | None, pattern: str, repl: str, rows: np.ndarray | None = None
+) -> tuple[pa.Array, np.ndarray | None]:
+    """``replace_substring_regex`` on the rows the prefilter hits only.
+
+    ``rows``: row mask to test at all (rows known not to match are skipped).
+    Returns the new array and the mask of rows the prefilter hit (None: all).
+    """
     if prefilter is None:
-        return pc.replace_substring_regex(arr, pattern, repl)
-    hit = pc.fill_null(pc.match_substring_regex(arr, prefilter), False)
-    n_hit = pc.sum(hit).as_py() or 0
+        return pc.replace_substring_regex(arr, pattern, repl), None
+    if rows is None:
+        hit = pc.fill_null(pc.match_substring_regex(arr, prefilter), False)
+        hit = hit.to_numpy(zero_copy_only=False)
+    else:
+        idx = np.flatnonzero(rows)
+        hit = np.zeros(len(arr), dtype=bool)
+        if len(idx):
+            sub_hit = pc.match_substring_regex(arr.take(pa.array(idx)), prefilter)
+            hit[idx] = pc.fill_null(sub_hit, False).to_numpy(zero_copy_only=False)
+    n_hit = int(hit.sum())
     if n_hit == 0:
-        return arr
+        return arr, hit
     if n_hit * 4 > len(arr):  # most rows hit: filtering would cost more
-        return pc.replace_substring_regex(arr, pattern, repl)
-    sub = pc.replace_substring_regex(arr.filter(hit), pattern, repl)
-    return pc.replace_with_mask(arr, hit, sub)
+        return pc.replace_substring_regex(arr, pattern, repl), hit
+    mask = pa.array(hit)
+    sub = pc.replace_substring_regex(arr.filter(mask), pattern, repl)
+    return pc.replace_with_mask(arr, mask, sub), hit
+
+
+# Any literal token, for the one prefilter scan of the un-masking step.
+_ANY_TOKEN = "(?i)" + "|".join(_PH.values())
+_ANY_PH = "[" + _PH_CLASS + "]"
 
 
 def _skeleton_chunk(arr: pa.Array, max_chars: int) -> pa.Array:
-    """Skeletonize one pyarrow string array (see :func:`skeletonize`)."""
+    """Skeletonize one pyarrow string array (see :func:`skeletonize`).
+
+    Prefilters keep the regex rewrites off rows they cannot change: one scan
+    for all literal tokens; the repeated run of a mask only on the rows its
+    first run hit (elsewhere the text, and so the outcome, is unchanged); the
+    placeholders are restored only on rows that contain one.
+    """
     arr = pc.utf8_slice_codeunits(arr, 0, max_chars * _RAW_FACTOR)
-    for tok, ph in _UNMASK:
-        arr = _rewrite(arr, "(?i)" + tok, "(?i)" + tok, ph)
+    has_tok = pc.fill_null(pc.match_substring_regex(arr, _ANY_TOKEN), False)
+    has_tok = has_tok.to_numpy(zero_copy_only=False)
+    if has_tok.any():
+        for tok, ph in _UNMASK:
+            arr, _ = _rewrite(arr, "(?i)" + tok, "(?i)" + tok, ph, rows=has_tok)
     arr = pc.utf8_slice_codeunits(arr, 0, max_chars)
     for prefilter, pattern, repl, runs in _MASKS:
+        hit = None
         for _ in range(runs):
-            arr = _rewrite(arr, prefilter, pattern, repl)
+            arr, hit = _rewrite(arr, prefilter, pattern, repl, rows=hit)
         if repl == " ":
             arr = pc.utf8_trim(arr, " ")
     arr = pc.utf8_lower(arr)
     # Lower-casing may lengthen a few characters (e.g. "İ"): keep the budget.
     arr = pc.utf8_slice_codeunits(arr, 0, max_chars)
-    for ph, tok in _PH.items():
-        arr = pc.replace_substring(arr, ph, tok)
+    has_ph = pc.fill_null(pc.match_substring_regex(arr, _ANY_PH), False)
+    if pc.any(has_ph).as_py():
+        sub = arr.filter(has_ph)
+        for ph, tok in _PH.items():
+            sub = pc.replace_substring(sub, ph, tok)
+        arr = pc.replace_with_mask(arr, has_ph, sub.cast(arr.type))
     return arr
 
 
