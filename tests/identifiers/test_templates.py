@@ -320,3 +320,23 @@ def test_minhash_densification_matches_definition() -> None:
             dist = next(k for k in range(num_perm) if raw[d, (c + k) % num_perm] != 0xFFFFFFFF)
             want = (int(raw[d, (c + dist) % num_perm]) + dist * 0x9E3779B1) % 2**32
             assert sig[d, c] == want
+
+
+def test_hex_fast_path_equals_two_run_rewrite() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from linkage.identifiers import templates as tm
+
+    rng = np.random.default_rng(7)
+    alphabet = [*"0123456789abcdefABCDEFxX- _.,gz", "é", "\ue001", "\ue003", "中", "\u0301", "—"]
+    docs = ["deadbeef12 cafebabe34", "0x1f-0x2e", "éd0d0d0d0d", "\ue001deadbeef99"]
+    docs += ["".join(rng.choice(alphabet, size=rng.integers(0, 50))) for _ in range(20000)]
+    arr = pa.array(docs, type=pa.large_string())
+    _, pattern, repl, runs = tm._MASKS[tm._HEX_MASK]
+    want = arr
+    for _ in range(runs):
+        want = pc.replace_substring_regex(want, pattern, repl)
+    got = tm._mask_hex(arr)
+    assert got.to_pylist() == want.to_pylist()
+    assert got[0].as_py() == "\ue003 \ue003"
