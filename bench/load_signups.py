@@ -181,11 +181,16 @@ async def drive(
         _, pending = await asyncio.wait(tasks, timeout=timeout + 5)
         for t in pending:  # bounded: anything still running is counted as an error
             t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
         errors += len(pending)
         if pending:
             statuses["unfinished"] = len(pending)
         elapsed = time.perf_counter() - start
-        metrics = (await client.get("/metrics")).text
+        try:
+            metrics = (await client.get("/metrics", timeout=30)).text
+        except httpx.HTTPError:
+            metrics = ""
     ms = 1e3
     return {
         "requests": len(tasks),
