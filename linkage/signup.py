@@ -2,16 +2,17 @@
 
 A new signup has no requests yet, only its sign-up attributes (e-mail, IP,
 device, card, user agent).  We normalise them exactly as the history was
-normalised, look them up in the run's ``signup_index`` (identifiers of clustered
-or flagged accounts) and measure the **attachment** to each cluster in nats of
-evidence, with the same rarity weights as the graph::
+normalised, look them up in the run's ``signup_index`` (identifiers of clustered or flagged accounts).  Each
+identifier votes for a cluster with the share of its holders that belong to it
+(``m_ic / holders_i``: a card held only by a farm votes 1, a residential subnet where
+a third of the holders are farm accounts votes 1/3, a carrier NAT votes ~0); votes
+are combined by identifier *family* (network = ip+subnet, e-mail = mailbox+domain,
+device = fingerprint+user agent, payment, other) taking the strongest vote in a
+family (an IP and its subnet are not independent evidence) and a noisy-OR across
+families::
 
-    S_c = sum_i  w_i * m_ic / holders_i      (w_i = ln(N/df_i); m_ic = holders of i in cluster c)
-    attach_c = 1 - exp(-S_c)                 (1 nat -> 0.63, 3 nats -> 0.95)
+    attach_c = 1 - prod_family (1 - max_{i in family} m_ic / holders_i)
     link score = max_c  cluster_score_c * attach_c
-
-so a card used only by a farm attaches a signup to it almost surely, while a
-carrier-NAT IP shared with thousands of strangers attaches almost nothing.
 
 **Velocity** catches a farm that has not been clustered yet: many new accounts on
 one card / device / canonical mailbox / domain / subnet within minutes.  The
@@ -35,12 +36,16 @@ import pandas as pd
 from linkage.errors import ModelError
 from linkage.explain.records import Evidence, ordered
 from linkage.identifiers import (
+    FREEMAIL_DOMAINS,
     ip_subnet,
     normalize_emails,
     normalize_fingerprint,
     normalize_ip,
     user_agent_family,
 )
+from linkage.identifiers.device import _family as _ua_family_one
+from linkage.identifiers.emails import _is_disposable, _normalize_one
+from linkage.identifiers.network import _canonical_ip, _subnet_of
 from linkage.score.scoring import level_of
 from linkage.settings import Settings
 from linkage.store.rundir import Run, load_run
@@ -124,6 +129,51 @@ def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFra
     )
     out.attrs["flags"] = flags
     return out
+
+
+def record_identifiers(
+    record: Mapping[str, Any], *, settings: Settings
+) -> tuple[list[tuple[str, str]], dict[str, bool]]:
+    """The same normalisation as :func:`signup_identifiers`, for one record, in pure Python
+    (no pandas: this is the signup hot path)."""
+
+    def text(name: str) -> str | None:
+        v = record.get(name)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        v = str(v).strip()
+        return v or None
+
+    keys: list[tuple[str, str]] = []
+    ip_raw = text("signup_ip")
+    ip = _canonical_ip(ip_raw) if ip_raw else None
+    if ip:
+        keys.append(("ip", ip))
+        sub = _subnet_of(ip, settings.identifiers.ipv4_prefix, settings.identifiers.ipv6_prefix)
+        if sub:
+            keys.append(("subnet", sub))
+    dev = text("device_fingerprint")
+    if dev:
+        keys.append(("device", dev.lower()))
+    pay = text("payment_fingerprint")
+    if pay:
+        keys.append(("payment", pay))
+    ua = text("user_agent")
+    fam = _ua_family_one(ua) if ua else None
+    if fam:
+        keys.append(("user_agent", fam))
+    flags = {"disposable": False, "alias": False}
+    em = text("email")
+    if em:
+        canonical, domain, alias = _normalize_one(em)
+        if canonical:
+            keys.append(("email", canonical))
+        if domain:
+            if domain not in FREEMAIL_DOMAINS:
+                keys.append(("email_domain", domain))
+            flags["disposable"] = bool(_is_disposable(domain))
+        flags["alias"] = bool(alias)
+    return keys, flags
 
 
 class SignupScorer:
@@ -222,57 +272,59 @@ class SignupScorer:
 
     # -- scoring ---------------------------------------------------------------
     def score_one(self, record: Mapping[str, Any], *, record_velocity: bool = True) -> SignupResult:
-        frame = pd.DataFrame([dict(record)])
-        ids = signup_identifiers(frame, settings=self.settings)
-        t = float(_epoch(frame.get("created_at"), 1)[0])
-        keys = list(zip(ids["kind"], ids["value"], strict=True))
+        keys, flags = record_identifiers(record, settings=self.settings)
+        t = _epoch_one(record.get("created_at"))
         velocity = self._velocity(keys, t, record_velocity)
-        return self._decide(
-            str(record.get("account_id", "")), keys, velocity, ids.attrs["flags"].iloc[0]
-        )
+        return self._decide(str(record.get("account_id", "")), keys, velocity, flags)
 
     def _decide(
         self,
         account_id: str,
         keys: list[tuple[str, str]],
         velocity: dict[str, int],
-        flags: pd.Series,
+        flags: Mapping[str, Any],
     ) -> SignupResult:
-        strength: dict[str, float] = defaultdict(float)
+        votes: dict[str, dict[str, float]] = defaultdict(dict)  # cluster -> family -> best vote
         links: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key in keys:
-            for cid, w, m, h in self._index.get(key, ()):
-                s = w * m / h
-                strength[cid] += s
+            fam = _FAMILY.get(key[0], "other")
+            for cid, _w, m, h in self._index.get(key, ()):
+                v = m / h
+                if v > votes[cid].get(fam, 0.0):
+                    votes[cid][fam] = v
                 links[cid].append(
                     {
                         "kind": key[0],
                         "value": key[1],
                         "members": m,
                         "holders": h,
-                        "nats": round(s, 3),
+                        "vote": round(v, 4),
                     }
                 )
         best, link_score, attach = None, 0.0, 0.0
-        for cid, s in strength.items():
-            a = 1.0 - math.exp(-s)
+        for cid, fams in votes.items():
+            miss = 1.0
+            for v in fams.values():
+                miss *= 1.0 - v
+            a = 1.0 - miss
             sc = self._cluster_score.get(cid, 0.0) * a
             if sc > link_score or best is None:
                 best, link_score, attach = cid, sc, a
         evidence: list[Evidence] = []
-        if best is not None:
+        if best is not None and link_score > 0:
             evidence.append(
                 Evidence(
                     kind="attaches_to_cluster",
                     summary=(
                         f"shares {len(links[best])} identifier(s) with cluster {best} "
                         f"(score {self._cluster_score.get(best, 0):.2f}, {self._cluster_level.get(best, '?')}); "
-                        f"attachment {attach:.2f} from {strength[best]:.2f} nats"
+                        f"attachment {attach:.2f}"
                     ),
                     contribution=_logit(link_score),
                     details={
                         "cluster_id": best,
-                        "identifiers": sorted(links[best], key=lambda d: -d["nats"])[:10],
+                        "attachment": round(attach, 4),
+                        "identifiers": sorted(links[best], key=lambda d: -d["vote"])[:10],
                     },
                 )
             )
@@ -297,7 +349,7 @@ class SignupScorer:
                     },
                 )
             )
-        if bool(flags.get("disposable", False)) or bool(flags.get("alias", False)):
+        if flags.get("disposable") or flags.get("alias"):
             evidence.append(
                 Evidence(
                     kind="concealment",
@@ -339,7 +391,10 @@ class SignupScorer:
                 str(frame.at[r, "account_id"]) if "account_id" in frame.columns else str(r),
                 keys_by_row.get(r, []),
                 vel.get(r, {}),
-                flags.iloc[r],
+                {
+                    "disposable": bool(flags.at[r, "disposable"]),
+                    "alias": bool(flags.at[r, "alias"]),
+                },
             )
             results.append(res)
         return pd.DataFrame(
@@ -386,6 +441,35 @@ def _epoch(col: Any, n: int) -> np.ndarray:
     )
     secs = ts.astype("int64").to_numpy() / 1e9
     return np.where(ts.isna().to_numpy(), now, secs)
+
+
+_FAMILY = {
+    "ip": "network",
+    "subnet": "network",
+    "email": "email",
+    "email_domain": "email",
+    "device": "device",
+    "user_agent": "device",
+    "payment": "payment",
+}
+
+
+def _epoch_one(value: Any) -> float:
+    """created_at of one record -> epoch seconds (now when unknown or unparseable)."""
+    import datetime as dt
+
+    if value is None:
+        return dt.datetime.now(dt.UTC).timestamp()
+    if isinstance(value, dt.datetime):
+        d = value
+    else:
+        try:
+            d = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            return dt.datetime.now(dt.UTC).timestamp()
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    return d.timestamp()
 
 
 def _logit(p: float) -> float:
