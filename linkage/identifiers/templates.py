@@ -433,7 +433,8 @@ def _ascii_tokens(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
     end[last] = tok[last]
     starts = np.flatnonzero(begin)
     ends = np.flatnonzero(end)
-    per_string = np.add.reduceat(begin, first, dtype=np.int64) if len(first) else first
+    # tokens per string: tokens never straddle strings, so count by position
+    per_string = np.diff(np.searchsorted(starts, first), append=len(starts))
     parent = np.repeat(nonempty, per_string)
     compact = b[tok]
     new_off = np.zeros(len(starts) + 1, dtype=np.int64)
@@ -603,11 +604,20 @@ def _minhash(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int) -> np.n
 
 
 def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
-    """64-bit key of one LSH band (its ``rows`` signature values)."""
-    part = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    """64-bit key of one LSH band (its ``rows`` signature values).
+
+    Pairs of 32-bit values are folded as one 64-bit word (half the mixing
+    rounds). Only equality of keys matters (bucket membership, not the key
+    value), and distinct bands collide with probability ~2^-64 per pair.
+    """
+    part = np.ascontiguousarray(sig[:, band * rows : (band + 1) * rows])
+    words = part.view(np.uint64) if rows % 2 == 0 else part.astype(np.uint64)
     key = np.full(len(sig), _U64(band + 1))
-    for r in range(rows):
-        key = _combine(key, part[:, r])
+    tmp = np.empty_like(key)
+    for r in range(words.shape[1]):
+        key *= _U64(0x9E3779B97F4A7C15)
+        key += words[:, r]
+        _splitmix_inplace(key, tmp)
     return key
 
 
@@ -630,6 +640,8 @@ def _candidate_edges(
     """
     n = len(sig)
     rows = sig.shape[1] // bands
+    node_of_prio = np.empty(n, dtype=np.int64)
+    node_of_prio[prio] = np.arange(n)
     srcs, dsts = [], []
     for b in range(bands):
         codes, _ = pd.factorize(_band_keys(sig, b, rows))
@@ -640,10 +652,7 @@ def _candidate_edges(
         best = np.full(len(size), -1, dtype=np.int64)
         np.maximum.at(best, codes[multi], prio[multi])
         members = np.flatnonzero(multi)
-        rep_prio = best[codes[members]]
-        node_of_prio = np.empty(n, dtype=np.int64)
-        node_of_prio[prio] = np.arange(n)
-        rep = node_of_prio[rep_prio]
+        rep = node_of_prio[best[codes[members]]]
         keep = rep != members
         srcs.append(members[keep])
         dsts.append(rep[keep])
