@@ -807,13 +807,21 @@ def assign_templates(
     p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
 
     # Unique, non-empty skeletons in lexicographic order = the documents.
-    nonempty = pc.greater(pc.utf8_length(skel_u), 0)
-    docs = pc.unique(skel_u.filter(nonempty))
-    if len(docs) == 0:
+    # One hash pass (dictionary_encode) gives both the distinct skeletons and
+    # each unique prompt's skeleton; the dictionary is then sorted and the
+    # indices remapped to sorted ranks (-1: empty or missing skeleton).
+    enc = pc.dictionary_encode(skel_u)
+    distinct = enc.dictionary
+    keep = np.flatnonzero(pc.greater(pc.utf8_length(distinct), 0).to_numpy(zero_copy_only=False))
+    if len(keep) == 0:
         return _empty_assignment(prompts)
-    docs = docs.take(pc.array_sort_indices(docs))
-    u_doc = pc.index_in(skel_u, value_set=docs).to_numpy(zero_copy_only=False)
-    u_doc = np.where(np.isnan(u_doc.astype(float)), -1, u_doc).astype(np.int64)
+    docs = distinct.take(pa.array(keep))
+    order = pc.array_sort_indices(docs).to_numpy()
+    docs = docs.take(pa.array(order))
+    rank = np.full(len(distinct) + 1, -1, dtype=np.int64)
+    rank[keep[order]] = np.arange(len(order))
+    u_doc = rank[pc.fill_null(enc.indices, len(distinct)).to_numpy(zero_copy_only=False)]
+    del enc, distinct, rank
     n = len(docs)
     has = u_doc >= 0
     d_count = np.bincount(u_doc[has], weights=p_count[has], minlength=n).astype(np.int64)
