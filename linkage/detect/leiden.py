@@ -87,7 +87,7 @@ def cluster_ties(ag: AccountGraph, community: np.ndarray) -> np.ndarray:
     return np.bincount(acc, weights=tie, minlength=n)
 
 
-def _leiden(sub: ig.Graph, *, settings: DetectSettings, seed: int) -> np.ndarray:
+def _leiden(sub: ig.Graph, *, resolution: float, settings: DetectSettings, seed: int) -> np.ndarray:
     """Leiden on one component: modularity with resolution (RB configuration model)."""
     if settings.backend == "igraph":
         # igraph's C implementation of the same algorithm (same author, much faster on
@@ -98,7 +98,7 @@ def _leiden(sub: ig.Graph, *, settings: DetectSettings, seed: int) -> np.ndarray
             part = sub.community_leiden(
                 objective_function="modularity",
                 weights="weight",
-                resolution=settings.resolution,
+                resolution=resolution,
                 n_iterations=settings.n_iterations,
             )
         finally:
@@ -108,7 +108,7 @@ def _leiden(sub: ig.Graph, *, settings: DetectSettings, seed: int) -> np.ndarray
         sub,
         la.RBConfigurationVertexPartition,
         weights="weight",
-        resolution_parameter=settings.resolution,
+        resolution_parameter=resolution,
         n_iterations=settings.n_iterations,
         seed=seed,
     )
@@ -137,12 +137,18 @@ def detect_clusters(
         in_pair = rank[comp] >= 0
         community[in_pair] = rank[comp[in_pair]]
         next_label = len(pair_comps)
+    w_total = float(np.sum(g.es["weight"])) if g.ecount() else 0.0
     order = np.argsort(comp, kind="stable")
     bounds = np.r_[0, np.cumsum(sizes)]
     for done, c in enumerate(big[np.argsort(-sizes[big], kind="stable")], 1):
         verts = order[bounds[c] : bounds[c + 1]]
         sub = g.induced_subgraph(verts.tolist(), implementation="create_from_scratch")
-        memb = _leiden(sub, settings=settings, seed=seed)
+        # the null model is the whole graph's: scaling the resolution by the component's share
+        # of the total weight makes per-component Leiden optimise the global modularity, so
+        # splitting by component changes nothing and a small isolated group is not shattered
+        w_c = float(np.sum(sub.es["weight"])) if sub.ecount() else 0.0
+        res = settings.resolution * w_c / w_total if w_total > 0 else settings.resolution
+        memb = _leiden(sub, resolution=res, settings=settings, seed=seed)
         community[verts] = memb + next_label
         next_label += int(memb.max()) + 1
         if progress is not None and done % 200 == 0:
