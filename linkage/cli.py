@@ -250,7 +250,9 @@ def train(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where to write the demo world and run."),
+    out: Path = typer.Option(
+        Path("runs/demo"), "--out", "-o", help="Where to write the demo world and run."
+    ),
 ) -> None:
     """Generate the bundled demo world, detect farms in it, and show the result beside the rules baseline.
 
@@ -258,7 +260,6 @@ def demo(
     accounts, a few farms and their legit look-alikes) with ground-truth labels.
     """
     from fixtures import demo_world
-
     from linkage.evaluate import compare
     from linkage.evaluate import evaluate as _evaluate
     from linkage.explain.render import render_cluster
@@ -271,7 +272,9 @@ def demo(
     reports = {}
     for method in ("graph", "rules"):
         run_dir = out / ("run" if method == "graph" else f"run-{method}")
-        manifest = run_detect(world, run_dir, settings=Settings(), method=method, progress=_progress_printer())
+        manifest = run_detect(
+            world, run_dir, settings=Settings(), method=method, progress=_progress_printer()
+        )
         if method == "graph":
             _print_run_summary(manifest, run_dir)
         reports["linkage" if method == "graph" else method] = _evaluate(
@@ -280,7 +283,9 @@ def demo(
     run = load_run(out / "run")
     flagged = [c for c in run.clusters if c["level"] != "clear"]
     console = Console()
-    console.print(f"\n[bold]{len(flagged)} flagged clusters[/] (of {len(run.clusters)}); the top one:")
+    console.print(
+        f"\n[bold]{len(flagged)} flagged clusters[/] (of {len(run.clusters)}); the top one:"
+    )
     if flagged:
         render_cluster(flagged[0], console)
     console.print("\n[bold]quality against the world's labels[/]")
