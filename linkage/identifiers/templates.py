@@ -769,6 +769,24 @@ def _empty_assignment(prompts: pd.Series) -> TemplateAssignment:
     return TemplateAssignment(ids, frame)
 
 
+def _factorize(prompts: pd.Series) -> tuple[np.ndarray, pd.Index | np.ndarray | pa.Array]:
+    """(int64 codes, -1 for missing; unique values) of the prompts.
+
+    Arrow-backed strings (pandas' default ``str`` dtype) are dictionary-encoded
+    by pyarrow directly: ~2.5x faster than ``pd.factorize`` on them. The order
+    of the uniques does not matter downstream (documents are sorted).
+    """
+    arr = prompts.array
+    pa_arr = getattr(arr, "_pa_array", None)
+    if isinstance(pa_arr, pa.ChunkedArray) and (
+        pa.types.is_string(pa_arr.type) or pa.types.is_large_string(pa_arr.type)
+    ):
+        enc = pc.dictionary_encode(pa_arr.combine_chunks())
+        codes = pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        return codes, enc.dictionary
+    return pd.factorize(prompts, use_na_sentinel=True)
+
+
 def assign_templates(
     prompts: pd.Series, *, settings: TemplateSettings, seed: int
 ) -> TemplateAssignment:
@@ -799,7 +817,7 @@ def assign_templates(
         raise ValueError(
             f"num_perm ({settings.num_perm}) must be a multiple of bands ({settings.bands})"
         )
-    p_codes, p_uniques = pd.factorize(prompts, use_na_sentinel=True)
+    p_codes, p_uniques = _factorize(prompts)
     if len(p_uniques) == 0:
         return _empty_assignment(prompts)
     raw = _as_arrow(p_uniques)

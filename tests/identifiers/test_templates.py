@@ -340,3 +340,12 @@ def test_hex_fast_path_equals_two_run_rewrite() -> None:
     got = tm._mask_hex(arr)
     assert got.to_pylist() == want.to_pylist()
     assert got[0].as_py() == "\ue003 \ue003"
+
+
+def test_object_and_arrow_backed_prompts_agree() -> None:
+    rng = np.random.default_rng(8)
+    values = [_paraphrase(rng, i) for i in range(20)] + UNRELATED + [None, "", "x"] * 2
+    arrow = _assign(pd.Series(values, dtype="str"))
+    obj = _assign(pd.Series(values, dtype=object))
+    pd.testing.assert_series_equal(arrow.template_id, obj.template_id)
+    pd.testing.assert_frame_equal(arrow.templates, obj.templates)
