@@ -705,22 +705,30 @@ def _center_cluster(
     center = np.full(n, -1, dtype=np.int64)
     remaining = np.ones(n, dtype=bool)
     nodes = np.arange(n)
+    node_of_prio = np.empty(n, dtype=np.int64)
+    node_of_prio[prio] = nodes
+    local = np.empty(n, dtype=np.int64)  # node -> index among this round's nodes
+    idx = nodes
     for _ in range(_MAX_ROUNDS):
+        # Each round works on the nodes still unassigned only (components,
+        # centers and checks), so later rounds cost what is left, not n.
         live = remaining[src] & remaining[dst]
         src, dst = src[live], dst[live]
-        graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
-        _, label = connected_components(graph, directed=False)
-        best = np.full(n, -1, dtype=np.int64)
-        np.maximum.at(best, label[remaining], prio[remaining])
-        node_of_prio = np.empty(n, dtype=np.int64)
-        node_of_prio[prio] = nodes
-        idx = np.flatnonzero(remaining)
-        c = node_of_prio[best[label[idx]]]
+        m = len(idx)
+        local[idx] = np.arange(m)
+        graph = coo_matrix(
+            (np.ones(len(src), dtype=np.int8), (local[src], local[dst])), shape=(m, m)
+        )
+        n_comp, label = connected_components(graph, directed=False)
+        best = np.full(n_comp, -1, dtype=np.int64)
+        np.maximum.at(best, label, prio[idx])
+        c = node_of_prio[best[label]]
         close = (sig[idx] == sig[c]).sum(axis=1) >= need
         close |= idx == c
         center[idx[close]] = c[close]
         remaining[idx[close]] = False
-        if not remaining.any():
+        idx = idx[~close]
+        if not len(idx):
             break
     rest = center < 0
     center[rest] = nodes[rest]

@@ -349,3 +349,41 @@ def test_object_and_arrow_backed_prompts_agree() -> None:
     obj = _assign(pd.Series(values, dtype=object))
     pd.testing.assert_series_equal(arrow.template_id, obj.template_id)
     pd.testing.assert_frame_equal(arrow.templates, obj.templates)
+
+
+def test_center_cluster_matches_full_graph_rounds() -> None:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from linkage.identifiers import templates as tm
+
+    rng = np.random.default_rng(9)
+    n, num_perm, t = 400, 32, 0.6
+    base = rng.integers(0, 4, (n, num_perm), dtype=np.uint32)  # many near-equal rows
+    sig = np.where(rng.random((n, num_perm)) < 0.3, rng.integers(0, 9, (n, num_perm)), base)
+    sig = sig.astype(np.uint32)
+    src = rng.integers(0, n, 3000)
+    dst = (src + rng.integers(1, 30, 3000)) % n  # local chains
+    prio = rng.permutation(n)
+    got = tm._center_cluster(sig, src, dst, prio, t)
+    # reference: every round over the whole graph (the original formulation)
+    need = int(np.ceil((2 * t - 1) * num_perm - 1e-9))
+    center = np.full(n, -1)
+    remaining = np.ones(n, dtype=bool)
+    node_of_prio = np.argsort(prio)
+    for _ in range(tm._MAX_ROUNDS):
+        live = remaining[src] & remaining[dst]
+        src, dst = src[live], dst[live]
+        g = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+        _, label = connected_components(g, directed=False)
+        best = np.full(n, -1)
+        np.maximum.at(best, label[remaining], prio[remaining])
+        idx = np.flatnonzero(remaining)
+        c = node_of_prio[best[label[idx]]]
+        close = ((sig[idx] == sig[c]).sum(axis=1) >= need) | (idx == c)
+        center[idx[close]] = c[close]
+        remaining[idx[close]] = False
+        if not remaining.any():
+            break
+    assert (got == center).all()
+    assert len(np.unique(got)) < n
