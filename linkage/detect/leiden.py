@@ -127,17 +127,26 @@ def detect_clusters(
     comp = np.asarray(g.connected_components().membership, dtype=np.int64)
     sizes = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
     community = np.full(n, -1, dtype=np.int64)
-    next_label = 0
-    big = np.flatnonzero(sizes >= 3)
-    # pairs: the only partition of two linked accounts is together (vectorised)
-    pair_comps = np.flatnonzero(sizes == 2)
-    if len(pair_comps):
-        rank = np.full(len(sizes), -1, dtype=np.int64)
-        rank[pair_comps] = np.arange(len(pair_comps))
-        in_pair = rank[comp] >= 0
-        community[in_pair] = rank[comp[in_pair]]
-        next_label = len(pair_comps)
-    w_total = float(np.sum(g.es["weight"])) if g.ecount() else 0.0
+    el = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
+    w = np.asarray(g.es["weight"], dtype=np.float64) if g.ecount() else np.empty(0)
+    w_total = float(w.sum())
+    # Components whose best partition is provably "all together": with the whole graph's
+    # null, any split of component c gains at most resolution * m_c^2 / M in modularity and
+    # costs at least its lightest edge, so if  w_min(c) >= resolution * m_c^2 / M  the single
+    # community is optimal and Leiden is not needed (most small components: families, pairs).
+    ecomp = comp[el[:, 0]] if len(el) else np.empty(0, dtype=np.int64)
+    m_c = np.bincount(ecomp, weights=w, minlength=len(sizes))
+    w_min = np.full(len(sizes), np.inf)
+    if len(el):
+        np.minimum.at(w_min, ecomp, w)
+    bound = settings.resolution * m_c**2 / w_total if w_total > 0 else np.zeros(len(sizes))
+    whole = (sizes >= 2) & (w_min >= bound)
+    rank = np.full(len(sizes), -1, dtype=np.int64)
+    rank[whole] = np.arange(int(whole.sum()))
+    in_whole = rank[comp] >= 0
+    community[in_whole] = rank[comp[in_whole]]
+    next_label = int(whole.sum())
+    big = np.flatnonzero((sizes >= 3) & ~whole)
     order = np.argsort(comp, kind="stable")
     bounds = np.r_[0, np.cumsum(sizes)]
     for done, c in enumerate(big[np.argsort(-sizes[big], kind="stable")], 1):
@@ -189,8 +198,10 @@ def detect_clusters(
         community = np.where(community >= 0, remap[np.maximum(community, 0)], -1)
         ids = ordered.to_list()
     log.info(
-        "detect: %d components, %d solved by Leiden, %d clusters covering %d accounts",
+        "detect: %d components (%d whole by the no-split bound), %d solved by Leiden, "
+        "%d clusters covering %d accounts",
         len(sizes),
+        int(whole.sum()),
         len(big),
         len(ids),
         int((community >= 0).sum()),

@@ -83,3 +83,38 @@ def test_empty_graph() -> None:
     ag = build_graph(e, pd.Index(["a", "b"]), settings=GraphSettings())
     cl = detect_clusters(ag, settings=DetectSettings())
     assert (cl.cluster == -1).all() and cl.cluster_ids == []
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_no_split_bound_is_never_worse_than_leiden(seed: int) -> None:
+    """Components kept whole by the bound have modularity >= any partition Leiden finds."""
+    fam = [
+        (f"h{i}_{j}", kind, f"{kind}{i}", 1)
+        for i in range(40)
+        for j in range(3 + i % 3)
+        for kind in ("card", "home")
+    ]
+    e = pd.concat([_world(seed), pd.DataFrame(fam, columns=["account_id", "kind", "value", "n"])])
+    acc = pd.Index(sorted(e["account_id"].unique()))
+    ag = build_graph(e, acc, settings=GraphSettings(), seed=seed)
+    g = ag.graph
+    s = DetectSettings()
+    w = np.asarray(g.es["weight"])
+    total = w.sum()
+    comps = g.connected_components()
+    checked = 0
+    for verts in comps:
+        if len(verts) < 3:
+            continue
+        sub = g.induced_subgraph(verts)
+        m_c = float(np.sum(sub.es["weight"]))
+        if min(sub.es["weight"]) < s.resolution * m_c**2 / total:
+            continue  # not covered by the bound
+        res = s.resolution * m_c / total
+        best = sub.community_leiden(
+            objective_function="modularity", weights="weight", resolution=res, n_iterations=-1
+        )
+        whole = sub.modularity([0] * sub.vcount(), weights="weight", resolution=res)
+        assert whole >= sub.modularity(best.membership, weights="weight", resolution=res) - 1e-9
+        checked += 1
+    assert checked >= 3
