@@ -654,26 +654,36 @@ def _candidate_edges(
         members = np.flatnonzero(multi)
         rep = node_of_prio[best[codes[members]]]
         keep = rep != members
-        srcs.append(members[keep])
-        dsts.append(rep[keep])
+        srcs.append(members[keep].astype(np.int32))  # n < 2^31: half the memory
+        dsts.append(rep[keep].astype(np.int32))
     if not srcs:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    src = np.concatenate(srcs)
-    dst = np.concatenate(dsts)
+    src = np.concatenate(srcs).astype(np.int64)
+    del srcs
+    dst = np.concatenate(dsts).astype(np.int64)
+    del dsts
     packed = pd.unique(src * n + dst)
+    del src, dst
     return packed // n, packed % n
+
+
+def _n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Number of equal bins between the signatures of ``a[i]`` and ``b[i]``,
+    in blocks (the gathered rows would otherwise be 2 x 4 x num_perm bytes
+    per pair at once: ~600 MB for a first clustering round over 1M skeletons)."""
+    out = np.empty(len(a), dtype=np.int32)
+    step = 1 << 16
+    for lo in range(0, len(a), step):
+        sa = sig[a[lo : lo + step]]
+        sb = sig[b[lo : lo + step]]
+        out[lo : lo + step] = (sa == sb).sum(axis=1)
+    return out
 
 
 def _verify(sig: np.ndarray, src: np.ndarray, dst: np.ndarray, threshold: float) -> np.ndarray:
     """Mask of edges whose estimated Jaccard (share of equal bins) >= threshold."""
-    ok = np.zeros(len(src), dtype=bool)
     need = int(np.ceil(threshold * sig.shape[1] - 1e-9))
-    step = 1 << 18
-    for lo in range(0, len(src), step):
-        a = sig[src[lo : lo + step]]
-        b = sig[dst[lo : lo + step]]
-        ok[lo : lo + step] = (a == b).sum(axis=1) >= need
-    return ok
+    return _n_equal(sig, src, dst) >= need
 
 
 _MAX_ROUNDS = 200  # peeling rounds; each splits what is left, so ~log(chain length)
@@ -723,7 +733,7 @@ def _center_cluster(
         best = np.full(n_comp, -1, dtype=np.int64)
         np.maximum.at(best, label, prio[idx])
         c = node_of_prio[best[label]]
-        close = (sig[idx] == sig[c]).sum(axis=1) >= need
+        close = _n_equal(sig, idx, c) >= need
         close |= idx == c
         center[idx[close]] = c[close]
         remaining[idx[close]] = False
