@@ -44,7 +44,7 @@ class IdentifierSettings(_Frozen):
 
 class GraphSettings(_Frozen):
     dense_clique_max: int = Field(
-        16,
+        8,
         ge=2,
         description="identifiers shared by at most this many accounts link them as a clique; "
         "larger ones as a seeded random regular sparsifier of this degree (same strength per account)",

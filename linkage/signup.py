@@ -439,7 +439,7 @@ def _epoch(col: Any, n: int) -> np.ndarray:
     ts = pd.to_datetime(
         pd.Series(col).reset_index(drop=True), utc=True, errors="coerce", format="ISO8601"
     )
-    secs = ts.astype("int64").to_numpy() / 1e9
+    secs = ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
     return np.where(ts.isna().to_numpy(), now, secs)
 
 

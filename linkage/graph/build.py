@@ -108,19 +108,25 @@ def build_graph(
     keep = acc_code >= 0
     e = e.loc[keep]
     acc_code = acc_code[keep]
-    kind = e["kind"].astype(str).to_numpy()
-    value = e["value"].astype(str).to_numpy()
     n_obs = e["n"].to_numpy(dtype=np.float64)
 
+    # identifiers as integer codes: (kind code, value code), both sorted by content, so the
+    # numbering never depends on row order and no per-row string is ever built
+    kind_codes, kind_names = pd.factorize(e["kind"], sort=True)
+    value_codes, value_names = pd.factorize(e["value"], sort=True)
+    kind_names = np.asarray(kind_names, dtype=object)
+    value_names = np.asarray(value_names, dtype=object)
+
     # share of the account's observations of this kind
-    kind_codes, kind_names = pd.factorize(kind, sort=True)
     key_ak = acc_code.astype(np.int64) * len(kind_names) + kind_codes
     tot = pd.Series(n_obs).groupby(key_ak).transform("sum").to_numpy()
     a = np.where(tot > 0, n_obs / np.maximum(tot, 1e-12), 0.0)
 
-    ident_key = pd.Series(kind, dtype=object) + "\x1f" + pd.Series(value, dtype=object)
-    ident_code, ident_uniques = pd.factorize(ident_key.to_numpy(), sort=True)
-    df = np.bincount(ident_code, minlength=len(ident_uniques))
+    pair = kind_codes.astype(np.int64) * max(len(value_names), 1) + value_codes
+    ident_pairs, ident_code = np.unique(pair, return_inverse=True)
+    ident_kind = ident_pairs // max(len(value_names), 1)
+    ident_value = ident_pairs % max(len(value_names), 1)
+    df = np.bincount(ident_code, minlength=len(ident_pairs))
     idf = np.log(n_ref / np.maximum(df, 1))
 
     weight = idf.copy()
@@ -131,12 +137,10 @@ def build_graph(
         boosted = np.unique(ident_code[is_conf])
         weight[boosted] *= 1.0 + CONFIRMED_BOOST
 
-    first = np.zeros(len(ident_uniques), dtype=np.int64)
-    first[ident_code[::-1]] = np.arange(len(ident_code))[::-1]  # first row of each identifier
     identifiers = pd.DataFrame(
         {
-            "kind": kind[first],
-            "value": value[first],
+            "kind": kind_names[ident_kind],
+            "value": value_names[ident_value],
             "df": df,
             "idf": idf,
             "weight": weight,
@@ -146,25 +150,29 @@ def build_graph(
         {
             "acc": acc_code.astype(np.int64),
             "ident": ident_code.astype(np.int64),
-            "kind": kind,
-            "value": value,
+            "kind": pd.Categorical.from_codes(kind_codes, categories=kind_names),
+            "value": value_names[value_codes],
             "a": a,
             "n": n_obs,
         }
     )
 
     h_acc = text_hash(acc_index.to_numpy(), seed=seed)
-    h_ident = text_hash(ident_uniques, seed=seed)
+    with np.errstate(over="ignore"):
+        h_ident = _mix(
+            text_hash(kind_names, seed=seed)[ident_kind] * np.uint64(0x9E3779B97F4A7C15)
+            ^ text_hash(value_names, seed=seed)[ident_value]
+        )
     src, dst, w = _project(incidence, df, weight, h_acc, h_ident, settings=settings)
     g = ig.Graph(
         n=n_acc, edges=np.column_stack([src, dst]).tolist() if len(src) else [], directed=False
     )
     g.vs["name"] = acc_index.to_list()
-    g.es["weight"] = w.tolist()
+    g.es["weight"] = w
     log.info(
         "graph: %d accounts, %d identifiers (%d shared), %d projected edges",
         n_acc,
-        len(ident_uniques),
+        len(ident_pairs),
         int((df >= settings.min_accounts).sum()),
         g.ecount(),
     )

@@ -138,14 +138,23 @@ def account_features(
     w = ag.identifiers["weight"].to_numpy()[ident]
     a = inc["a"].to_numpy()
     lab = label[acc]
-    # holders of identifier i inside the account's cluster
-    key = pd.MultiIndex.from_arrays([ident, lab])
-    m_ic = pd.Series(1, index=key).groupby(level=[0, 1]).transform("sum").to_numpy()
+    # holders of identifier i inside the account's cluster (int64 keys, one sort)
+    key = ident.astype(np.int64) * (int(label.max()) + 1 if n else 1) + lab
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    m_ic = cnt[inv]
     shared = df >= 2
     denom = np.maximum(df - 1, 1)
     inside = np.where(shared, w * a * (m_ic - 1) / denom, 0.0)
     outside = np.where(shared, w * a * (df - m_ic) / denom, 0.0)
-    grp = kind_group(inc["kind"].to_numpy())
+    kinds = inc["kind"].astype("category")
+    cat_group = pd.Categorical(
+        kind_group(kinds.cat.categories.to_numpy()), categories=list(LINK_GROUPS)
+    ).codes
+    grp_codes = (
+        cat_group[kinds.cat.codes.to_numpy()].astype(np.int64)
+        if len(kinds)
+        else np.empty(0, np.int64)
+    )
 
     out = own.copy()
     out["clustered"] = clustered.astype(float)
@@ -156,13 +165,10 @@ def account_features(
         )
     out["member_fraction"] = frac
 
-    link = pd.DataFrame({"acc": acc, "grp": grp, "v": inside}).pivot_table(
-        index="acc", columns="grp", values="v", aggfunc="sum", fill_value=0.0
+    n_g = len(LINK_GROUPS)
+    per_acc_link = np.bincount(acc * n_g + grp_codes, weights=inside, minlength=n * n_g).reshape(
+        n, n_g
     )
-    per_acc_link = pd.DataFrame(0.0, index=np.arange(n), columns=list(LINK_GROUPS))
-    for g in LINK_GROUPS:
-        if g in link.columns:
-            per_acc_link.loc[link.index, g] = link[g].to_numpy()
     tot_in = np.bincount(acc, weights=inside, minlength=n)
     tot_out = np.bincount(acc, weights=outside, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -175,8 +181,8 @@ def account_features(
         s = np.bincount(label, weights=x, minlength=len(size))
         return (s / np.maximum(size, 1))[label]
 
-    for g in LINK_GROUPS:
-        out[f"c_link_{g}"] = cmean(per_acc_link[g].to_numpy())
+    for j, g in enumerate(LINK_GROUPS):
+        out[f"c_link_{g}"] = cmean(per_acc_link[:, j])
     out["c_exposure"] = cmean(exposure)
 
     # distinct cards / non-freemail domains per member
