@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +11,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-
-from run_factory import make_run, members
-
 from api.config import ServiceSettings
 from api.main import create_app
 from linkage.store.db import Store
+from tests.store.run_factory import make_run, members
 
 CLUSTERS = {
     "farm": members("f", 8),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Env, assert_error
+from tests.api.conftest import Env, assert_error
 
 
 def test_account_detail(env: Env) -> None:

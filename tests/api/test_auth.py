@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Env, assert_error
+
+from tests.api.conftest import Env, assert_error
 
 SIGNUP = {"account_id": "new1", "email": "x@example.com", "signup_ip": "10.0.0.1"}
 FEEDBACK = {

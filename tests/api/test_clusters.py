@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import CLUSTERS, Env, assert_error
-from run_factory import members
+from tests.api.conftest import CLUSTERS, Env, assert_error
+from tests.store.run_factory import members
 
 
 def test_list_default_sorted_by_score(env: Env) -> None:
@@ -96,7 +96,7 @@ def test_detail_404(env: Env) -> None:
 
 
 def test_lineage_across_imports(env: Env, tmp_path) -> None:
-    from run_factory import make_run
+    from tests.store.run_factory import make_run
 
     clusters = dict(CLUSTERS)
     del clusters["farm"]  # the blocked farm is taken down...

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import Template, build_env
 from hypothesis import HealthCheck, settings
+
+from tests.api.conftest import Template, build_env
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ import logging
 import re
 
 import pytest
-from conftest import Env, assert_error
+
+from tests.api.conftest import Env, assert_error
 
 _SAMPLE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|\+Inf|NaN)$'

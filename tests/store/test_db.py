@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from run_factory import make_run, members
 from sqlalchemy import func, select
 
 from linkage.errors import RunError, StoreError
 from linkage.store.db import SCHEMA_VERSION, Store
 from linkage.store.models import ClusterRow, LineageRow, MembershipRow, RunRow
+from tests.store.run_factory import make_run, members
 
 
 def _url(tmp_path: Path) -> str:
