@@ -71,7 +71,7 @@ def score_accounts(
         v = verdicts.reindex(X.index)
         clear = v.isin(CLEAR_VERDICTS).to_numpy()
         farm = v.isin(FARM_VERDICTS).to_numpy()
-        cap = np.nextafter(settings.review_threshold, 0.0)
+        cap = max(settings.review_threshold - 0.01, 0.0)  # clearly below the review line
         score = np.where(clear, np.minimum(score, cap), score)
         score = np.where(farm, np.maximum(score, settings.block_threshold), score)
         override[clear] = "appeal_upheld"
