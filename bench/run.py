@@ -493,6 +493,8 @@ def check_targets(scales: dict[str, Any]) -> list[dict[str, Any]]:
 
     s1, s3 = graph("1"), graph("3")
     out = []
+    raw3 = scales.get("3", {}).get("runs", {}).get("graph")
+    s3_killed = raw3 if raw3 and "timings" not in raw3 and raw3.get("killed") else None
 
     def add(target: str, value: Any, limit: Any, ok: bool | None, note: str = "") -> None:
         out.append({"target": target, "value": value, "limit": limit,
@@ -506,9 +508,15 @@ def check_targets(scales: dict[str, Any]) -> list[dict[str, Any]]:
     ratio = round(s3["wall_s"] / s1["wall_s"], 2) if s1 and s3 else None
     add("scale 3 time <= 3.5 x scale 1", ratio, TARGET_S3_RATIO,
         None if ratio is None else ratio <= TARGET_S3_RATIO,
-        "" if ratio is None else f"{s3['wall_s']} s vs {s1['wall_s']} s")  # fmt: skip
-    add("scale 3 peak RSS <= 8 GB", s3 and s3["peak_rss_mb"], TARGET_S3_RSS_MB,
-        None if s3 is None else s3["peak_rss_mb"] <= TARGET_S3_RSS_MB)  # fmt: skip
+        (f"scale-3 run killed: {s3_killed['killed']}" if s3_killed else "") if ratio is None
+        else f"{s3['wall_s']} s vs {s1['wall_s']} s")  # fmt: skip
+    if s3_killed is not None:
+        add("scale 3 peak RSS <= 8 GB", s3_killed["peak_rss_mb"], TARGET_S3_RSS_MB,
+            False if (s3_killed["peak_rss_mb"] or 0) > TARGET_S3_RSS_MB else None,
+            f"run killed: {s3_killed['killed']} after {s3_killed['wall_s']} s")  # fmt: skip
+    else:
+        add("scale 3 peak RSS <= 8 GB", s3 and s3["peak_rss_mb"], TARGET_S3_RSS_MB,
+            None if s3 is None else s3["peak_rss_mb"] <= TARGET_S3_RSS_MB)  # fmt: skip
     # signup latency: the scale-1 model if measured, else the largest measured
     lat_name = next((n for n in ["1", *sorted(scales, key=float, reverse=True)]
                      if scales.get(n, {}).get("signup", {}).get("in_process", {}).get("p99_ms") is not None), None)  # fmt: skip
@@ -551,7 +559,9 @@ def render_markdown(res: dict[str, Any]) -> str:
         for method, r in sc.get("runs", {}).items():
             if "timings" not in r:
                 lines.append(
-                    f"| {name} | {sc.get('commit', '')[:8]} | {method} | failed: rc {r.get('returncode')} |"
+                    f"| {name} | {sc.get('commit', '')[:8]} | {method} | failed: rc {r.get('returncode')}"
+                    f"{', killed: ' + r['killed'] if r.get('killed') else ''}, peak RSS "
+                    f"{_f(r.get('peak_rss_mb'), 0)} MB after {_f(r.get('wall_s'), 0)} s wall |"
                 )
                 continue
             t, q, c = r["timings"], r.get("quality", {}), r.get("counts", {})
@@ -648,6 +658,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--http-seconds", type=float, default=30.0, help="time bound of the HTTP loop")
     p.add_argument("--timeout", type=float, default=3600.0, help="limit per subprocess (seconds)")
     p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only recompute the targets and latest.md from --out/latest.json",
+    )
+    p.add_argument(
         "--max-rss-mb",
         type=float,
         default=14 * 1024,
@@ -658,8 +673,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def write_outputs(res: dict[str, Any], out: Path, stamp: str) -> None:
+    res["targets"] = check_targets(res["scales"])
+    text = json.dumps(res, indent=2, default=str)
+    (out / f"bench-{stamp}.json").write_text(text)
+    (out / "latest.json").write_text(text)
+    (out / "latest.md").write_text(render_markdown(res))
+    print()
+    for t in res["targets"]:
+        print(
+            f"{t['status']:4}  {t['target']}: {_f(t['value'])} (limit {_f(t['limit'])}) {t['note']}"
+        )
+    print(f"\n[bench] wrote {out / 'latest.json'} and {out / 'latest.md'}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.report_only:
+        res = json.loads((args.out / "latest.json").read_text())
+        write_outputs(res, args.out, res["created_at"][:10])
+        return res
     scales = [float(s) for s in args.scales.split(",") if s.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -742,17 +775,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         prev = json.loads(latest.read_text())
         for name, sc in prev.get("scales", {}).items():
             res["scales"].setdefault(name, sc)
-    res["targets"] = check_targets(res["scales"])
-    text = json.dumps(res, indent=2, default=str)
-    (args.out / f"bench-{now.strftime('%Y-%m-%d')}.json").write_text(text)
-    latest.write_text(text)
-    (args.out / "latest.md").write_text(render_markdown(res))
-    print()
-    for t in res["targets"]:
-        print(
-            f"{t['status']:4}  {t['target']}: {_f(t['value'])} (limit {_f(t['limit'])}) {t['note']}"
-        )
-    print(f"\n[bench] wrote {latest} and {args.out / 'latest.md'}")
+    write_outputs(res, args.out, now.strftime("%Y-%m-%d"))
     return res
 
 
