@@ -16,8 +16,9 @@
 #
 # New accounts arrive after the history was captured: they have sign-up attributes
 # (e-mail, IP, device, card, user agent) but no requests yet.  `SignupScorer` looks
-# their normalised identifiers up in the run's signup index and measures how strongly
-# each signup **attaches** to a known cluster (rarity-weighted, in nats), combined with
+# their normalised identifiers up in the run's signup index: each identifier votes for a
+# known cluster with the share of its holders that belong to it, and the votes of
+# independent identifier families give the signup's **attachment** (0–1), combined with
 # a **velocity** check (many new accounts on one card / device / mailbox within
 # minutes).
 #
@@ -125,7 +126,7 @@ plt.show()
 # ## 2. Which signups attach to known farms, and why?
 # For each signup attached to a cluster: the cluster's level and score, which campaign
 # that cluster mostly is in the ground truth, and the identifiers that made the link
-# (members of the cluster holding it / all holders, nats of evidence).
+# (members of the cluster holding it / all holders, and the vote: that share).
 
 # %%
 lab_group = labels.set_index("account_id")["group"].astype(object)
@@ -150,7 +151,7 @@ def why(evidence_json: str) -> str:
             ids = e["details"]["identifiers"][:3]
             parts.append(
                 ", ".join(
-                    f"{i['kind']} {i['members']}/{i['holders']} ({i['nats']:.1f} nats)" for i in ids
+                    f"{i['kind']} {i['members']}/{i['holders']} (vote {i['vote']:.2f})" for i in ids
                 )
             )
         elif e["kind"] == "velocity":
@@ -179,22 +180,21 @@ display(attached.sort_values("score", ascending=False)[cols].head(25))
 
 # %%
 # every signup shares *something* (a popular user agent…) with some cluster, so "attached"
-# here means: at least 1 nat of attachment evidence (attachment >= 0.63) to a cluster
-# that is itself at review or block
+# here means: attachment >= 0.5 to a cluster that is itself at review or block
 flagged_clusters = {c["cluster_id"] for c in run.clusters if c["level"] in ("review", "block")}
 
 
-def attachment_nats(evidence_json: str) -> float:
+def attachment(evidence_json: str) -> float:
     for e in json.loads(evidence_json):
         if e["kind"] == "attaches_to_cluster":
-            return float(sum(i["nats"] for i in e["details"]["identifiers"]))
+            return float(e["details"]["attachment"])
     return 0.0
 
 
-scored["attach_nats"] = scored["evidence"].map(attachment_nats)
+scored["attachment"] = scored["evidence"].map(attachment)
 summary = (
     scored.assign(
-        attached=scored["cluster_id"].isin(flagged_clusters) & (scored["attach_nats"] >= 1.0),
+        attached=scored["cluster_id"].isin(flagged_clusters) & (scored["attachment"] >= 0.5),
         flagged=scored["level"].isin(["review", "block"]),
     )
     .groupby("population")[["attached", "flagged"]]
@@ -204,8 +204,9 @@ summary = (
 display(summary)
 
 # %% [markdown]
-# What links a signup to a flagged cluster, by identifier kind: total nats of
-# attachment contributed by each kind, over signups at review or block.
+# What links a signup to a flagged cluster, by identifier kind: the summed votes
+# (share of the identifier's holders inside the cluster) of each kind, over signups at
+# review or block.
 
 # %%
 rows = []
@@ -214,11 +215,11 @@ for r in scored[scored["level"].isin(["review", "block"])].itertuples():
         if e["kind"] == "attaches_to_cluster":
             for i in e["details"]["identifiers"]:
                 rows.append(
-                    {"kind": i["kind"], "nats": i["nats"], "farm": r.population.startswith("farm")}
+                    {"kind": i["kind"], "vote": i["vote"], "farm": r.population.startswith("farm")}
                 )
-kinds = pd.DataFrame(rows, columns=["kind", "nats", "farm"])
+kinds = pd.DataFrame(rows, columns=["kind", "vote", "farm"])
 by_kind = kinds.pivot_table(
-    index="kind", columns="farm", values="nats", aggfunc="sum", fill_value=0.0
+    index="kind", columns="farm", values="vote", aggfunc="sum", fill_value=0.0
 )
 by_kind = by_kind.rename(columns={True: "farm signups", False: "legit signups"})
 by_kind = by_kind.reindex(columns=["farm signups", "legit signups"], fill_value=0.0)
@@ -230,7 +231,7 @@ ax1.barh(
     y - 0.2,
     summary["attached"] * 100,
     0.4,
-    label="attached (>= 1 nat) to a flagged cluster",
+    label="attached (>= 0.5) to a flagged cluster",
     color="#8172b3",
 )
 ax1.barh(y + 0.2, summary["flagged"] * 100, 0.4, label="review or block", color="#d1495b")
@@ -246,7 +247,7 @@ if len(by_kind):
         ax2.barh(by_kind.index, by_kind[col], left=left, color=color, label=col)
         left += by_kind[col].to_numpy()
     ax2.legend(loc="lower right")
-ax2.set_xlabel("attachment evidence (nats, summed over flagged signups)")
+ax2.set_xlabel("summed identifier votes (share of holders in the cluster)")
 ax2.set_title("What links flagged signups to clusters")
 savefig(fig, "04_attachment")
 plt.show()
