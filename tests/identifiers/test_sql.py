@@ -9,7 +9,6 @@ and Java are installed, the same SQL on Spark.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from linkage import Settings
 from linkage.dataset import Dataset
 from linkage.identifiers import Identifiers, extract, normalize_fingerprint
 from linkage.identifiers.sql import (
-    CLEAN_REQUESTS_SQL_SPARK,
     HOUR_COLUMNS,
     OUTPUT_SQL,
     aggregate_requests_duckdb,
@@ -266,41 +264,3 @@ def test_scan_edge_cases(tmp_path: Path) -> None:
     feats = features_from_aggregates(agg2, ["a", "c", "ghost"])
     assert feats.loc["c", "n_requests"] == 0 and np.isnan(feats.loc["c", "hour_entropy"])
     assert np.isnan(feats.loc["a", "n_devices"]) and feats.loc["a", "hour_entropy"] == 0.0
-
-
-def test_same_sql_on_spark(world_dir: Path, agg_scan: Agg) -> None:
-    """The output queries, unchanged, on Spark SQL (only when pyspark and Java are installed)."""
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime")
-    spark = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    try:
-        spark.read.parquet(str(world_dir / "requests.parquet")).createOrReplaceTempView(
-            "requests_source"
-        )
-        spark.sql(CLEAN_REQUESTS_SQL_SPARK).createOrReplaceTempView("requests_clean")
-        for name, (sql, keys) in OUTPUT_SQL.items():
-            got = _sorted(spark.sql(sql).toPandas(), list(keys))
-            want = agg_scan[name]
-            assert list(got.columns) == list(want.columns), name
-            for col in want.columns:
-                if col in ("first_ts", "last_ts"):
-                    ts = pd.to_datetime(got[col])
-                    ts = ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts
-                    assert (
-                        ts.astype("datetime64[ns, UTC]").to_numpy() == want[col].to_numpy()
-                    ).all()
-                elif col == "mean_response_tokens":
-                    np.testing.assert_allclose(got[col].astype(float), want[col], rtol=1e-12)
-                else:
-                    assert (
-                        got[col].astype(str).to_numpy() == want[col].astype(str).to_numpy()
-                    ).all(), col
-    finally:
-        spark.stop()
