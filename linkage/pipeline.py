@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import igraph as ig
 import numpy as np
 import pandas as pd
 import psutil
@@ -308,7 +309,7 @@ def _run_baseline(
         )
     # a placeholder graph so the manifest can count edges uniformly
     empty = AccountGraph(
-        graph=__import__("igraph").Graph(),
+        graph=ig.Graph(),
         accounts=pd.Index([]),
         incidence=pd.DataFrame(),
         identifiers=pd.DataFrame(),
