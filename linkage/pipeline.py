@@ -167,7 +167,6 @@ def _cluster_records(
         templates=prep.ids.templates,
         requests=prep.dataset.requests,
         request_template=prep.ids.request_template,
-        accounts=prep.dataset.accounts,
     )
     cl = prep.clustering
     order = np.argsort(cl.cluster, kind="stable")

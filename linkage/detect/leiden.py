@@ -63,28 +63,45 @@ def _cluster_id(members: list[str]) -> str:
     return f"c{h}"
 
 
+def incidence_ties(ag: AccountGraph, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per account-identifier row: its ties inside and outside the account's cluster.
+
+    ``inside = w_i * a_ui * (m_ic - 1) / (df_i - 1)`` and
+    ``outside = w_i * a_ui * (df_i - m_ic) / (df_i - 1)`` nats, with ``m_ic`` the holders of
+    ``i`` inside the account's cluster ``label[u]``; both 0 for identifiers held by one
+    account and for accounts with a negative label (unclustered).
+    """
+    inc = ag.incidence
+    acc = inc["acc"].to_numpy()
+    ident = inc["ident"].to_numpy()
+    lab = label[acc]
+    sel = lab >= 0
+    df = ag.identifiers["df"].to_numpy()[ident]
+    w = ag.identifiers["weight"].to_numpy()[ident]
+    a = inc["a"].to_numpy()
+    # holders of identifier i inside the account's cluster (int64 keys, one sort)
+    key = ident[sel].astype(np.int64) * (int(lab.max()) + 1 if sel.any() else 1) + lab[sel]
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    m = np.zeros(len(acc), dtype=np.int64)
+    m[sel] = cnt[inv]
+    ok = sel & (df >= 2)
+    denom = np.maximum(df - 1, 1)
+    inside = np.where(ok, w * a * (m - 1) / denom, 0.0)
+    outside = np.where(ok, w * a * (df - m) / denom, 0.0)
+    return inside, outside
+
+
 def cluster_ties(ag: AccountGraph, community: np.ndarray) -> np.ndarray:
     """Per account: rarity-weighted share of its identifiers held by other members.
 
-    ``sum_i w_i * a_ui * (m_ic - 1) / (df_i - 1)`` nats, with ``m_ic`` the holders of
-    ``i`` inside the account's cluster; 0 for unclustered accounts.
+    ``sum_i w_i * a_ui * (m_ic - 1) / (df_i - 1)`` nats (see :func:`incidence_ties`);
+    0 for unclustered accounts.
     """
     n = len(community)
-    inc = ag.incidence
-    if inc.empty:
+    if ag.incidence.empty:
         return np.zeros(n)
-    acc = inc["acc"].to_numpy()
-    ident = inc["ident"].to_numpy()
-    lab = community[acc]
-    sel = lab >= 0
-    acc, ident, lab, a = acc[sel], ident[sel], lab[sel], inc["a"].to_numpy()[sel]
-    df = ag.identifiers["df"].to_numpy()[ident]
-    w = ag.identifiers["weight"].to_numpy()[ident]
-    key = ident.astype(np.int64) * (int(lab.max()) + 1 if len(lab) else 1) + lab
-    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-    m = cnt[inv]
-    tie = np.where(df >= 2, w * a * (m - 1) / np.maximum(df - 1, 1), 0.0)
-    return np.bincount(acc, weights=tie, minlength=n)
+    inside, _ = incidence_ties(ag, community)
+    return np.bincount(ag.incidence["acc"].to_numpy(), weights=inside, minlength=n)
 
 
 def _leiden(sub: ig.Graph, *, resolution: float, settings: DetectSettings, seed: int) -> np.ndarray:

@@ -81,7 +81,6 @@ MAX_ITEMS = 5  # identifiers / templates / rows listed per evidence item
 class EvidenceContext:
     """Everything evidence needs, computed once per run (vectorised)."""
 
-    ag: AccountGraph
     scores: Scores
     model: LinearModel
     templates: pd.DataFrame  # template_id, skeleton, example, ...
@@ -91,7 +90,6 @@ class EvidenceContext:
     template_rows: dict[
         str, tuple[int, list[tuple]]
     ]  # cluster -> (n templates, top (template_id, n_requests, rows))
-    account_rows: pd.Series  # account_id -> accounts file _row
     # numpy views of per-account data (vertex order), extracted once
     logits: np.ndarray = field(default_factory=lambda: np.empty(0))
     overrides: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -114,7 +112,6 @@ def build_context(
     templates: pd.DataFrame,
     requests: pd.DataFrame | None,
     request_template: pd.Series | None,
-    accounts: pd.DataFrame,
 ) -> EvidenceContext:
     acc_cluster = scores.accounts["cluster_id"].to_numpy(dtype=object)
     inc = ag.incidence
@@ -183,11 +180,6 @@ def build_context(
             template_rows = top.join(rows, on=["cluster_id", "template_id"])
             n_tpl = counts.groupby("cluster_id").size().rename("n_templates")
             template_rows = template_rows.join(n_tpl, on="cluster_id")
-    account_rows = (
-        pd.Series(accounts["_row"].to_numpy(), index=accounts["account_id"].astype(str).to_numpy())
-        if "_row" in accounts.columns
-        else pd.Series(dtype="int64")
-    )
     # per (cluster, group): how many identifiers are shared, and the strongest few as plain tuples
     n_shared = shared.groupby(["cluster_id", "group"], sort=False).size()
     top = shared.groupby(["cluster_id", "group"], sort=False).head(MAX_ITEMS)
@@ -222,7 +214,7 @@ def build_context(
         if len(templates)
         else templates
     )
-    return EvidenceContext(ag, scores, model, tpl, shared_by, rows_by, account_rows)
+    return EvidenceContext(scores, model, tpl, shared_by, rows_by)
 
 
 def _text(info: pd.DataFrame, tid: str, col: str, limit: int = 300) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from linkage.detect.leiden import Clustering
+from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
 
 # identifier kinds grouped into evidence families
@@ -134,18 +134,8 @@ def account_features(
     inc = ag.incidence
     acc = inc["acc"].to_numpy()
     ident = inc["ident"].to_numpy()
-    df = ag.identifiers["df"].to_numpy()[ident]
-    w = ag.identifiers["weight"].to_numpy()[ident]
-    a = inc["a"].to_numpy()
     lab = label[acc]
-    # holders of identifier i inside the account's cluster (int64 keys, one sort)
-    key = ident.astype(np.int64) * (int(label.max()) + 1 if n else 1) + lab
-    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-    m_ic = cnt[inv]
-    shared = df >= 2
-    denom = np.maximum(df - 1, 1)
-    inside = np.where(shared, w * a * (m_ic - 1) / denom, 0.0)
-    outside = np.where(shared, w * a * (df - m_ic) / denom, 0.0)
+    inside, outside = incidence_ties(ag, label)
     kinds = inc["kind"].astype("category")
     cat_group = pd.Categorical(
         kind_group(kinds.cat.categories.to_numpy()), categories=list(LINK_GROUPS)

@@ -30,9 +30,6 @@ def training_frame(
     labels = prep.dataset.labels
     if labels is None:
         raise LinkageError(f"{dataset} has no labels table: training needs labels")
-    lab = labels.drop_duplicates("account_id").set_index(
-        labels["account_id"].astype(str).drop_duplicates()
-    )
     lab = (
         labels.assign(account_id=labels["account_id"].astype(str))
         .drop_duplicates("account_id")
