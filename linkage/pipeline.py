@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import igraph as ig
 import numpy as np
 import pandas as pd
 import psutil
@@ -243,7 +242,7 @@ def run_detect(
             "requests": len(ds.requests),
             "identifier_edges": len(prep.ids.edges),
             "templates": len(prep.ids.templates),
-            "graph_edges": prep.graph.graph.ecount(),
+            "graph_edges": prep.graph.n_edges,
             "clusters": len(records),
             "levels": {k: int(levels.get(k, 0)) for k in ("clear", "review", "block")},
             "quarantined_rows": ds.report.rows_quarantined,
@@ -308,7 +307,6 @@ def _run_baseline(
         )
     # a placeholder graph so the manifest can count edges uniformly
     empty = AccountGraph(
-        graph=ig.Graph(),
         accounts=pd.Index([]),
         incidence=pd.DataFrame(),
         identifiers=pd.DataFrame(),

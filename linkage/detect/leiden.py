@@ -28,6 +28,8 @@ import igraph as ig
 import leidenalg as la
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from linkage.graph.build import AccountGraph
 from linkage.settings import DetectSettings
@@ -139,22 +141,25 @@ def detect_clusters(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Clustering:
-    g: ig.Graph = ag.graph
-    n = g.vcount()
-    comp = np.asarray(g.connected_components().membership, dtype=np.int64)
+    n = ag.n_accounts
+    src, dst, w = ag.src, ag.dst, ag.weight
+    if n:
+        adj = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+        _, comp = connected_components(adj, directed=False)
+        comp = comp.astype(np.int64)
+    else:
+        comp = np.empty(0, dtype=np.int64)
     sizes = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
     community = np.full(n, -1, dtype=np.int64)
-    el = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
-    w = np.asarray(g.es["weight"], dtype=np.float64) if g.ecount() else np.empty(0)
     w_total = float(w.sum())
     # Components whose best partition is provably "all together": with the whole graph's
     # null, any split of component c gains at most resolution * m_c^2 / M in modularity and
     # costs at least its lightest edge, so if  w_min(c) >= resolution * m_c^2 / M  the single
     # community is optimal and Leiden is not needed (most small components: families, pairs).
-    ecomp = comp[el[:, 0]] if len(el) else np.empty(0, dtype=np.int64)
+    ecomp = comp[src] if len(src) else np.empty(0, dtype=np.int64)
     m_c = np.bincount(ecomp, weights=w, minlength=len(sizes))
     w_min = np.full(len(sizes), np.inf)
-    if len(el):
+    if len(src):
         np.minimum.at(w_min, ecomp, w)
     bound = settings.resolution * m_c**2 / w_total if w_total > 0 else np.zeros(len(sizes))
     whole = (sizes >= 2) & (w_min >= bound)
@@ -164,17 +169,29 @@ def detect_clusters(
     community[in_whole] = rank[comp[in_whole]]
     next_label = int(whole.sum())
     big = np.flatnonzero((sizes >= 3) & ~whole)
+    # vertices and edges grouped by component (one stable sort each), so every component's
+    # igraph graph is built straight from its slice of the edge arrays
     order = np.argsort(comp, kind="stable")
     bounds = np.r_[0, np.cumsum(sizes)]
+    e_order = np.argsort(ecomp, kind="stable")
+    e_bounds = np.r_[0, np.cumsum(np.bincount(ecomp, minlength=len(sizes)))]
+    local = np.empty(n, dtype=np.int64)
     for done, c in enumerate(big[np.argsort(-sizes[big], kind="stable")], 1):
         verts = order[bounds[c] : bounds[c + 1]]
-        sub = g.induced_subgraph(verts.tolist(), implementation="create_from_scratch")
+        local[verts] = np.arange(len(verts))
+        es = e_order[e_bounds[c] : e_bounds[c + 1]]
+        sub = ig.Graph(
+            n=len(verts),
+            edges=np.column_stack([local[src[es]], local[dst[es]]]),
+            directed=False,
+        )
+        sub.es["weight"] = w[es]
         # the null model is the whole graph's: scaling the resolution by the component's share
         # of the total weight makes per-component Leiden optimise the global modularity, so
         # splitting by component changes nothing and a small isolated group is not shattered
-        w_c = float(np.sum(sub.es["weight"])) if sub.ecount() else 0.0
-        res = settings.resolution * w_c / w_total if w_total > 0 else settings.resolution
+        res = settings.resolution * m_c[c] / w_total if w_total > 0 else settings.resolution
         memb = _leiden(sub, resolution=res, settings=settings, seed=seed)
+        del sub
         community[verts] = memb + next_label
         next_label += int(memb.max()) + 1
         if progress is not None and done % 200 == 0:

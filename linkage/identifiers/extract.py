@@ -33,6 +33,7 @@ from linkage.identifiers._codes import (
     column,
     epoch_ns,
     ns_to_seconds,
+    small_codes,
     unify,
 )
 from linkage.identifiers.device import UA_OTHER, normalize_fingerprint, user_agent_family
@@ -94,7 +95,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     """Normalise every identifier, aggregate requests and build edges and features."""
     # Imported here so the normalisers stay importable without the template machinery.
     from linkage.identifiers.prompts import prompt_signals
-    from linkage.identifiers.templates import assign_templates
+    from linkage.identifiers.templates import assign_templates, factorize_text
 
     accounts, requests = dataset.accounts, dataset.requests
     account_ids = pd.Index(as_string_series(accounts["account_id"]).to_numpy(dtype=object))
@@ -180,11 +181,22 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
 
     # templates (the prompt column is passed as is, never copied)
     prompts = column(requests, "prompt")
-    assignment = assign_templates(prompts, settings=settings.templates, seed=seed)
-    request_template = pd.Series(
-        as_string_series(assignment.template_id).array, index=requests.index, name="template_id"
+    factorized = factorize_text(prompts)  # shared by the template and prompt-signal stages
+    assignment = assign_templates(
+        prompts, settings=settings.templates, seed=seed, factorized=factorized
     )
-    tpl = Coded.of(request_template)
+    # integer codes all the way: the per-request id strings are never materialised
+    # (ids are 48-bit content hashes: re-coding merges the practically impossible collision,
+    # as grouping by the id strings would)
+    tpl = Coded(small_codes(assignment.codes, len(assignment.ids)), assignment.ids)
+    tpl = tpl.remap(*pd.factorize(tpl.values))
+    request_template = pd.Series(
+        pd.Categorical.from_codes(
+            tpl.codes, categories=pd.Index(tpl.values, dtype="string"), validate=False
+        ),
+        index=requests.index,
+        name="template_id",
+    )
     tpl_pairs = pair_stats(acc, tpl.codes, ts_ns, tpl.n_values)
     n_tpl, top_tpl, known_tpl = rate_feats(tpl_pairs, tpl.codes)
     feats["n_templates"] = n_tpl
@@ -195,14 +207,14 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     del tpl_pairs, tpl
 
     # prompt signals: reasoning and topic
-    signals = prompt_signals(prompts)
+    signals = prompt_signals(prompts, factorized=factorized)
     prompt_known = prompts.notna().to_numpy()
     reasoning = signals["reasoning"].astype("boolean").to_numpy(dtype=bool, na_value=False)
     n_prompt = known_count(np.where(prompt_known, 0, -1))
     n_reason = known_count(np.where(prompt_known & reasoning, 0, -1))
     feats["reasoning_share"] = ratio(n_reason, n_prompt)
     topic = Coded.of(as_string_series(signals["topic"]).mask(~prompt_known))
-    del signals, reasoning, prompt_known
+    del signals, reasoning, prompt_known, factorized
     topic_pairs = pair_stats(acc, topic.codes, ts_ns, topic.n_values)
     _, top_topic, known_topic = rate_feats(topic_pairs, topic.codes)
     feats["topic_top_share"] = ratio(top_topic, known_topic)

@@ -89,15 +89,22 @@ _TOPIC_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-def prompt_signals(prompts: pd.Series) -> pd.DataFrame:
+def prompt_signals(
+    prompts: pd.Series, *, factorized: tuple[np.ndarray, pa.Array] | None = None
+) -> pd.DataFrame:
     """Reasoning request, topic and length of each prompt.
 
     Returns a frame aligned to ``prompts.index`` with columns ``reasoning``
     (bool: asks for step-by-step reasoning / chain of thought / shown work),
     ``topic`` (string, one of :data:`TOPICS`; ``other`` when no rule fires,
     missing prompts included) and ``length`` (int64 characters; 0 if missing).
+    ``factorized``: the prompts' ``(codes, uniques)`` if already computed
+    (:func:`linkage.identifiers.templates.factorize_text`); the signals are
+    computed once per unique prompt either way.
     """
-    codes, uniques = pd.factorize(prompts, use_na_sentinel=True)
+    codes, uniques = (
+        pd.factorize(prompts, use_na_sentinel=True) if factorized is None else factorized
+    )
     n_u = len(uniques)
     if n_u == 0:
         return pd.DataFrame(
