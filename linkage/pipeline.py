@@ -8,6 +8,7 @@ its inputs; only this module and the CLI touch files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import platform
@@ -23,6 +24,7 @@ import pandas as pd
 import psutil
 
 from linkage import __version__
+from linkage._memory import release_memory
 from linkage.dataset import Dataset
 from linkage.detect import Clustering, detect_clusters
 from linkage.errors import LinkageError
@@ -56,6 +58,7 @@ class Timer:
         try:
             yield
         finally:
+            release_memory()  # a stage's freed temporaries must not add to the next one's peak
             dt = time.perf_counter() - t0
             self.stages[name] = self.stages.get(name, 0.0) + dt
             log.info("stage %s: %.2f s", name, dt)
@@ -90,11 +93,21 @@ def prepare(
     feedback: pd.DataFrame | None = None,
     out: Path | None = None,
     progress: Progress | None = None,
+    keep_prompts: bool = True,
 ) -> Prepared:
+    """Ingest → identifiers → graph → Leiden → features (everything before scoring).
+
+    ``keep_prompts=False`` drops the prompt text from the returned dataset's requests once
+    the identifiers are extracted (nothing after that stage reads it): at scale it is the
+    largest column, and holding it through the graph stage set the run's memory peak.
+    A ``Dataset`` passed in is never modified (the returned one is a copy without it).
+    """
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)
     with timer.stage("identifiers"):
         ids = extract(ds, settings=settings.identifiers, seed=settings.seed)
+        if not keep_prompts and "prompt" in ds.requests.columns:
+            ds = dataclasses.replace(ds, requests=ds.requests.drop(columns=["prompt"]))
     verdicts = latest_verdicts(feedback)
     confirmed = pd.Index(verdicts.index[verdicts.isin(FARM_VERDICTS)]) if len(verdicts) else None
     with timer.stage("graph"):
@@ -213,7 +226,14 @@ def run_detect(
     t_start = time.perf_counter()
     if method == "graph":
         model = LinearModel.load(settings.score.model_path)
-        prep = prepare(source, settings=settings, feedback=feedback, out=out, progress=progress)
+        prep = prepare(
+            source,
+            settings=settings,
+            feedback=feedback,
+            out=out,
+            progress=progress,
+            keep_prompts=False,
+        )
         timer = prep.timer
         with timer.stage("score"):
             scores = score_accounts(

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from linkage._memory import release_memory
 from linkage.dataset import Dataset
 from linkage.identifiers._codes import (
     NAT,
@@ -179,7 +180,9 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     )
     del dev_pairs, req_dev
 
-    # templates (the prompt column is passed as is, never copied)
+    # templates (the prompt column is passed as is, never copied); the heaviest part of the
+    # stage, so the pages freed so far go back first
+    release_memory()
     prompts = column(requests, "prompt")
     factorized = factorize_text(prompts)  # shared by the template and prompt-signal stages
     assignment = assign_templates(
@@ -215,6 +218,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     feats["reasoning_share"] = ratio(n_reason, n_prompt)
     topic = Coded.of(as_string_series(signals["topic"]).mask(~prompt_known))
     del signals, reasoning, prompt_known, factorized
+    release_memory()
     topic_pairs = pair_stats(acc, topic.codes, ts_ns, topic.n_values)
     _, top_topic, known_topic = rate_feats(topic_pairs, topic.codes)
     feats["topic_top_share"] = ratio(top_topic, known_topic)
@@ -294,17 +298,22 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
 def _templates_frame(
     templates: pd.DataFrame, tpl_pairs: pd.DataFrame, values: np.ndarray
 ) -> pd.DataFrame:
-    """The template module's table plus ``n_accounts`` (distinct accounts using each)."""
+    """The template module's table (most requested first) plus ``n_accounts``.
+
+    ``n_accounts``: distinct accounts using each template. The string columns are not
+    copied or re-sorted (at scale they are the largest table of the stage).
+    """
     n_accounts = np.bincount(tpl_pairs["v"].to_numpy(np.int64), minlength=len(values))
     per_id = pd.Series(n_accounts, index=pd.Index(values, dtype="string"), dtype=np.int64)
-    out = templates.copy()
+    out = templates.copy(deep=False)
     out["template_id"] = as_string_series(out["template_id"])
     out["n_accounts"] = (
-        out["template_id"].map(per_id).fillna(0).astype(np.int64) if len(out) else np.int64(0)
+        per_id.reindex(out["template_id"].to_numpy(dtype=object)).fillna(0).to_numpy(np.int64)
+        if len(out)
+        else np.int64(0)
     )
     if "n_requests" in out.columns:
         out["n_requests"] = out["n_requests"].astype(np.int64)
     cols = [c for c in TEMPLATE_COLUMNS if c in out.columns]
     cols += [c for c in out.columns if c not in cols]
-    out = out[cols].sort_values("template_id", kind="stable").reset_index(drop=True)
-    return out
+    return out[cols].reset_index(drop=True)

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from linkage.identifiers._parallel import map_chunks
 from linkage.identifiers.templates import _as_arrow
 
 __all__ = ["TOPICS", "prompt_signals"]
@@ -89,6 +90,24 @@ _TOPIC_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
+def _hits(head: pa.Array, pattern: str) -> np.ndarray:
+    m = pc.fill_null(pc.match_substring_regex(head, pattern), False)
+    return m.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _classify(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(reasoning flag, topic code) of each prompt of ``arr`` (first matching topic rule)."""
+    head = pc.utf8_slice_codeunits(arr, 0, _SCAN_CHARS)
+    reasoning = _hits(head, _REASONING)
+    topic_code = np.full(len(arr), len(TOPICS) - 1, dtype=np.int64)  # "other"
+    undecided = np.ones(len(arr), dtype=bool)
+    for name, pattern in _TOPIC_RULES:
+        m = _hits(head, pattern) & undecided
+        topic_code[m] = TOPICS.index(name)
+        undecided &= ~m
+    return reasoning, topic_code
+
+
 def prompt_signals(
     prompts: pd.Series, *, factorized: tuple[np.ndarray, pa.Array] | None = None
 ) -> pd.DataFrame:
@@ -117,19 +136,9 @@ def prompt_signals(
         )
     arr = _as_arrow(uniques)
     length_u = pc.fill_null(pc.utf8_length(arr), 0).to_numpy().astype(np.int64)
-    head = pc.utf8_slice_codeunits(arr, 0, _SCAN_CHARS)
-
-    def hits(pattern: str) -> np.ndarray:
-        m = pc.fill_null(pc.match_substring_regex(head, pattern), False)
-        return m.to_numpy(zero_copy_only=False).astype(bool)
-
-    reasoning_u = hits(_REASONING)
-    topic_code_u = np.full(n_u, len(TOPICS) - 1, dtype=np.int64)  # "other"
-    undecided = np.ones(n_u, dtype=bool)
-    for name, pattern in _TOPIC_RULES:
-        m = hits(pattern) & undecided
-        topic_code_u[m] = TOPICS.index(name)
-        undecided &= ~m
+    parts = map_chunks(arr, _classify)
+    reasoning_u = np.concatenate([p[0] for p in parts])
+    topic_code_u = np.concatenate([p[1] for p in parts])
 
     valid = codes >= 0
     safe = np.where(valid, codes, 0)

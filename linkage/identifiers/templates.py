@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from linkage.identifiers._parallel import map_chunks
 from linkage.settings import TemplateSettings
 
 __all__ = [
@@ -292,18 +293,35 @@ def _skeleton_chunk(arr: pa.Array, max_chars: int) -> pa.Array:
     return arr
 
 
-_CHUNK_ROWS = 1 << 16  # rows per parallel skeleton chunk
+def _skeleton_arrow(arr: pa.Array, max_chars: int) -> pa.ChunkedArray:
+    """Skeletonize in row chunks on a thread pool (pyarrow kernels drop the GIL).
+
+    The chunks are returned as they are (a chunked array): concatenating them would
+    double the skeletons' memory for a moment, and every consumer takes chunked input.
+    """
+    parts = map_chunks(arr, lambda c: _skeleton_chunk(c, max_chars))
+    return pa.chunked_array(parts, type=pa.large_string())
 
 
-def _skeleton_arrow(arr: pa.Array, max_chars: int) -> pa.Array:
-    """Skeletonize in row chunks on a thread pool (pyarrow kernels drop the GIL)."""
-    if len(arr) <= _CHUNK_ROWS:
-        return _skeleton_chunk(arr, max_chars)
-    chunks = [arr.slice(lo, _CHUNK_ROWS) for lo in range(0, len(arr), _CHUNK_ROWS)]
-    workers = max(1, min(len(chunks), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(lambda c: _skeleton_chunk(c, max_chars), chunks))
-    return pa.chunked_array(parts, type=pa.large_string()).combine_chunks()
+def _dictionary_encode(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """(int64 codes, -1 for null; distinct values in order of first appearance).
+
+    Chunked input is encoded chunk by chunk against one growing hash table (every
+    chunk's dictionary is the final one), so nothing is concatenated but the codes.
+    """
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        if enc.num_chunks == 0:
+            return np.empty(0, dtype=np.int64), pa.array([], type=arr.type)
+        dictionary = enc.chunk(0).dictionary
+        indices = [c.indices for c in enc.chunks]
+    else:
+        dictionary = enc.dictionary
+        indices = [enc.indices]
+    codes = np.concatenate(
+        [pc.fill_null(i.cast(pa.int64()), -1).to_numpy(zero_copy_only=False) for i in indices]
+    )
+    return codes, dictionary
 
 
 def skeletonize(prompts: pd.Series, *, settings: TemplateSettings | None = None) -> pd.Series:
@@ -360,10 +378,14 @@ def _seed_key(seed: int) -> str:
     return f"{seed & 0xFFFFFFFFFFFF:016x}"[-16:]
 
 
-def _hash_strings(arr: pa.Array, key: str) -> np.ndarray:
-    """Stable 64-bit hash of each string (siphash with a fixed key)."""
-    values = arr.to_numpy(zero_copy_only=False)
-    return pd.util.hash_array(values.astype(object), hash_key=key, categorize=False)
+def _hash_strings(arr: pa.Array, *keys: str) -> tuple[np.ndarray, ...]:
+    """Stable 64-bit hash of each string (siphash), one array per ``key``.
+
+    The strings are materialised as Python objects once for all keys (that
+    conversion, not the hashing, is most of the cost and of the memory).
+    """
+    values = arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
+    return tuple(pd.util.hash_array(values, hash_key=k, categorize=False) for k in keys)
 
 
 def _hex_ids_fast(h: np.ndarray) -> np.ndarray:
@@ -511,7 +533,7 @@ def _shingle_hashes(skel: pa.Array, k: int, seed: int) -> tuple[np.ndarray, np.n
     n = len(parent)
     tok_hash = np.zeros(n + k, dtype=np.uint64)  # padded: shifted slices stay in range
     if n:
-        tok_hash[:n] = _hash_strings(enc.dictionary, key)[enc.indices.to_numpy()]
+        tok_hash[:n] = _hash_strings(enc.dictionary, key)[0][enc.indices.to_numpy()]
     del enc, tokens
 
     n_tok = np.bincount(parent, minlength=n_docs)
@@ -543,7 +565,7 @@ def _shingle_hashes(skel: pa.Array, k: int, seed: int) -> tuple[np.ndarray, np.n
 
     empty = np.flatnonzero(n_tok == 0)
     if len(empty):
-        whole = _hash_strings(skel.take(pa.array(empty)), key)
+        whole = _hash_strings(skel.take(pa.array(empty)), key)[0]
         s_doc = np.concatenate([s_doc, empty])
         h = np.concatenate([h, _splitmix(whole)])
     return s_doc, h
@@ -649,20 +671,29 @@ def _candidate_edges(
     rows = sig.shape[1] // bands
     node_of_prio = np.empty(n, dtype=np.int64)
     node_of_prio[prio] = np.arange(n)
-    srcs, dsts = [], []
-    for b in range(bands):
+
+    def band_edges(b: int) -> tuple[np.ndarray, np.ndarray] | None:
         codes, _ = pd.factorize(_band_keys(sig, b, rows))
         size = np.bincount(codes)
         multi = size[codes] >= 2
         if not multi.any():
-            continue
+            return None
         best = np.full(len(size), -1, dtype=np.int64)
         np.maximum.at(best, codes[multi], prio[multi])
         members = np.flatnonzero(multi)
         rep = node_of_prio[best[codes[members]]]
         keep = rep != members
-        srcs.append(members[keep].astype(np.int32))  # n < 2^31: half the memory
-        dsts.append(rep[keep].astype(np.int32))
+        # n < 2^31: half the memory
+        return members[keep].astype(np.int32), rep[keep].astype(np.int32)
+
+    # bands are independent and numpy/pandas release the GIL in their kernels: a thread
+    # pool; results are kept in band order, so the edges do not depend on the workers
+    workers = max(1, min(bands, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        found = [r for r in pool.map(band_edges, range(bands)) if r is not None]
+    srcs = [r[0] for r in found]
+    dsts = [r[1] for r in found]
+    del found
     if not srcs:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     src = np.concatenate(srcs).astype(np.int64)
@@ -680,10 +711,20 @@ def _n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     per pair at once: ~600 MB for a first clustering round over 1M skeletons)."""
     out = np.empty(len(a), dtype=np.int32)
     step = 1 << 16
-    for lo in range(0, len(a), step):
+
+    def block(lo: int) -> None:
         sa = sig[a[lo : lo + step]]
         sb = sig[b[lo : lo + step]]
         out[lo : lo + step] = (sa == sb).sum(axis=1)
+
+    starts = range(0, len(a), step)
+    workers = max(1, min(len(starts), os.cpu_count() or 1))
+    if workers == 1:
+        for lo in starts:
+            block(lo)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(block, starts))
     return out
 
 
@@ -811,14 +852,11 @@ def factorize_text(prompts: pd.Series) -> tuple[np.ndarray, pa.Array]:
     by pyarrow directly: ~2.5x faster than ``pd.factorize`` on them. The order
     of the uniques does not matter downstream (documents are sorted).
     """
-    arr = prompts.array
-    pa_arr = getattr(arr, "_pa_array", None)
+    pa_arr = getattr(prompts.array, "_pa_array", None)
     if isinstance(pa_arr, pa.ChunkedArray) and (
         pa.types.is_string(pa_arr.type) or pa.types.is_large_string(pa_arr.type)
     ):
-        enc = pc.dictionary_encode(pa_arr.combine_chunks())
-        codes = pc.fill_null(enc.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-        return codes, enc.dictionary
+        return _dictionary_encode(pa_arr)
     codes, uniques = pd.factorize(prompts, use_na_sentinel=True)
     return codes.astype(np.int64, copy=False), _as_arrow(uniques)
 
@@ -868,24 +906,27 @@ def assign_templates(
     # One hash pass (dictionary_encode) gives both the distinct skeletons and
     # each unique prompt's skeleton; the dictionary is then sorted and the
     # indices remapped to sorted ranks (-1: empty or missing skeleton).
-    enc = pc.dictionary_encode(skel_u)
-    distinct = enc.dictionary
-    keep = np.flatnonzero(pc.greater(pc.utf8_length(distinct), 0).to_numpy(zero_copy_only=False))
-    if len(keep) == 0:
+    skel_codes, distinct = _dictionary_encode(skel_u)
+    del skel_u
+    # sorted distinct skeletons, the empty one (if any: it sorts first) left out; one take
+    order = pc.array_sort_indices(distinct).to_numpy()
+    nonempty = pc.greater(pc.utf8_length(distinct), 0).to_numpy(zero_copy_only=False)
+    order = order[nonempty[order]]
+    if len(order) == 0:
         return _empty_assignment(prompts)
-    docs = distinct.take(pa.array(keep))
-    order = pc.array_sort_indices(docs).to_numpy()
-    docs = docs.take(pa.array(order))
+    docs = distinct.take(pa.array(order))
     rank = np.full(len(distinct) + 1, -1, dtype=np.int64)
-    rank[keep[order]] = np.arange(len(order))
-    u_doc = rank[pc.fill_null(enc.indices, len(distinct)).to_numpy(zero_copy_only=False)]
-    del enc, distinct, rank
+    rank[order] = np.arange(len(order))
+    u_doc = rank[np.where(skel_codes >= 0, skel_codes, len(distinct))]
+    del skel_codes, distinct, rank
     n = len(docs)
     has = u_doc >= 0
     d_count = np.bincount(u_doc[has], weights=p_count[has], minlength=n).astype(np.int64)
 
     # Priority: most requested skeleton first; ties by a seeded hash, then rank.
-    tie = _hash_strings(docs, _seed_key(seed))
+    # (the documents are turned into Python strings once, for both hashes: the id hash is
+    # needed later for the smallest document of each group)
+    tie, doc_id_hash = _hash_strings(docs, _seed_key(seed), _ID_KEY)
     order = np.lexsort((np.arange(n), tie, -d_count))
     prio = np.empty(n, dtype=np.int64)
     prio[order] = np.arange(n - 1, -1, -1)
@@ -902,36 +943,46 @@ def assign_templates(
     n_groups = len(g_centers)
     smallest = np.full(n_groups, n, dtype=np.int64)
     np.minimum.at(smallest, g_codes, np.arange(n))
-    id_hash = _hash_strings(docs.take(pa.array(smallest)), _ID_KEY)
-    g_ids = _hex_ids_fast(id_hash)
+    g_ids = _hex_ids_fast(doc_id_hash[smallest])
+    del doc_id_hash
 
     # Example: the most frequent raw prompt of the group's center skeleton
     # (ties: smallest raw prompt hash) - deterministic, order independent.
     is_center = has & (u_doc == center[np.where(has, u_doc, 0)])
     cand = np.flatnonzero(is_center)
-    raw_tie = _hash_strings(raw.take(pa.array(cand)), _ID_KEY) if len(cand) else cand
-    pick = np.lexsort((raw_tie, -p_count[cand], g_codes[u_doc[cand]]))
+    # the raw-prompt hash only breaks ties for a group's most requests, so only those
+    # candidates are hashed (most groups have one: materialising every candidate prompt as
+    # a Python string was the largest memory peak of the stage)
+    cand_g = g_codes[u_doc[cand]]
+    cand_n = p_count[cand]
+    best_n = np.zeros(n_groups, dtype=cand_n.dtype)
+    np.maximum.at(best_n, cand_g, cand_n)
+    top = cand_n == best_n[cand_g]  # only candidates tied for the most requests can win
+    contested = top & (np.bincount(cand_g[top], minlength=n_groups)[cand_g] >= 2)
+    raw_tie = np.zeros(len(cand), dtype=np.uint64)
+    if contested.any():
+        raw_tie[contested] = _hash_strings(raw.take(pa.array(cand[contested])), _ID_KEY)[0]
+    pick = np.lexsort((raw_tie, -cand_n, cand_g))
     cand_sorted = cand[pick]
     cand_group = g_codes[u_doc[cand_sorted]]
     first = np.r_[True, cand_group[1:] != cand_group[:-1]]
     example_u = np.empty(n_groups, dtype=np.int64)
     example_u[cand_group[first]] = cand_sorted[first]
 
+    # One row per template, most requested first (ties: id). The order is computed on the
+    # numbers, so every string column is gathered exactly once, already in that order.
+    n_req = np.bincount(g_codes, weights=d_count, minlength=n_groups).astype(np.int64)
+    row = np.lexsort((g_ids, -n_req))
     templates = pd.DataFrame(
         {
-            "template_id": pd.arrays.ArrowStringArray(pa.array(g_ids, type=pa.large_string())),
+            "template_id": pd.arrays.ArrowStringArray(pa.array(g_ids[row], type=pa.large_string())),
             "skeleton": pd.arrays.ArrowStringArray(
-                docs.take(pa.array(g_centers)).cast(pa.large_string())
+                docs.take(pa.array(np.asarray(g_centers)[row])).cast(pa.large_string())
             ),
-            "example": pd.arrays.ArrowStringArray(raw.take(pa.array(example_u))),
-            "n_requests": np.bincount(g_codes, weights=d_count, minlength=n_groups).astype(
-                np.int64
-            ),
-            "n_variants": np.bincount(g_codes, minlength=n_groups).astype(np.int64),
+            "example": pd.arrays.ArrowStringArray(raw.take(pa.array(example_u[row]))),
+            "n_requests": n_req[row],
+            "n_variants": np.bincount(g_codes, minlength=n_groups).astype(np.int64)[row],
         }
-    )
-    templates = templates.sort_values(
-        ["n_requests", "template_id"], ascending=[False, True], ignore_index=True
     )
 
     # Map back: prompt -> unique prompt -> doc -> group (the id strings are built only

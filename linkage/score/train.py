@@ -26,7 +26,7 @@ def training_frame(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     from linkage.pipeline import prepare
 
-    prep = prepare(dataset, settings=settings, progress=progress)
+    prep = prepare(dataset, settings=settings, progress=progress, keep_prompts=False)
     labels = prep.dataset.labels
     if labels is None:
         raise LinkageError(f"{dataset} has no labels table: training needs labels")
