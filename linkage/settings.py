@@ -52,6 +52,13 @@ class GraphSettings(_Frozen):
     min_accounts: int = Field(
         2, ge=2, description="an identifier links only if shared by this many"
     )
+    min_link_nats: float = Field(
+        0.0,
+        ge=0,
+        description="an identifier links accounts in the projection only if its idf "
+        "ln(N/df) is at least this many nats (held by at most N/e^x accounts); weaker ones "
+        "stay in the incidence (features, ties, evidence)",
+    )
 
 
 class DetectSettings(_Frozen):

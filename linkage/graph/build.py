@@ -190,7 +190,7 @@ def build_graph(
             text_hash(kind_names, seed=seed)[ident_kind] * np.uint64(0x9E3779B97F4A7C15)
             ^ text_hash(value_names, seed=seed)[ident_value]
         )
-    src, dst, w = _project(incidence, df, weight, h_acc, h_ident, settings=settings)
+    src, dst, w = _project(incidence, df, idf, weight, h_acc, h_ident, settings=settings)
     log.info(
         "graph: %d accounts, %d identifiers (%d shared), %d projected edges",
         n_acc,
@@ -212,6 +212,7 @@ def build_graph(
 def _project(
     inc: pd.DataFrame,
     df: np.ndarray,
+    idf: np.ndarray,
     weight: np.ndarray,
     h_acc: np.ndarray,
     h_ident: np.ndarray,
@@ -221,6 +222,8 @@ def _project(
     """Projected edges (src < dst, summed over identifiers), vectorised by group size."""
     m = settings.dense_clique_max
     shared = df[inc["ident"].to_numpy()] >= settings.min_accounts
+    if settings.min_link_nats > 0:
+        shared &= idf[inc["ident"].to_numpy()] >= settings.min_link_nats
     sub = inc.loc[shared, ["acc", "ident", "a"]]
     if sub.empty:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
