@@ -381,11 +381,19 @@ def _seed_key(seed: int) -> str:
 def _hash_strings(arr: pa.Array, *keys: str) -> tuple[np.ndarray, ...]:
     """Stable 64-bit hash of each string (siphash), one array per ``key``.
 
-    The strings are materialised as Python objects once for all keys (that
-    conversion, not the hashing, is most of the cost and of the memory).
+    The strings are materialised as Python objects (that conversion, not the
+    hashing, is most of the cost and of the memory) once for all keys, one
+    chunk at a time, so the transient memory does not grow with the input.
     """
-    values = arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
-    return tuple(pd.util.hash_array(values, hash_key=k, categorize=False) for k in keys)
+    out = tuple(np.empty(len(arr), dtype=np.uint64) for _ in keys)
+    for lo in range(0, len(arr), _HASH_CHUNK):  # bounded: a chunk of Python strings at a time
+        values = arr.slice(lo, _HASH_CHUNK).to_numpy(zero_copy_only=False).astype(object)
+        for o, k in zip(out, keys, strict=True):
+            o[lo : lo + len(values)] = pd.util.hash_array(values, hash_key=k, categorize=False)
+    return out
+
+
+_HASH_CHUNK = 1 << 16
 
 
 def _hex_ids_fast(h: np.ndarray) -> np.ndarray:
