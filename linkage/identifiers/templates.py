@@ -680,7 +680,7 @@ def _candidate_edges(
     node_of_prio = np.empty(n, dtype=np.int64)
     node_of_prio[prio] = np.arange(n)
 
-    def band_edges(b: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def band_edges(b: int) -> np.ndarray | None:
         codes, _ = pd.factorize(_band_keys(sig, b, rows))
         size = np.bincount(codes)
         multi = size[codes] >= 2
@@ -691,25 +691,27 @@ def _candidate_edges(
         members = np.flatnonzero(multi)
         rep = node_of_prio[best[codes[members]]]
         keep = rep != members
-        # n < 2^31: half the memory
-        return members[keep].astype(np.int32), rep[keep].astype(np.int32)
+        # one packed int64 key per edge (member * n + rep): half the arrays of a (src, dst) pair
+        return members[keep] * n + rep[keep]
 
     # bands are independent and numpy/pandas release the GIL in their kernels: a thread
-    # pool; results are kept in band order, so the edges do not depend on the workers
+    # pool (each band's edges are packed as soon as they are found)
     workers = max(1, min(bands, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = [r for r in pool.map(band_edges, range(bands)) if r is not None]
-    srcs = [r[0] for r in found]
-    dsts = [r[1] for r in found]
-    del found
-    if not srcs:
+    if not found:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    src = np.concatenate(srcs).astype(np.int64)
-    del srcs
-    dst = np.concatenate(dsts).astype(np.int64)
-    del dsts
-    packed = pd.unique(src * n + dst)
-    del src, dst
+    packed = np.concatenate(found)
+    del found
+    # distinct edges by an in-place sort (a hash-based unique needed a table several times
+    # the size of the edge list: the largest memory peak of the template stage). The order
+    # of the edges does not matter downstream (components and centers by priority).
+    packed.sort()
+    first = np.empty(len(packed), dtype=bool)
+    first[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=first[1:])
+    packed = packed[first]
+    del first
     return packed // n, packed % n
 
 
