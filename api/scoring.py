@@ -20,6 +20,7 @@ from typing import Any
 from api.config import ServiceSettings
 from api.errors import ApiError
 from api.metrics import Metrics
+from linkage._memory import freeze_heap
 from linkage.store.db import Store
 
 log = logging.getLogger("api.scoring")
@@ -133,6 +134,7 @@ class SignupService:
                 if recent:
                     scorer.observe(recent)
             self.scorer, self.run_id, self.run_path = scorer, run_id, str(run_dir)
+            freeze_heap()  # the model lives as long as the service: keep it out of GC pauses
             self.load_error = None
             log.info("signup model loaded from %s (store run %s)", run_dir, run_id)
         except Exception as exc:

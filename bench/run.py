@@ -351,11 +351,13 @@ def signup_latency(
     """In-process ``score_one`` latency over ``records`` (warm-up calls not counted)."""
     from collections import Counter
 
+    from linkage._memory import freeze_heap
     from linkage.signup import SignupScorer
 
     t0 = time.perf_counter()
     scorer = SignupScorer.from_run(run_dir)
     load_s = time.perf_counter() - t0
+    freeze_heap()  # as the service does once its model is loaded (no full-GC stalls)
     for rec in records[:warmup]:
         scorer.score_one(rec, record_velocity=False)
     ns: list[int] = []

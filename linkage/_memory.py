@@ -42,3 +42,18 @@ def release_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def freeze_heap() -> None:
+    """Move every object alive now out of the garbage collector's reach (``gc.freeze``).
+
+    For long-lived, latency-bound processes (the signup service) once their model is
+    loaded: a full collection otherwise walks the model's hundreds of thousands of
+    objects and stalls one request for 100-300 ms (the p99.9 of signup scoring).
+    Frozen objects are still freed by reference counting when dropped; cycles among
+    them would only be collected after an unfreeze, so a reload unfreezes and
+    collects first (what was the previous model goes), then freezes the new heap.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

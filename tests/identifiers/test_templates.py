@@ -396,9 +396,9 @@ def test_one_off_templates_carry_no_text() -> None:
     t = res.templates.set_index("template_id")
     assert t["n_requests"].sum() == 5
     shared = t.loc[res.template_id.iloc[0]]
-    assert shared["example"] == viral and shared["skeleton"] == skeletonize(
-        pd.Series([viral])
-    ).iloc[0]
+    assert (
+        shared["example"] == viral and shared["skeleton"] == skeletonize(pd.Series([viral])).iloc[0]
+    )
     once = t[t["n_requests"] == 1]
     assert len(once) == 2
     assert once["skeleton"].isna().all() and once["example"].isna().all()
