@@ -428,7 +428,7 @@ _DENSIFY_CHUNK = 1 << 17  # rows per densification chunk (bounds temporaries)
 _ASCII_TOKEN_BYTE = np.zeros(256, dtype=bool)
 _ASCII_TOKEN_BYTE[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789_<>", np.uint8)] = True
 _ASCII_TOKEN_BYTE[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
-_SIG_CHUNK = 1 << 16  # documents per signature chunk (bounds the shingle temporaries)
+_SIG_CHUNK = 1 << 14  # documents per signature chunk (bounds the shingle temporaries)
 
 
 def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
