@@ -720,7 +720,7 @@ def _n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     in blocks (the gathered rows would otherwise be 2 x 4 x num_perm bytes
     per pair at once: ~600 MB for a first clustering round over 1M skeletons)."""
     out = np.empty(len(a), dtype=np.int32)
-    step = 1 << 16
+    step = 1 << 14  # 16k pairs: 2 x 4 MB of gathered rows stay in cache (~2x faster than 64k)
 
     def block(lo: int) -> None:
         sa = sig[a[lo : lo + step]]
