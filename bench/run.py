@@ -247,6 +247,31 @@ json.dump({"timings": m["timings"], "peak_rss_mb": m.get("peak_rss_mb"), "counts
 """
 
 
+def speed_probe() -> float:
+    """Seconds for a fixed, seeded mix of the engine's kinds of work (numpy sort, Arrow
+    regex, a Python loop), ~0.23 s on an idle core of the development machine.
+
+    The development machine is a VM whose speed drifts with its host (the same
+    scale-1 run measured 57-91 s within one morning, load average ~1 throughout), and
+    that is invisible to the load average. A probe before and after each run says how
+    fast the machine was: compare runs, and ratios across scales, only at similar probes.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(0)
+    values = rng.random(2_000_000)
+    text = pa.array([f"user {i} asked 0x{i * 7919:x} at 12:{i % 60:02d}" for i in range(100_000)])
+    t = time.perf_counter()
+    np.sort(values)
+    pc.replace_substring_regex(text, r"[0-9a-f]{4,}|\d+", "#")
+    acc = 0
+    for i in range(1_000_000):
+        acc += i & 7
+    return round(time.perf_counter() - t, 3)
+
+
 def run_method(
     dataset: Path, run_dir: Path, method: str, *, timeout: float, max_rss_mb: float | None = None
 ) -> dict[str, Any]:
@@ -259,6 +284,7 @@ def run_method(
     result_path = run_dir.parent / f"{run_dir.name}.result.json"
     result_path.unlink(missing_ok=True)
     load = list(os.getloadavg())
+    probe_before = speed_probe()
     proc = run_child(
         [sys.executable, "-c", CHILD_CODE, str(dataset), str(run_dir), method, str(result_path)],
         timeout=timeout,
@@ -266,6 +292,7 @@ def run_method(
         max_rss_mb=max_rss_mb,
     )
     out: dict[str, Any] = {"method": method, "loadavg_before": [round(x, 2) for x in load], **proc}
+    out["probe_s"] = [probe_before, speed_probe()]  # machine speed before / after the run
     if proc["returncode"] != 0 or not result_path.is_file():
         out["error"] = _tail(run_dir.parent / f"{run_dir.name}.log")
         return out
@@ -511,7 +538,7 @@ def check_targets(scales: dict[str, Any]) -> list[dict[str, Any]]:
     add("scale 3 time <= 3.5 x scale 1", ratio, TARGET_S3_RATIO,
         None if ratio is None else ratio <= TARGET_S3_RATIO,
         (f"scale-3 run killed: {s3_killed['killed']}" if s3_killed else "") if ratio is None
-        else f"{s3['wall_s']} s vs {s1['wall_s']} s")  # fmt: skip
+        else f"{s3['wall_s']} s vs {s1['wall_s']} s; speed probes {s1.get('probe_s')} vs {s3.get('probe_s')}")  # fmt: skip
     if s3_killed is not None:
         add("scale 3 peak RSS <= 8 GB", s3_killed["peak_rss_mb"], TARGET_S3_RSS_MB,
             False if (s3_killed["peak_rss_mb"] or 0) > TARGET_S3_RSS_MB else None,
@@ -550,12 +577,14 @@ def render_markdown(res: dict[str, Any]) -> str:
         "Times in seconds. `total` is the pipeline's own total; `wall` is the fresh process "
         "(interpreter start and imports included); `CPU s` is its user + system CPU time (less "
         "sensitive to other load on the machine than wall time); RSS is that process's peak; "
-        "`load` is the 1-minute load average just before the run.",
+        "`load` is the 1-minute load average just before the run; `probe s` the time of a fixed "
+        "workload (`speed_probe`) before / after it: the VM's speed drifts with its host, "
+        "so compare times only between runs with similar probes.",
         "",
         "| scale | commit | method | accounts | requests | "
         + " | ".join(STAGES)
-        + " | total | wall | CPU s | peak RSS MB | load | AP | ROC AUC | R@1%FPR | block P | block R | max legit block |",
-        "|" + "---|" * (5 + len(STAGES) + 11),
+        + " | total | wall | CPU s | peak RSS MB | load | probe s | AP | ROC AUC | R@1%FPR | block P | block R | max legit block |",
+        "|" + "---|" * (5 + len(STAGES) + 12),
     ]
     for name, sc in sorted(res["scales"].items(), key=lambda kv: float(kv[0])):
         for method, r in sc.get("runs", {}).items():
@@ -573,6 +602,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                      _f(c.get("accounts")), _f(c.get("requests"))]
                     + [_f(t.get(s)) for s in STAGES]
                     + [_f(t.get("total")), _f(r["wall_s"]), _f(r.get("cpu_s"), 1), _f(r["peak_rss_mb"], 0), _f(r["loadavg_before"][0], 1),
+                       "/".join(_f(x, 2) for x in r.get("probe_s", [])) or "–",
                        _f(q.get("ap"), 3), _f(q.get("roc_auc"), 3), _f(q.get("recall_at_1pct_fpr"), 3),
                        _f(q.get("block_precision"), 3), _f(q.get("block_recall"), 3), _f(q.get("max_legit_block_rate"), 4)]
                 ) + " |"
