@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.run import REPO, _scale_name, ensure_world
+from linkage._memory import proc_status_kb
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,8 @@ class Sample:
 
 def rss_mb() -> float | None:
     """Resident set size of this process in MB (Linux ``/proc``; None elsewhere)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+    kb = proc_status_kb("VmRSS")
+    return None if kb is None else kb / 1024.0
 
 
 @dataclass

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from linkage._memory import proc_status_kb
 from linkage.identifiers._parallel import map_chunks
 from linkage.settings import TemplateSettings
 
@@ -1066,7 +1067,7 @@ def bench(n_prompts: int = 2_000_000, seed: int = 0) -> dict[str, float]:
     prompts = pd.concat([farm, org], ignore_index=True).astype("str")
     del farm, org, org_u, words, w, swap, t
     gc.collect()
-    input_rss = _rss_kb("VmRSS")
+    input_rss = proc_status_kb("VmRSS")
     try:  # "5" resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -1087,18 +1088,6 @@ def bench(n_prompts: int = 2_000_000, seed: int = 0) -> dict[str, float]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if resettable and input_rss is not None:
-        out["call_peak_rss_mb"] = (_rss_kb("VmHWM") or 0) / 1024
+        out["call_peak_rss_mb"] = (proc_status_kb("VmHWM") or 0) / 1024
         out["input_rss_mb"] = input_rss / 1024
     return out
-
-
-def _rss_kb(field: str) -> float | None:
-    """A ``/proc/self/status`` memory field in kB (None off Linux)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        return None
-    return None
