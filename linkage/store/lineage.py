@@ -2,7 +2,8 @@
 
 Every ``linkage detect`` numbers its clusters afresh; the store maps them onto
 **stable ids** so that an analyst's "cluster cl-000042" stays the same farm from
-one run to the next.  Pure functions on member sets; the store does the I/O.
+one run to the next.  :func:`remap_clusters` is a pure function on member sets;
+:func:`cluster_lineage` reads a cluster's recorded lineage from the store.
 
 Rules (``threshold`` = 0.5; ``share(N, O) = |N ∩ O| / |O|``, the fraction of the
 *old* cluster's members found in the new one):
@@ -30,6 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 THRESHOLD = 0.5
 MIN_SHARED = 2
@@ -144,3 +146,38 @@ def remap_clusters(
         if not hits and sid not in have_edge:
             out.edges.append(LineageEdge(sid, None, "new", 0.0))
     return out
+
+
+def _lineage_dict(r: Any) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "cluster_id": r.cluster_id,
+        "parent_cluster_id": r.parent_cluster_id,
+        "relation": r.relation,
+        "overlap": r.overlap,
+    }
+
+
+def cluster_lineage(
+    conn: Any, cluster_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(parents, children) lineage rows of a stable cluster id, in recording order."""
+    from sqlalchemy import select
+
+    from linkage.store.models import LineageRow
+
+    parents = [
+        _lineage_dict(r)
+        for r in conn.execute(
+            select(LineageRow).where(LineageRow.cluster_id == cluster_id).order_by(LineageRow.id)
+        )
+    ]
+    children = [
+        _lineage_dict(r)
+        for r in conn.execute(
+            select(LineageRow)
+            .where(LineageRow.parent_cluster_id == cluster_id, LineageRow.cluster_id != cluster_id)
+            .order_by(LineageRow.id)
+        )
+    ]
+    return parents, children

@@ -42,7 +42,10 @@ class Base(DeclarativeBase):
 
 
 class SchemaVersion(Base):
-    """One row: the schema version the database has been migrated to."""
+    """One row: the legacy schema version (1 = alembic base 0001, 2 = 0002 and later).
+
+    Alembic's ``alembic_version`` is the real revision; this row only makes a linkage
+    that predates alembic refuse a newer store."""
 
     __tablename__ = "schema_version"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -126,10 +129,15 @@ class SignupRow(Base):
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     degraded: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: the API key that asked for the decision (None: recorded before revision 0002)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: the store run the model came from
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         Index("ix_signups_account", "account_id"),
         Index("ix_signups_created", "created_at"),
+        Index("ix_signups_key", "key_id"),
     )
 
 
@@ -143,13 +151,33 @@ class FeedbackRow(Base):
     verdict: Mapped[str] = mapped_column(String(32), nullable=False)
     who: Mapped[str] = mapped_column(String(256), nullable=False)
     why: Mapped[str] = mapped_column(Text, nullable=False)
+    #: server time the verdict was recorded (orders verdicts)
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: the API key that posted it (``who`` is only a label)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: latest imported run when the verdict was given
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: the time the client claimed, kept as data
+    client_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (Index("ix_feedback_target", "target_type", "target_id"),)
+    __table_args__ = (
+        Index("ix_feedback_target", "target_type", "target_id"),
+        Index("ix_feedback_key", "key_id"),
+        Index("ix_feedback_ts", "ts"),
+    )
+
+
+class StoreProbe(Base):
+    """One row that ``/readyz`` rewrites to prove the write path works."""
+
+    __tablename__ = "store_probe"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class ApiKeyRow(Base):
-    """An API key: only a salted scrypt hash of its secret is kept."""
+    """An API key: only an HMAC-SHA-256 of its secret under the server key secret is kept
+    (``scheme`` ``hmac-sha256``; ``scrypt:…`` rows are keys made before revision 0002)."""
 
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,0 +1,247 @@
+"""Analysts' verdicts (server-timed, tied to the key that posted them) and the audit trail.
+
+* ``ts`` is the **server** time the verdict was recorded and the only thing that
+  orders verdicts; a time the client sends is kept as ``client_ts`` (data only).
+* ``key_id`` is the API key that posted the verdict; ``who`` is a free label.
+* Posting the verdict that is already the latest one on the target, with the
+  same ``who``/``why`` and key, returns that verdict instead of adding a row
+  (idempotent retries); the same verdict after a different one is a new row.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, insert, literal, select, union_all
+
+from linkage.store.engine import as_utc, bounded_utc, utcnow
+from linkage.store.models import (
+    TARGET_TYPES,
+    VERDICTS,
+    ApiKeyRow,
+    ClusterRow,
+    FeedbackRow,
+    MembershipRow,
+    RunRow,
+    SignupRow,
+)
+from linkage.store.queries import feedback_dict
+
+FEEDBACK_COLUMNS = ["account_id", "verdict", "ts", "who", "why"]
+#: what :meth:`FeedbackMixin.audit` can list
+AUDIT_KINDS = ("feedback", "signup")
+
+
+class FeedbackMixin:
+    """Verdicts and the audit trail (needs ``self.engine``)."""
+
+    engine: Engine
+    _feedback_lock: threading.Lock
+
+    def target_exists(self, target_type: str, target_id: str) -> bool:
+        """Whether an account (in a run or a signup) or a cluster is known to the store."""
+        with self.engine.connect() as conn:
+            if target_type == "cluster":
+                q = select(ClusterRow.cluster_id).where(ClusterRow.cluster_id == target_id).limit(1)
+                return conn.execute(q).first() is not None
+            q1 = (
+                select(MembershipRow.account_id)
+                .where(MembershipRow.account_id == target_id)
+                .limit(1)
+            )
+            if conn.execute(q1).first() is not None:
+                return True
+            q2 = select(SignupRow.id).where(SignupRow.account_id == target_id).limit(1)
+            return conn.execute(q2).first() is not None
+
+    def add_feedback(
+        self,
+        *,
+        target_type: str,
+        target_id: str,
+        verdict: str,
+        who: str,
+        why: str,
+        ts: datetime | None = None,
+        key_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Store one verdict at server time; returns it with ``created`` (False: a replay).
+
+        ``ts`` is the client's claimed time, kept as ``client_ts`` (bounded: a
+        ValueError outside [2000-01-01, now + 1 day]); it never orders verdicts.
+        """
+        if target_type not in TARGET_TYPES:
+            raise ValueError(f"target_type must be one of {TARGET_TYPES}")
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}")
+        client_ts = bounded_utc(ts) if ts is not None else None
+        # one writer per process between "is it the latest?" and the INSERT
+        with self._feedback_lock, self.engine.begin() as conn:
+            last = conn.execute(
+                select(FeedbackRow)
+                .where(FeedbackRow.target_type == target_type, FeedbackRow.target_id == target_id)
+                .order_by(FeedbackRow.ts.desc(), FeedbackRow.id.desc())
+                .limit(1)
+            ).first()
+            if (
+                last is not None
+                and (last.verdict, last.who, last.why, last.key_id) == (verdict, who, why, key_id)
+                and as_utc(last.client_ts) == client_ts
+            ):
+                return {**feedback_dict(last), "created": False}
+            run_id = conn.execute(select(func.max(RunRow.id))).scalar()
+            now = utcnow()
+            fid = conn.execute(
+                insert(FeedbackRow.__table__).values(
+                    target_type=target_type,
+                    target_id=target_id,
+                    verdict=verdict,
+                    who=who,
+                    why=why,
+                    ts=now,
+                    client_ts=client_ts,
+                    key_id=key_id,
+                    run_id=run_id,
+                )
+            ).inserted_primary_key[0]
+        return {
+            "id": int(fid),
+            "target_type": target_type,
+            "target_id": target_id,
+            "verdict": verdict,
+            "who": who,
+            "why": why,
+            "ts": now,
+            "client_ts": client_ts,
+            "key_id": key_id,
+            "run_id": run_id,
+            "created": True,
+        }
+
+    def feedback_frame(self) -> pd.DataFrame:
+        """All verdicts as ``account_id, verdict, ts, who, why`` (for the next ``detect``).
+
+        Cluster feedback is expanded to the cluster's members in the latest run in
+        which that cluster appears.  Ordered by ``ts`` (server time); ``ts`` is UTC.
+        """
+        records: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for f in conn.execute(
+                select(FeedbackRow).order_by(FeedbackRow.ts, FeedbackRow.id)
+            ).all():
+                base = {"verdict": f.verdict, "ts": as_utc(f.ts), "who": f.who, "why": f.why}
+                if f.target_type == "account":
+                    records.append({"account_id": f.target_id, **base})
+                    continue
+                last = conn.execute(
+                    select(func.max(ClusterRow.run_id)).where(ClusterRow.cluster_id == f.target_id)
+                ).scalar()
+                if last is None:
+                    continue
+                for aid in conn.scalars(
+                    select(MembershipRow.account_id)
+                    .where(MembershipRow.run_id == last, MembershipRow.cluster_id == f.target_id)
+                    .order_by(MembershipRow.account_id)
+                ):
+                    records.append({"account_id": aid, **base})
+        frame = pd.DataFrame.from_records(records, columns=FEEDBACK_COLUMNS)
+        frame["account_id"] = frame["account_id"].astype("string")
+        frame["verdict"] = frame["verdict"].astype("string")
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        frame["who"] = frame["who"].astype("string")
+        frame["why"] = frame["why"].astype("string")
+        return frame
+
+    def audit(
+        self,
+        *,
+        kind: str | None = None,
+        key_id: str | None = None,
+        target_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Who decided what, when, from which run: verdicts and signup decisions, newest first.
+
+        Each item: ``kind`` (``feedback`` | ``signup``), ``id``, ``ts`` (server time),
+        ``key_id`` and ``key_name`` (None for rows recorded before keys were kept),
+        ``who`` (feedback label), ``target_type``/``target_id``, ``decision``
+        (verdict or level), ``score`` (signups), ``why``, ``run_id``.
+        """
+        if kind is not None and kind not in AUDIT_KINDS:
+            raise ValueError(f"kind must be one of {AUDIT_KINDS}")
+        fb = select(
+            literal("feedback").label("kind"),
+            FeedbackRow.id.label("id"),
+            FeedbackRow.ts.label("ts"),
+            FeedbackRow.key_id.label("key_id"),
+            FeedbackRow.who.label("who"),
+            FeedbackRow.target_type.label("target_type"),
+            FeedbackRow.target_id.label("target_id"),
+            FeedbackRow.verdict.label("decision"),
+            literal(None).label("score"),
+            FeedbackRow.why.label("why"),
+            FeedbackRow.run_id.label("run_id"),
+            FeedbackRow.client_ts.label("client_ts"),
+        )
+        su = select(
+            literal("signup").label("kind"),
+            SignupRow.id.label("id"),
+            SignupRow.created_at.label("ts"),
+            SignupRow.key_id.label("key_id"),
+            literal(None).label("who"),
+            literal("account").label("target_type"),
+            SignupRow.account_id.label("target_id"),
+            SignupRow.level.label("decision"),
+            SignupRow.score.label("score"),
+            literal(None).label("why"),
+            SignupRow.run_id.label("run_id"),
+            literal(None).label("client_ts"),
+        )
+        if key_id is not None:
+            fb = fb.where(FeedbackRow.key_id == key_id)
+            su = su.where(SignupRow.key_id == key_id)
+        if target_id is not None:
+            fb = fb.where(FeedbackRow.target_id == target_id)
+            su = su.where(SignupRow.account_id == target_id)
+        parts = [q for k, q in (("feedback", fb), ("signup", su)) if kind in (None, k)]
+        u = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        with self.engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(u)).scalar_one())
+            rows = conn.execute(
+                select(u)
+                .order_by(u.c.ts.desc(), u.c.kind, u.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            names = dict(conn.execute(select(ApiKeyRow.id, ApiKeyRow.name)).all())
+        items = []
+        for r in rows:
+            items.append(
+                {
+                    "kind": r.kind,
+                    "id": int(r.id),
+                    "ts": _as_dt(r.ts),
+                    "key_id": r.key_id,
+                    "key_name": names.get(r.key_id) if r.key_id else None,
+                    "who": r.who,
+                    "target_type": r.target_type,
+                    "target_id": r.target_id,
+                    "decision": r.decision,
+                    "score": float(r.score) if r.score is not None else None,
+                    "why": r.why,
+                    "run_id": r.run_id,
+                    "client_ts": _as_dt(r.client_ts),
+                }
+            )
+        return total, items
+
+
+def _as_dt(v: Any) -> datetime | None:
+    """A union column comes back untyped on SQLite: parse the stored text."""
+    if v is None or isinstance(v, datetime):
+        return as_utc(v)
+    return as_utc(datetime.fromisoformat(str(v)))

@@ -1,0 +1,257 @@
+"""Read queries of the service: clusters (filtered, paged) and accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Engine, func, select
+
+from linkage.store.engine import as_utc
+from linkage.store.lineage import cluster_lineage
+from linkage.store.models import ClusterRow, FeedbackRow, MembershipRow, RunRow, SignupRow
+
+#: Verdicts that clear an account (the next detect keeps it clear).
+CLEARING_VERDICTS = ("false_positive", "appeal_upheld")
+
+
+def feedback_rows(conn: Connection, target_type: str, target_id: str) -> list[dict[str, Any]]:
+    """Verdicts on one target, oldest first (server time)."""
+    rows = conn.execute(
+        select(FeedbackRow)
+        .where(FeedbackRow.target_type == target_type, FeedbackRow.target_id == target_id)
+        .order_by(FeedbackRow.ts, FeedbackRow.id)
+    )
+    return [feedback_dict(f) for f in rows]
+
+
+def feedback_dict(f: Any) -> dict[str, Any]:
+    """One feedback row as the API shows it."""
+    return {
+        "id": f.id,
+        "target_type": f.target_type,
+        "target_id": f.target_id,
+        "verdict": f.verdict,
+        "who": f.who,
+        "why": f.why,
+        "ts": as_utc(f.ts),
+        "client_ts": as_utc(f.client_ts),
+        "key_id": f.key_id,
+        "run_id": f.run_id,
+    }
+
+
+class QueriesMixin:
+    """Clusters and accounts as the API reads them (needs ``self.engine``)."""
+
+    engine: Engine
+
+    # ------------------------------------------------------------------ clusters
+    _SORTS: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "score": (ClusterRow.score.asc(),),
+        "-score": (ClusterRow.score.desc(),),
+        "size": (ClusterRow.size.asc(),),
+        "-size": (ClusterRow.size.desc(),),
+        "cluster_id": (),
+        "-cluster_id": (ClusterRow.cluster_id.desc(),),
+    }
+
+    def list_clusters(
+        self,
+        *,
+        level: Iterable[str] | None = None,
+        min_score: float | None = None,
+        min_size: int | None = None,
+        sort: str = "-score",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, int | None, list[dict[str, Any]]]:
+        """Clusters of the latest run: (total matching, run id, page of summaries)."""
+        if sort not in self._SORTS:
+            raise ValueError(f"unknown sort {sort!r}")
+        with self.engine.connect() as conn:
+            run_id = conn.execute(select(func.max(RunRow.id))).scalar()
+            if run_id is None:
+                return 0, None, []
+            conds = [ClusterRow.run_id == run_id]
+            levels = list(level or [])
+            if levels:
+                conds.append(ClusterRow.level.in_(levels))
+            if min_score is not None:
+                conds.append(ClusterRow.score >= min_score)
+            if min_size is not None:
+                conds.append(ClusterRow.size >= min_size)
+            total = conn.execute(
+                select(func.count()).select_from(ClusterRow).where(*conds)
+            ).scalar_one()
+            q = (
+                select(
+                    ClusterRow.cluster_id,
+                    ClusterRow.size,
+                    ClusterRow.score,
+                    ClusterRow.level,
+                    ClusterRow.evidence,
+                )
+                .where(*conds)
+                .order_by(*self._SORTS[sort], ClusterRow.cluster_id.asc())
+                .limit(limit)
+                .offset(offset)
+            )
+            items = [
+                {
+                    "cluster_id": r.cluster_id,
+                    "size": r.size,
+                    "score": r.score,
+                    "level": r.level,
+                    "top_evidence": (r.evidence or [None])[0],
+                }
+                for r in conn.execute(q)
+            ]
+        return int(total), int(run_id), items
+
+    def get_cluster(
+        self, cluster_id: str, *, members_limit: int = 1000, members_offset: int = 0
+    ) -> dict[str, Any] | None:
+        """A cluster as last seen: members (by score), evidence, lineage, feedback."""
+        with self.engine.connect() as conn:
+            latest = conn.execute(select(func.max(RunRow.id))).scalar()
+            row = conn.execute(
+                select(ClusterRow)
+                .where(ClusterRow.cluster_id == cluster_id)
+                .order_by(ClusterRow.run_id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            c = row
+            members = [
+                {"account_id": m.account_id, "score": m.score, "level": m.level}
+                for m in conn.execute(
+                    select(MembershipRow.account_id, MembershipRow.score, MembershipRow.level)
+                    .where(MembershipRow.run_id == c.run_id, MembershipRow.cluster_id == cluster_id)
+                    .order_by(MembershipRow.score.desc(), MembershipRow.account_id.asc())
+                    .limit(members_limit)
+                    .offset(members_offset)
+                )
+            ]
+            parents, children = cluster_lineage(conn, cluster_id)
+            feedback = feedback_rows(conn, "cluster", cluster_id)
+        return {
+            "cluster_id": c.cluster_id,
+            "run_id": c.run_id,
+            "current": c.run_id == latest,
+            "source_id": c.source_id,
+            "size": c.size,
+            "score": c.score,
+            "level": c.level,
+            "members": members,
+            "evidence": ordered_evidence(c.evidence or []),
+            "lineage": {"parents": parents, "children": children},
+            "feedback": feedback,
+        }
+
+    # ------------------------------------------------------------------ accounts
+    def get_account(self, account_id: str) -> dict[str, Any] | None:
+        """An account as last seen in a run (or, failing that, as last scored at signup)."""
+        with self.engine.connect() as conn:
+            m = conn.execute(
+                select(MembershipRow)
+                .where(MembershipRow.account_id == account_id)
+                .order_by(MembershipRow.run_id.desc())
+                .limit(1)
+            ).first()
+            signup = conn.execute(
+                select(SignupRow)
+                .where(SignupRow.account_id == account_id)
+                .order_by(SignupRow.id.desc())
+                .limit(1)
+            ).first()
+            if m is None and signup is None:
+                return None
+            feedback = feedback_rows(conn, "account", account_id)
+            evidence: list[dict[str, Any]] = []
+            out: dict[str, Any]
+            if m is not None:
+                if m.cluster_id is not None:
+                    ev = conn.execute(
+                        select(ClusterRow.evidence).where(
+                            ClusterRow.run_id == m.run_id, ClusterRow.cluster_id == m.cluster_id
+                        )
+                    ).scalar()
+                    items = ordered_evidence(ev or [])
+                    mine = [e for e in items if mentions(e.get("details"), account_id)]
+                    evidence = mine or items
+                    feedback += feedback_rows(conn, "cluster", m.cluster_id)
+                out = {
+                    "account_id": account_id,
+                    "source": "run",
+                    "run_id": m.run_id,
+                    "score": m.score,
+                    "level": m.level,
+                    "cluster_id": m.cluster_id,
+                    "evidence": evidence,
+                }
+            else:
+                s = signup
+                out = {
+                    "account_id": account_id,
+                    "source": "signup",
+                    "run_id": None,
+                    "score": s.score,
+                    "level": s.level,
+                    "cluster_id": s.cluster_id,
+                    "evidence": list(s.evidence or []),
+                }
+        feedback.sort(key=lambda f: (f["ts"], f["id"]))
+        own = [f for f in feedback if f["target_type"] == "account"]
+        verdict = own[-1]["verdict"] if own else None
+        cleared = verdict in CLEARING_VERDICTS
+        out["feedback"] = feedback
+        out["verdict"] = verdict
+        out["cleared"] = cleared
+        out["effective_level"] = (
+            "clear" if cleared else ("block" if verdict == "confirmed_farm" else out["level"])
+        )
+        if signup is not None:
+            s = signup
+            out["signup"] = {
+                "score": s.score,
+                "level": s.level,
+                "cluster_id": s.cluster_id,
+                "degraded": s.degraded,
+                "created_at": as_utc(s.created_at),
+            }
+        else:
+            out["signup"] = None
+        return out
+
+
+def ordered_evidence(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Evidence dicts normalised and ordered by contribution (strongest first)."""
+    out = []
+    for e in items:
+        if not isinstance(e, Mapping):
+            continue
+        out.append(
+            {
+                "kind": str(e.get("kind", "")),
+                "summary": str(e.get("summary", "")),
+                "contribution": float(e.get("contribution") or 0.0),
+                "details": dict(e.get("details") or {}),
+            }
+        )
+    out.sort(key=lambda e: (-e["contribution"], e["kind"], e["summary"]))
+    return out
+
+
+def mentions(obj: Any, needle: str, depth: int = 0) -> bool:
+    """Whether ``needle`` appears as a value anywhere in nested details."""
+    if depth > 6:
+        return False
+    if isinstance(obj, str):
+        return obj == needle
+    if isinstance(obj, Mapping):
+        return any(mentions(v, needle, depth + 1) for v in obj.values())
+    if isinstance(obj, list | tuple | set | frozenset):
+        return any(mentions(v, needle, depth + 1) for v in obj)
+    return False

@@ -1,0 +1,242 @@
+"""Runs: importing a run directory (stable cluster ids and lineage) and looking runs up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from linkage.errors import StoreError
+from linkage.store.engine import as_utc, utcnow
+from linkage.store.lineage import remap_clusters
+from linkage.store.models import (
+    ClusterRow,
+    FeedbackRow,
+    LineageRow,
+    MembershipRow,
+    RunRow,
+)
+from linkage.store.queries import ordered_evidence
+from linkage.store.rundir import load_run
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What :meth:`Store.import_run` did."""
+
+    run_id: int
+    path: str
+    n_accounts: int
+    n_clusters: int
+    cluster_ids: dict[str, str]  # run's cluster id -> stable id
+    lineage: dict[str, int]  # relation -> number of lineage rows
+
+
+class RunsMixin:
+    """Import and look up runs (needs ``self.engine`` and ``self.url``)."""
+
+    engine: Engine
+    url: str
+
+    def _import_checkpoint(self, stage: str) -> None:
+        """Called between import stages (inside the transaction); a no-op test seam."""
+
+    def import_run(self, run_dir: str | Path) -> ImportResult:
+        """Load a run directory in one transaction, with stable cluster ids and lineage.
+
+        Either the whole run is in the store afterwards or nothing changed
+        (an error or a killed process rolls the transaction back).
+        """
+        run = load_run(run_dir)
+        path = str(Path(run_dir).resolve())
+        new_members: dict[str, frozenset[str]] = {
+            str(c["cluster_id"]): frozenset(str(m) for m in c.get("members") or ())
+            for c in run.clusters
+        }
+        acc = run.accounts
+        if any(not m for m in new_members.values()):
+            # clusters.jsonl without member lists: take them from accounts.csv
+            grouped = acc.dropna(subset=["cluster_id"]).groupby("cluster_id")["account_id"]
+            from_acc = {str(k): frozenset(map(str, v)) for k, v in grouped}
+            new_members = {k: (v or from_acc.get(k, frozenset())) for k, v in new_members.items()}
+        settings = run.manifest.get("settings") or {}
+        try:
+            with self.engine.begin() as conn:
+                self._import_checkpoint("begin")
+                prev_id = conn.execute(select(func.max(RunRow.id))).scalar()
+                previous = self._cluster_members(conn, prev_id) if prev_id is not None else {}
+                banned = self._banned_members(conn)
+                counter = [self._max_stable_number(conn)]
+
+                def next_id() -> str:
+                    counter[0] += 1
+                    return f"cl-{counter[0]:06d}"
+
+                remap = remap_clusters(new_members, previous, banned=banned, next_id=next_id)
+                run_id = conn.execute(
+                    insert(RunRow.__table__).values(
+                        path=path,
+                        manifest=run.manifest,
+                        settings=settings if isinstance(settings, dict) else {"value": settings},
+                        imported_at=utcnow(),
+                        n_accounts=len(acc),
+                        n_clusters=len(run.clusters),
+                    )
+                ).inserted_primary_key[0]
+                self._import_checkpoint("run")
+                cluster_rows = []
+                for c in run.clusters:
+                    cid = str(c["cluster_id"])
+                    cluster_rows.append(
+                        {
+                            "run_id": run_id,
+                            "cluster_id": remap.ids[cid],
+                            "source_id": cid,
+                            "size": int(c.get("size") or len(new_members[cid])),
+                            "score": float(c.get("score") or 0.0),
+                            "level": str(c.get("level") or "clear"),
+                            "evidence": ordered_evidence(c.get("evidence") or []),
+                        }
+                    )
+                if cluster_rows:
+                    conn.execute(insert(ClusterRow.__table__), cluster_rows)
+                self._import_checkpoint("clusters")
+                member_cluster = {a: remap.ids[cid] for cid, ms in new_members.items() for a in ms}
+                rows = []
+                for account_id, cluster_id, score, level in zip(
+                    acc["account_id"].astype(str),
+                    acc["cluster_id"],
+                    acc["score"].astype(float),
+                    acc["level"].astype(str),
+                    strict=True,
+                ):
+                    stable = remap.ids.get(str(cluster_id)) if not pd.isna(cluster_id) else None
+                    rows.append(
+                        {
+                            "run_id": run_id,
+                            "account_id": account_id,
+                            "cluster_id": stable or member_cluster.get(account_id),
+                            "score": score,
+                            "level": level,
+                        }
+                    )
+                for start in range(0, len(rows), 20000):
+                    conn.execute(insert(MembershipRow.__table__), rows[start : start + 20000])
+                    self._import_checkpoint("memberships")
+                if remap.edges:
+                    conn.execute(
+                        insert(LineageRow.__table__),
+                        [
+                            {
+                                "run_id": run_id,
+                                "cluster_id": e.cluster_id,
+                                "parent_cluster_id": e.parent_cluster_id,
+                                "relation": e.relation,
+                                "overlap": e.overlap,
+                            }
+                            for e in remap.edges
+                        ],
+                    )
+                self._import_checkpoint("lineage")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"importing {path} into {self.url!r} failed: {exc}") from None
+        counts: dict[str, int] = {}
+        for e in remap.edges:
+            counts[e.relation] = counts.get(e.relation, 0) + 1
+        return ImportResult(
+            run_id=int(run_id),
+            path=path,
+            n_accounts=len(acc),
+            n_clusters=len(run.clusters),
+            cluster_ids=dict(remap.ids),
+            lineage=counts,
+        )
+
+    @staticmethod
+    def _cluster_members(conn: Connection, run_id: int) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        q = select(MembershipRow.cluster_id, MembershipRow.account_id).where(
+            MembershipRow.run_id == run_id, MembershipRow.cluster_id.is_not(None)
+        )
+        for cid, aid in conn.execute(q):
+            out.setdefault(cid, set()).add(aid)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    @staticmethod
+    def _banned_members(conn: Connection) -> dict[str, frozenset[str]]:
+        """Members (as last seen) of every cluster ever blocked or confirmed as a farm."""
+        blocked = set(
+            conn.scalars(
+                select(ClusterRow.cluster_id).where(ClusterRow.level == "block").distinct()
+            )
+        )
+        confirmed = set(
+            conn.scalars(
+                select(FeedbackRow.target_id).where(
+                    FeedbackRow.target_type == "cluster", FeedbackRow.verdict == "confirmed_farm"
+                )
+            )
+        )
+        out: dict[str, frozenset[str]] = {}
+        for cid in sorted(blocked | confirmed):
+            last = conn.execute(
+                select(func.max(ClusterRow.run_id)).where(ClusterRow.cluster_id == cid)
+            ).scalar()
+            if last is None:
+                continue
+            members = conn.scalars(
+                select(MembershipRow.account_id).where(
+                    MembershipRow.run_id == last, MembershipRow.cluster_id == cid
+                )
+            )
+            out[cid] = frozenset(members)
+        return out
+
+    @staticmethod
+    def _max_stable_number(conn: Connection) -> int:
+        best = 0
+        for cid in conn.scalars(select(ClusterRow.cluster_id).distinct()):
+            if cid.startswith("cl-") and cid[3:].isdigit():
+                best = max(best, int(cid[3:]))
+        return best
+
+    def latest_run(self) -> dict[str, Any] | None:
+        """The most recently imported run (id, path, imported_at, counts) or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    RunRow.id, RunRow.path, RunRow.imported_at, RunRow.n_accounts, RunRow.n_clusters
+                )
+                .order_by(RunRow.id.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return {
+            "run_id": row.id,
+            "path": row.path,
+            "imported_at": as_utc(row.imported_at),
+            "n_accounts": row.n_accounts,
+            "n_clusters": row.n_clusters,
+        }
+
+    def run_by_path(self, path: str | Path) -> int | None:
+        """Latest run id imported from ``path`` (None if never imported)."""
+        p = str(Path(path).resolve())
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(RunRow.id)).where(RunRow.path == p)).scalar()
+
+    def stable_ids(self, run_id: int) -> dict[str, str]:
+        """Run's own cluster id -> stable id, for one imported run."""
+        with self.engine.connect() as conn:
+            return dict(
+                conn.execute(
+                    select(ClusterRow.source_id, ClusterRow.cluster_id).where(
+                        ClusterRow.run_id == run_id
+                    )
+                ).all()
+            )
