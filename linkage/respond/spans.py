@@ -1,0 +1,130 @@
+"""Protected spans: the parts of a model output that perturbation never touches.
+
+Code blocks (fenced and indented), inline code, URLs, e-mail addresses, JSON / bracketed
+data, quoted strings, block quotes, table rows, LaTeX math, and every whitespace-separated
+token holding a digit or a code-like character (numbers, versions, paths, identifiers).
+Detection is deliberately greedy: a false "protected" only costs a missed edit, a
+missed one could corrupt data.
+
+Everything is expressed as half-open character intervals ``[start, end)`` over the text,
+merged and sorted; :func:`protected_spans` returns them, :func:`free_segments` the
+complement (the only places an edit may happen).
+"""
+
+from __future__ import annotations
+
+import re
+
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?(?:^[ \t]*\1[^\n]*$|\Z)", re.M | re.S)
+_INDENTED = re.compile(r"^(?: {4}|\t)[^\n]*$", re.M)
+_LINE_DATA = re.compile(r"^[ \t]*(?:>|\|)[^\n]*$", re.M)  # block quotes, table rows
+_INLINE_CODE = re.compile(r"`[^`\n]*`?")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*+://\S+|\bwww\.\S+")
+_QUOTED = re.compile(r'"[^"\n]*"?|“[^”\n]*”?|«[^»\n]*»?')
+_MATH = re.compile(r"\$\$.*?(?:\$\$|\Z)|\$[^$\n]*\$?", re.S)
+# any whitespace-delimited token with a digit or a code-like character
+_TOKEN = re.compile(
+    r"(?<!\S)[^\s0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]*+[0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]\S*"
+)
+_OPEN = {"{": "}", "[": "]"}
+_OPENER = re.compile(r"[{\[]")
+# (pattern, substrings of which one must occur for it to match at all)
+_RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
+    (_FENCE, ("```", "~~~")),
+    (_INDENTED, ("    ", "\t")),
+    (_LINE_DATA, (">", "|")),
+    (_MATH, ("$",)),
+    (_INLINE_CODE, ("`",)),
+    (_URL, ("://", "www.")),
+    (_QUOTED, ('"', "“", "«")),
+    (_TOKEN, None),
+)
+#: characters whose presence makes a sentence unsafe to move or drop
+SPECIAL = frozenset('0123456789_/\\@=<>{}[]#*~^|+%&$`"“”«»()')
+SPECIAL_RX = re.compile("[" + re.escape("".join(sorted(SPECIAL))) + "]")
+
+
+def _brackets(text: str) -> list[tuple[int, int]]:
+    """Balanced ``{…}`` / ``[…]`` spans (JSON objects and arrays, across lines);
+    an unbalanced opener protects to the end of its line."""
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        m = _OPENER.search(text, i)
+        if m is None:
+            break
+        i = m.start()
+        c = text[i]
+        if c in _OPEN:
+            depth: list[str] = [_OPEN[c]]
+            j = i + 1
+            in_str = False
+            while j < n and depth:
+                d = text[j]
+                if in_str:
+                    if d == "\\":
+                        j += 1
+                    elif d == '"':
+                        in_str = False
+                elif d == '"':
+                    in_str = True
+                elif d in _OPEN:
+                    depth.append(_OPEN[d])
+                elif d == depth[-1]:
+                    depth.pop()
+                elif d in "}]":
+                    break  # mismatched closer
+                j += 1
+            if depth:  # unbalanced: protect to the end of the line
+                end = text.find("\n", i)
+                end = n if end < 0 else end
+                out.append((i, end))
+                i = end
+                continue
+            out.append((i, j))
+            i = j
+            continue
+        i += 1
+    return out
+
+
+def protected_intervals(text: str) -> list[tuple[int, int]]:
+    """Sorted, merged ``[start, end)`` intervals of everything protected in ``text``."""
+    iv: list[tuple[int, int]] = []
+    for rx, probe in _RULES:
+        if probe is None or any(p in text for p in probe):
+            iv.extend(m.span() for m in rx.finditer(text) if m.end() > m.start())
+    if "{" in text or "[" in text:
+        iv.extend(_brackets(text))
+    if not iv:
+        return []
+    iv.sort()
+    merged = [iv[0]]
+    for s, e in iv[1:]:
+        ps, pe = merged[-1]
+        if s <= pe:
+            if e > pe:
+                merged[-1] = (ps, e)
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def protected_spans(text: str) -> list[str]:
+    """The protected substrings of ``text``, in order."""
+    return [text[s:e] for s, e in protected_intervals(text)]
+
+
+def free_segments(
+    text: str, intervals: list[tuple[int, int]] | None = None
+) -> list[tuple[int, int]]:
+    """The complement of :func:`protected_intervals` (given or computed): where edits may happen."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for s, e in protected_intervals(text) if intervals is None else intervals:
+        if s > pos:
+            out.append((pos, s))
+        pos = max(pos, e)
+    if pos < len(text):
+        out.append((pos, len(text)))
+    return out
