@@ -95,6 +95,45 @@ class ScoreSettings(_Frozen):
     )
 
 
+class RespondSettings(_Frozen):
+    """What a flagged account gets (linkage.respond.policy) and how outputs are perturbed."""
+
+    block_action: Literal["suspend", "degrade"] = Field(
+        "suspend",
+        description="block level: suspend the account, or degrade silently (perturbed, "
+        "watermarked outputs) so the farm does not learn it was caught",
+    )
+    review_rate_limit_per_minute: int = Field(
+        20, ge=1, description="requests per minute allowed to a review-level account"
+    )
+    review_strength: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="perturbation (and watermark) strength for review-level accounts; "
+        "0 = none (review gets step-up verification and a rate limit only)",
+    )
+    min_strength: float = Field(
+        0.3, gt=0, le=1, description="degradation strength at the block threshold, low volume"
+    )
+    max_strength: float = Field(1.0, gt=0, le=1, description="strength at score 1, high volume")
+    volume_reference: int = Field(
+        10_000,
+        ge=1,
+        description="cluster volume (requests, or members when requests are unknown) at "
+        "which the volume term saturates (log scale)",
+    )
+    score_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the strength range driven by the score; the rest by volume",
+    )
+    attribution_p_value: float = Field(
+        1e-6, gt=0, lt=1, description="a corpus is attributed to a key below this p-value"
+    )
+
+
 class Settings(_Frozen):
     """Everything that determines a run's output (with the input data)."""
 
@@ -104,6 +143,7 @@ class Settings(_Frozen):
     graph: GraphSettings = GraphSettings()
     detect: DetectSettings = DetectSettings()
     score: ScoreSettings = ScoreSettings()
+    respond: RespondSettings = RespondSettings()
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
