@@ -24,6 +24,7 @@ class IngestReport:
     tables: dict[str, TableReport] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # capped sample, see counts
     problem_counts: dict[str, int] = field(default_factory=dict)  # "table/column/message" -> n
+    problem_first: dict[str, int] = field(default_factory=dict)  # same key -> first line/row
     quarantine_files: dict[str, str] = field(default_factory=dict)  # table -> path
 
     @property
@@ -34,6 +35,7 @@ class IngestReport:
         return {
             "tables": {k: vars(v) for k, v in self.tables.items()},
             "problem_counts": dict(self.problem_counts),
+            "problem_first": dict(self.problem_first),
             "problems": [p.to_dict() for p in self.problems],
             "quarantine_files": dict(self.quarantine_files),
         }

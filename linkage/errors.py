@@ -17,7 +17,9 @@ class Problem:
 
     table: str
     file: str
-    row: int | None  # 0-based data row in the file (header excluded); None = whole file/column
+    #: where: the 1-based line an editor shows (CSV, JSON lines; a CSV header is line 1)
+    #: or the 1-based row (Parquet); None = the whole file / column
+    row: int | None
     column: str | None
     message: str
     value: str | None = None
@@ -31,7 +33,8 @@ class Problem:
     def __str__(self) -> str:
         where = self.file
         if self.row is not None:
-            where += f" row {self.row}"
+            unit = "row" if ".parquet" in self.file else "line"
+            where += f" {unit} {self.row}"
         if self.column:
             where += f" column {self.column!r}"
         val = f" (value {self.value!r})" if self.value is not None else ""

@@ -7,16 +7,26 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from linkage.contract import TABLES
+from linkage.contract import ROW_COLUMN, TABLES
 from linkage.dataset import Dataset, IngestReport
 from linkage.errors import DatasetError, Problem, SchemaError
 from linkage.ingest.problems import ProblemLog
-from linkage.ingest.readers import TableFile, discover, header_of, read_csv, read_parquet
+from linkage.ingest.readers import (
+    ReadResult,
+    TableFile,
+    discover,
+    header_of,
+    nul_rows,
+    read_csv,
+    read_parquet,
+)
 from linkage.ingest.validate import (
+    PROBLEM_COLUMN,
     TableResult,
     check_accounting,
     header_problems,
@@ -26,6 +36,9 @@ from linkage.ingest.validate import (
 from linkage.settings import IngestSettings
 
 log = logging.getLogger(__name__)
+
+#: Quarantine column holding the raw text of a record the reader could not read.
+RAW_COLUMN = "_raw"
 
 #: Validation order: referential checks need the kept ids of earlier tables.
 _ORDER = ("accounts", "signups", "labels", "identifiers", "requests")
@@ -43,6 +56,26 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_types_mapper, self_destruct=True, split_blocks=True)
 
 
+def quarantine_reasons(quarantined: pd.DataFrame, top: int = 3) -> str:
+    """'2 rows: ts: unparseable timestamp, first at line 6; …' for a quarantine frame."""
+    per = pd.DataFrame(
+        {
+            "row": quarantined[ROW_COLUMN].to_numpy(),
+            "kind": quarantined[PROBLEM_COLUMN].astype(str).str.split("; "),
+        }
+    ).explode("kind")
+    per["kind"] = per["kind"].str.split(" (", n=1, regex=False).str[0]
+    agg = per.groupby("kind")["row"].agg(["size", "min"]).reset_index()
+    ranked = list(agg.sort_values(["size", "min"], ascending=[False, True]).itertuples())
+    parts = [
+        f"{r.size:,} row{'s' if r.size != 1 else ''}: {r.kind}, first at line {r.min}"
+        for r in ranked[:top]
+    ]
+    if len(ranked) > top:
+        parts.append(f"and {len(ranked) - top} more kinds")
+    return "; ".join(parts)
+
+
 def _size(path: Path) -> str:
     mb = path.stat().st_size / 1e6
     return f"{mb:,.1f} MB"
@@ -50,11 +83,11 @@ def _size(path: Path) -> str:
 
 def _check_headers(
     directory: Path, files: dict[str, TableFile]
-) -> tuple[dict[str, list[str]], dict[str, pa.Table]]:
+) -> tuple[dict[str, list[str]], dict[str, ReadResult]]:
     """Read every header; raise one error listing every table / column problem."""
     problems: list[Problem] = []
     headers: dict[str, list[str]] = {}
-    cached: dict[str, pa.Table] = {}
+    cached: dict[str, ReadResult] = {}
     for name, tf in files.items():
         try:
             header, table = header_of(tf)
@@ -82,6 +115,32 @@ def _check_headers(
     raise SchemaError(text.splitlines()[0], problems)
 
 
+def _add_bad_lines(
+    result: TableResult, read: ReadResult, tf: TableFile, problems: ProblemLog
+) -> None:
+    """Count the records the reader could not read as read and quarantined, add them
+    to the quarantine (``_row`` = line, ``_problem`` = reason, ``_raw`` = the text)."""
+    for note in read.notes:
+        problems.add(Problem(tf.table, tf.name, None, None, note, None, "warning"))
+    if not read.bad:
+        return
+    for b in read.bad:
+        problems.add(Problem(tf.table, tf.name, b.line, None, b.kind, b.raw[:120], "error"))
+    bad = pd.DataFrame(
+        {
+            ROW_COLUMN: np.array([b.line for b in read.bad], dtype=np.int64),
+            PROBLEM_COLUMN: [b.reason for b in read.bad],
+            RAW_COLUMN: [b.raw for b in read.bad],
+        }
+    )
+    q = result.quarantined
+    q = pd.concat([q, bad], ignore_index=True) if len(q) else bad
+    result.quarantined = q.sort_values(ROW_COLUMN, kind="stable").reset_index(drop=True)
+    r = result.report
+    r.rows_read += len(read.bad)
+    r.rows_quarantined += len(read.bad)
+
+
 def load_dataset(
     path: str | Path,
     *,
@@ -104,9 +163,11 @@ def load_dataset(
     directory = Path(path)
 
     def say(message: str) -> None:
-        log.info(message)
+        # once: to the progress callback when there is one, else to the log
         if progress is not None:
             progress(message)
+        else:
+            log.info(message)
 
     files = discover(directory)
     headers, cached = _check_headers(directory, files)
@@ -122,21 +183,28 @@ def load_dataset(
         start = time.perf_counter()
         table_def = TABLES[name]
         if name in cached:
-            arrow = cached.pop(name)
-            say(f"reading {tf.name} ({arrow.num_rows:,} rows)")
+            read = cached.pop(name)
+            say(f"reading {tf.name} ({read.table.num_rows:,} rows)")
         elif tf.fmt == "parquet":
             try:
                 n_rows = pq.ParquetFile(tf.path).metadata.num_rows
                 say(f"reading {tf.name} ({n_rows:,} rows)")
             except (pa.ArrowException, OSError):
                 say(f"reading {tf.name}")
-            arrow = read_parquet(tf)
+            read = read_parquet(tf)
         else:
             say(f"reading {tf.name} ({_size(tf.path)})")
-            arrow = read_csv(tf, headers[name])
-            say(f"read {tf.name} ({arrow.num_rows:,} rows)")
-        frame = _to_frame(arrow)
-        del arrow
+            read = read_csv(tf, headers[name])
+            say(f"read {tf.name} ({read.table.num_rows:,} rows)")
+        if read.tolerant:
+            say(
+                f"{tf.name}: {len(read.bad):,} unreadable lines set aside "
+                "(read line by line: the fast reader refused the file)"
+            )
+        nul = nul_rows(read.table) if tf.fmt != "parquet" else None
+        lines = read.lines
+        frame = _to_frame(read.table)
+        read.table = None  # type: ignore[assignment]
         frame = prepare_columns(frame, table_def, tf.name, problems)
 
         known = warn = None
@@ -161,8 +229,11 @@ def load_dataset(
             known_label=known_label,
             warn_ids=warn,
             warn_label="accounts",
+            lines=lines,
+            row_errors=[("NUL byte in line", nul)] if nul is not None and nul.any() else (),
         )
         del frame
+        _add_bad_lines(result, read, tf, problems)
         results[name] = result
         report.tables[name] = result.report
         r = result.report
@@ -176,10 +247,13 @@ def load_dataset(
             result.quarantined.to_csv(out, index=False)
             report.quarantine_files[name] = str(out)
             say(f"quarantined {r.rows_quarantined:,} {name} rows → {out}")
+        if r.rows_quarantined:
+            say(f"{tf.name}: {quarantine_reasons(result.quarantined)}")
         result.quarantined = result.quarantined.iloc[:0]  # free memory; the file has them
 
     report.problems = list(problems.problems)
     report.problem_counts = dict(problems.counts.most_common())
+    report.problem_first = dict(problems.first)
     for r in report.tables.values():
         check_accounting(r)
 

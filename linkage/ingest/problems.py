@@ -31,10 +31,17 @@ class ProblemLog:
         self.max_listed = max_listed
         self.problems: list[Problem] = []
         self.counts: Counter[str] = Counter()
+        self.first: dict[str, int] = {}  # key -> first (smallest) line / row where seen
+
+    def _first(self, key: str, row: int | None) -> None:
+        if row is not None and (key not in self.first or row < self.first[key]):
+            self.first[key] = row
 
     def add(self, problem: Problem) -> None:
         """Record one problem."""
-        self.counts[problem_key(problem)] += 1
+        key = problem_key(problem)
+        self.counts[key] += 1
+        self._first(key, problem.row)
         if len(self.problems) < self.max_listed:
             self.problems.append(problem)
 
@@ -57,6 +64,7 @@ class ProblemLog:
             return 0
         key = f"{table}/{column or '-'}/{message}"
         self.counts[key] += n
+        self._first(key, int(rows[mask].min()))
         room = self.max_listed - len(self.problems)
         if room > 0:
             idx = np.flatnonzero(mask)[:room]

@@ -21,7 +21,9 @@ def summarize(report: IngestReport, *, top: int = 10) -> str:
         lines.append(f"problems ({total:,} in {len(report.problem_counts)} kinds):")
         ranked = sorted(report.problem_counts.items(), key=lambda kv: (-kv[1], kv[0]))
         for key, n in ranked[:top]:
-            lines.append(f"  {n:>12,}  {key}")
+            first = report.problem_first.get(key)
+            at = f"  (first at line {first})" if first is not None else ""
+            lines.append(f"  {n:>12,}  {key}{at}")
         if len(ranked) > top:
             lines.append(f"  … and {len(ranked) - top} more kinds")
     else:

@@ -43,11 +43,35 @@ def _hint(missing: str, found: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _other_separator(header: Sequence[str], table: Table) -> str | None:
+    """The separator (`;`, tab, `|`) a one-column header is really split by, if any."""
+    if len(header) != 1:
+        return None
+    names = set(table.column_names)
+    for sep in (";", "\t", "|"):
+        if len(names.intersection(h.strip() for h in header[0].split(sep))) >= 2:
+            return sep
+    return None
+
+
 def header_problems(table: Table, file: str, header: Sequence[str]) -> list[Problem]:
     """Problems of a header: required columns missing (with found columns and hints),
     and duplicate names after stripping whitespace."""
     stripped = [h.strip() for h in header]
     found = ", ".join(repr(h) for h in stripped) or "none"
+    sep = _other_separator(stripped, table)
+    if sep is not None:
+        shown = {"\t": "tab", ";": ";", "|": "|"}[sep]
+        return [
+            Problem(
+                table.name,
+                file,
+                None,
+                None,
+                f"looks like `{shown}`-separated: the header is one column {found}; "
+                "the contract wants comma-separated values (re-export with `,`)",
+            )
+        ]
     problems = [
         Problem(
             table.name,
@@ -131,6 +155,8 @@ def validate_rows(
     known_label: str = "accounts",
     warn_ids: pd.Index | None = None,
     warn_label: str = "",
+    lines: np.ndarray | None = None,
+    row_errors: Sequence[tuple[str, np.ndarray]] = (),
 ) -> TableResult:
     """Validate the rows of a prepared frame (see :func:`prepare_columns`).
 
@@ -138,9 +164,14 @@ def validate_rows(
     an unparseable required timestamp, a bad flag, a duplicate key (after the first)
     or an ``account_id`` not in ``known_ids`` are quarantined (error).  ``warn_ids``
     adds a warning (row kept) for account ids found there.
+
+    ``lines`` (one per row: the 1-based line an editor shows, or the 1-based row of
+    a Parquet file) is what problems and the quarantine's ``_row`` report; without
+    it they report ``_row``.  ``row_errors`` are ``(message, mask)`` pairs found by
+    the reader (e.g. a NUL byte): those rows are quarantined too.
     """
     n = len(frame)
-    rows = frame[ROW_COLUMN].to_numpy()
+    rows = frame[ROW_COLUMN].to_numpy() if lines is None else np.asarray(lines)
     errors = np.zeros(n, dtype=bool)
     notes: list[tuple[str, np.ndarray]] = []  # per-row texts for the quarantine file
     parsed: dict[str, pd.Series] = {}
@@ -193,6 +224,10 @@ def validate_rows(
             record(name, f"empty {name}", empty, "error")
             errors |= empty
 
+    for message, mask in row_errors:
+        record(None, message, mask, "error")
+        errors |= mask
+
     ids = frame["account_id"]
     if table.key is not None:
         candidates = ~errors
@@ -218,6 +253,8 @@ def validate_rows(
         if hit.any():
             reasons[hit] = np.where(reasons[hit] == "", text, reasons[hit] + "; " + text)
     quarantined[PROBLEM_COLUMN] = pd.array(reasons, dtype=STRING_DTYPE)
+    if lines is not None:
+        quarantined[ROW_COLUMN] = rows[qpos]
 
     for name, series in parsed.items():
         frame[name] = series

@@ -110,7 +110,7 @@ def test_accounts_rules(dirty: tuple[Dataset, Path]) -> None:
     assert counts["accounts/signup_ip/not a valid IPv4/IPv6 address, set unknown"] == 2
     assert ds.report.tables["accounts"].fields_nulled == 3
     q = pd.read_csv(qdir / "accounts.csv", dtype=str, keep_default_na=False)
-    assert q["_row"].tolist() == ["3", "4"]
+    assert q["_row"].tolist() == ["5", "6"]  # editor lines: header is line 1
     assert q["_problem"].tolist() == [
         "account_id: empty account_id",
         "account_id: duplicate account_id (first occurrence kept)",
@@ -131,7 +131,9 @@ def test_requests_rules(dirty: tuple[Dataset, Path]) -> None:
     assert c["requests/ts/empty ts"] == 1
     assert c["requests/response_tokens/not an integer >= 0, set unknown"] == 1
     q = pd.read_csv(qdir / "requests.csv", dtype=str, keep_default_na=False)
-    assert q["_row"].tolist() == ["5", "6", "7", "8"]
+    # editor lines: header line 1, data rows 5..8 start on lines 9..12 because the
+    # prompt "multi\nline\nprompt" of row 2 spans three lines
+    assert q["_row"].tolist() == ["9", "10", "11", "12"]
     assert q["_problem"][0] == "account_id: account_id not in accounts"
     assert q["ts"][2] == "not a time"
     assert ds.report.quarantine_files["requests"] == str(qdir / "requests.csv")
@@ -149,7 +151,7 @@ def test_identifiers_and_labels_rules(dirty: tuple[Dataset, Path]) -> None:
     assert ds.labels["account_id"].tolist() == ["a1", "a2", "a3", "s1"]
     assert ds.labels["is_farm"].tolist() == [1, 1, 0, 0]
     q = pd.read_csv(qdir / "labels.csv", dtype=str, keep_default_na=False)
-    assert set(q["_row"]) == {"4", "5", "6", "7"}
+    assert set(q["_row"]) == {"6", "7", "8", "9"}  # data rows 4..7 = lines 6..9
     assert set((qdir).iterdir()) == {
         qdir / "accounts.csv",
         qdir / "requests.csv",
@@ -196,9 +198,9 @@ def test_problem_sample_is_capped_but_counts_are_complete(tmp_path: Path) -> Non
     assert ds.report.problem_counts["requests/ts/unparseable timestamp"] == n
     assert ds.report.problem_counts["requests/ip/not a valid IPv4/IPv6 address, set unknown"] == n
     first_ts = next(p for p in ds.report.problems if p.column == "ts")
-    assert first_ts.value == "garbage" and first_ts.row == 0
+    assert first_ts.value == "garbage" and first_ts.row == 2  # line 2: the first data line
     text = summarize(ds.report)
-    assert "50  requests/ts/unparseable timestamp" in text
+    assert "50  requests/ts/unparseable timestamp  (first at line 2)" in text
     assert "quarantined rows were not written" in text
     assert len(ds.requests) == 0 and ds.report.tables["requests"].rows_quarantined == n
 
