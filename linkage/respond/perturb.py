@@ -15,7 +15,7 @@ Determinism: every random decision comes from one generator seeded by
 ``BLAKE2b(key, text, strength)``, so the same key, text and strength give the same output.
 
 Edit budget: at most ``edit_budget(strength)`` of the text's (whitespace) words are
-edited — a dropped sentence costs its words, a swap of two sentences the shorter one, a
+edited — a dropped sentence costs its words, a swap of two sentences the longer one, a
 phrase its longer side, a word swap one.  Passes 1–3 leave room for pass 4.  The
 accounting is an upper bound on the word-level diff (``difflib``) that the benchmark
 measures independently.
@@ -219,9 +219,14 @@ def _sentences_pass(
         # 1. trim reasoning steps
         keep = [True] * len(sents)
         for i, s in enumerate(sents):
-            if clean[i] and _CUE.match(s) and sum(keep) > 1 and rng.random() < plan.p_trim:
-                if budget.take(len(s.split()), reserve):
-                    keep[i] = False
+            if (
+                clean[i]
+                and _CUE.match(s)
+                and sum(keep) > 1
+                and rng.random() < plan.p_trim
+                and budget.take(len(s.split()), reserve)
+            ):
+                keep[i] = False
         idx = [i for i in range(len(sents)) if keep[i]]
         # 2. reorder independent adjacent sentences
         order = list(idx)
@@ -234,7 +239,7 @@ def _sentences_pass(
                 and _independent(sents[a])
                 and _independent(sents[b])
                 and rng.random() < plan.p_reorder
-                and budget.take(min(len(sents[a].split()), len(sents[b].split())), reserve)
+                and budget.take(max(len(sents[a].split()), len(sents[b].split())), reserve)
             ):
                 order[j], order[j + 1] = b, a
                 j += 2
