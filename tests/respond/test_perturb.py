@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +31,7 @@ FRAGMENTS = st.one_of(
             "Let's",
         ]
     ),
-    st.integers(-10**6, 10**6).map(str),
+    st.integers(-(10**6), 10**6).map(str),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     st.sampled_from(
         [
@@ -108,7 +110,7 @@ def test_protected_kinds_detected():
     assert "not a quote" in free  # '>' starts a block quote only at the start of a line
     # intervals are sorted and disjoint
     iv = protected_intervals(text)
-    assert all(a[1] < b[0] for a, b in zip(iv, iv[1:], strict=False))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(iv))
 
 
 def test_perturbation_changes_prose_but_not_code_numbers_json():

@@ -1,0 +1,108 @@
+"""The keyed watermark: exact null, attribution, vectorised = scalar, robustness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fixtures.responses import responses
+from linkage.respond.perturb import perturb
+from linkage.respond.watermark import (
+    ATTRIBUTION_P,
+    context_id,
+    corpus_stats,
+    detect,
+    green_bits,
+    green_member,
+    new_key_id,
+    new_secret,
+    opportunities,
+    p_from_z,
+    subkeys,
+    z_scores,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return responses(600, seed=11)
+
+
+def test_green_bits_vectorised_equals_scalar():
+    rng = np.random.default_rng(0)
+    ctx = rng.integers(0, 2**63, 300, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+    keys = [subkeys(new_secret()) for _ in range(7)]
+    k = np.array(keys, dtype=np.uint64)
+    bits = green_bits(ctx, k[:, 0], k[:, 1])
+    for i, sub in enumerate(keys):
+        assert [green_member(sub, int(c)) for c in ctx] == bits[i].tolist()
+    assert 0.4 < bits.mean() < 0.6  # balanced
+
+
+def test_z_matches_direct_computation(corpus):
+    st = corpus_stats(corpus)
+    sub = subkeys(b"some key")
+    signs = np.array([1 - 2 * green_member(sub, int(c)) for c in st.ctx])
+    z = float(signs @ st.margin / np.sqrt(st.margin @ st.margin))
+    assert z_scores(st, [sub])[0] == pytest.approx(z)
+
+
+def test_opportunities_skip_protected_and_hyphenated():
+    text = 'A big issue, a "big issue", `big`, big-data and https://x.io/big.'
+    ops = opportunities(text)
+    assert [text[o.start : o.end] for o in ops] == ["big", "issue"]
+    assert ops[1].prev == "big" and ops[0].prev == "a"
+    assert context_id(0, "a") != context_id(0, "an")
+
+
+def test_watermarked_corpus_attributed_to_its_key_only(corpus):
+    keys = {new_key_id(): new_secret() for _ in range(20)}
+    kid, secret = next(iter(keys.items()))
+    wm = [perturb(t, 0.3, secret) for t in corpus[:200]]
+    res = detect(wm, keys)
+    assert res[0].key_id == kid and res[0].attributed and res[0].p_value < ATTRIBUTION_P
+    assert not any(r.attributed for r in res[1:])
+    # clean text: nobody
+    assert not any(r.attributed for r in detect(corpus[:200], keys))
+
+
+def test_null_is_calibrated_on_clean_and_foreign_corpora(corpus):
+    """Against keys that did not write the corpus, z is a fair Rademacher sum: mean 0, sd ~1,
+    and the Hoeffding p-value is never below 1e-6 (2 x 20,000 key tests)."""
+    rng = np.random.default_rng(1)
+    subs = [tuple(int(v) for v in rng.integers(0, 2**63, 2)) for _ in range(20_000)]
+    foreign = [perturb(t, 1.0, b"another cluster") for t in corpus]
+    for texts in (corpus, foreign):
+        z = z_scores(corpus_stats(texts), subs)
+        assert abs(z.mean()) < 0.05
+        assert 0.93 < z.std() < 1.07
+        assert (p_from_z(z) < ATTRIBUTION_P).sum() == 0
+        assert (z > 3).mean() < 0.004  # Gaussian 0.00135
+
+
+def test_robust_to_random_word_edits(corpus):
+    secret = new_secret()
+    wm = [perturb(t, 0.3, secret) for t in corpus]
+    rng = np.random.default_rng(2)
+    attacked = []
+    for t in wm:
+        words = t.split(" ")
+        keep = [
+            w if r > 0.2 else ("" if r < 0.1 else "thing")
+            for w, r in zip(words, rng.random(len(words)), strict=True)
+        ]
+        attacked.append(" ".join(w for w in keep if w))
+    (r,) = detect(attacked, {"k": secret})
+    assert r.attributed
+
+
+def test_p_value_is_a_valid_bound():
+    assert p_from_z(np.array([0.0]))[0] == 1.0
+    assert p_from_z(np.array([-3.0]))[0] == 1.0
+    assert p_from_z(np.array([5.26]))[0] == pytest.approx(np.exp(-(5.26**2) / 2))
+    assert p_from_z(np.array([5.3]))[0] < ATTRIBUTION_P < p_from_z(np.array([5.2]))[0]
+
+
+def test_empty_corpus_and_no_keys():
+    assert detect([], {"k": b"x"})[0].z == 0.0
+    assert detect(["no lexicon words here"], {}) == []
