@@ -12,7 +12,8 @@ class ServiceSettings(BaseSettings):
     """Everything the HTTP service needs; frozen once built.
 
     Environment: ``LINKAGE_STORE_URL``, ``LINKAGE_RUN_DIR``, ``LINKAGE_FAIL_OPEN``,
-    ``LINKAGE_MAX_BODY_BYTES``, ``LINKAGE_VELOCITY_WINDOW_SECONDS``.
+    ``LINKAGE_MAX_BODY_BYTES``, ``LINKAGE_VELOCITY_WINDOW_SECONDS``,
+    ``LINKAGE_AUTH_FAIL_LIMIT``, ``LINKAGE_AUTH_FAIL_WINDOW_SECONDS``.
     """
 
     model_config = SettingsConfigDict(env_prefix="LINKAGE_", frozen=True, extra="ignore")
@@ -33,6 +34,15 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted request body")
     velocity_window_seconds: int = Field(
         600, ge=1, description="sliding window for signup velocity (many signups on one identifier)"
+    )
+    auth_fail_limit: int = Field(
+        20,
+        ge=1,
+        description="failed key checks per client address (and per key id) in the window "
+        "before 429",
+    )
+    auth_fail_window_seconds: float = Field(
+        60.0, gt=0, description="window of auth_fail_limit, seconds"
     )
     warm_velocity: bool = Field(
         True, description="on start, replay the store's signups of the last window into the scorer"

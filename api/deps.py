@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, Request, Security
+from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.metrics import Metrics
+from api.ratelimit import FailureLimiter
 from api.scoring import SignupService
-from linkage.store.db import ApiKey, Store
+from linkage.store.db import SLOW, ApiKey, Store, parse_token
 
 bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="lk_<key id>_<secret>",
     description="API key created with `linkage keys create --scope …`; scopes: "
-    "`read` (GET), `score` (signups), `feedback`, `admin` (all).",
+    "`read` (GET), `score` (signups), `feedback`, `metrics` (/metrics, /readyz details), "
+    "`admin` (all, and the audit trail).",
 )
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -39,15 +41,61 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def _too_many(retry_after: int, metrics: Metrics, why: str) -> ApiError:
+    metrics.inc("linkage_auth_failures_total", {"outcome": f"limited_{why}"})
+    return ApiError(
+        429,
+        "too_many_requests",
+        "too many failed API-key checks; retry later",
+        {"retry_after_seconds": retry_after, "limited": why},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def authenticate(request: Request, token: str) -> ApiKey:
+    """The key ``token`` names, or 401 / 429 (failed checks counted per client and key id)."""
+    state = request.app.state
+    store: Store = state.store
+    by_client: FailureLimiter = state.auth_by_client
+    by_key: FailureLimiter = state.auth_by_key
+    metrics: Metrics = state.metrics
+    client = request.client.host if request.client else "unknown"
+    wait = by_client.retry_after(client)
+    if wait is not None:
+        raise _too_many(wait, metrics, "client")
+    # one indexed row read + one HMAC: inline (no threadpool hop); legacy scrypt keys in a thread
+    key = store.verify_key_fast(token)
+    if key == SLOW:
+        parsed = parse_token(token)
+        wait = by_key.retry_after(parsed[0]) if parsed else None
+        if wait is not None:  # no scrypt for a key id under attack
+            by_client.fail(client)
+            raise _too_many(wait, metrics, "key")
+        key = await run_in_threadpool(store.verify_key, token)
+    if isinstance(key, ApiKey):
+        return key
+    by_client.fail(client)
+    parsed = parse_token(token)
+    if parsed is not None:
+        by_key.fail(parsed[0])
+        wait = by_key.retry_after(parsed[0])
+        if wait is not None:
+            raise _too_many(wait, metrics, "key")
+    metrics.inc("linkage_auth_failures_total", {"outcome": "invalid"})
+    raise ApiError(401, "unauthorized", "invalid or revoked API key", headers=_CHALLENGE)
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits a request only with a valid key holding ``scope``.
 
-    401 without a key or with an unknown / revoked one; 403 with a key lacking the scope.
+    401 without a key or with an unknown / revoked one; 403 with a key lacking the
+    scope; 429 after too many failed checks (``api.ratelimit``).  The key is left
+    in ``request.state.api_key`` (routes record its id with what they write).
     """
 
     async def dependency(
+        request: Request,
         creds: HTTPAuthorizationCredentials | None = Security(bearer),
-        store: Store = Depends(get_store),
     ) -> ApiKey:
         if creds is None or not creds.credentials:
             raise ApiError(
@@ -56,13 +104,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
                 "missing API key: send `Authorization: Bearer <key>`",
                 headers=_CHALLENGE,
             )
-        token = creds.credentials
-        if store.key_is_cached(token):
-            key = store.verify_key(token)  # one indexed row read, no scrypt
-        else:
-            key = await run_in_threadpool(store.verify_key, token)  # scrypt: off the event loop
-        if key is None:
-            raise ApiError(401, "unauthorized", "invalid or revoked API key", headers=_CHALLENGE)
+        key = await authenticate(request, creds.credentials)
         if not key.allows(scope):
             raise ApiError(
                 403,
@@ -70,7 +112,24 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
                 f"this key lacks the `{scope}` scope",
                 {"required_scope": scope, "key_scopes": sorted(key.scopes)},
             )
+        request.state.api_key = key
         return key
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+async def optional_key(request: Request) -> ApiKey | None:
+    """A valid key if a Bearer key is sent, else None (never 401; 429 still applies).
+
+    Reads the header itself so the route's OpenAPI does not declare auth as required.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return await authenticate(request, token.strip())
+    except ApiError as exc:
+        if exc.status == 429:
+            raise
+        return None

@@ -16,7 +16,8 @@ from api.config import ServiceSettings
 from api.errors import install_error_handlers
 from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from api.routes import accounts, clusters, feedback, health, metrics, signups
+from api.ratelimit import FailureLimiter
+from api.routes import accounts, audit, clusters, feedback, health, metrics, signups
 from api.scoring import SignupService
 from linkage.store.db import Store
 
@@ -55,10 +56,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.store = store
     app.state.metrics = registry
     app.state.signups = signup_service
+    app.state.auth_by_client = FailureLimiter(
+        settings.auth_fail_limit, settings.auth_fail_window_seconds
+    )
+    app.state.auth_by_key = FailureLimiter(
+        settings.auth_fail_limit, settings.auth_fail_window_seconds
+    )
     install_error_handlers(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (clusters, accounts, signups, feedback):
+    for module in (clusters, accounts, signups, feedback, audit):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

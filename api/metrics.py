@@ -124,4 +124,9 @@ def service_metrics() -> Metrics:
     )
     m.describe("linkage_feedback_total", "counter", "Feedback received by verdict.")
     m.describe("linkage_model_loaded", "gauge", "1 if a signup model is loaded.")
+    m.describe(
+        "linkage_auth_failures_total",
+        "counter",
+        "Failed API-key checks: invalid, limited_client, limited_key (429).",
+    )
     return m

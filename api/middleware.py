@@ -59,8 +59,43 @@ def _route_template(scope: Scope) -> str:
     return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def duplicate_json_key(body: bytes) -> str | None:
+    """The first key that appears twice in one JSON object of ``body`` (None: none, or
+    not JSON at all — the app reports that)."""
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return str(exc.args[0])
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    for k, v in scope.get("headers", ()):
+        if k == b"content-type":
+            ct = v.split(b";", 1)[0].strip().lower()
+            return ct == b"application/json" or ct.endswith(b"+json")
+    return False
+
+
 class BodyLimitMiddleware:
-    """Refuses request bodies larger than ``max_bytes`` with 413 and the error body.
+    """Refuses request bodies larger than ``max_bytes`` with 413 and the error body,
+    and JSON bodies with a key repeated in one object with 422 (``duplicate_key``:
+    which value would win is parser-dependent, so neither is taken).
 
     Declared ``Content-Length`` is checked first; bodies without one (chunked)
     are buffered up to the limit and replayed to the app.
@@ -121,6 +156,25 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
+        if body and _is_json(scope):
+            dup = duplicate_json_key(body)
+            if dup is not None:
+                await _send_json(
+                    send,
+                    422,
+                    error_body(
+                        "validation_error",
+                        "request is invalid",
+                        [
+                            {
+                                "loc": ["body", dup],
+                                "msg": f"duplicate key {dup!r} in a JSON object",
+                                "type": "duplicate_key",
+                            }
+                        ],
+                    ),
+                )
+                return
         sent = [False]
 
         async def replay() -> dict[str, Any]:
@@ -130,3 +184,18 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -14,6 +14,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from linkage.store.engine import parse_bounded
+
 Level = Literal["clear", "review", "block"]
 Verdict = Literal["confirmed_farm", "false_positive", "appeal_upheld"]
 TargetType = Literal["account", "cluster"]
@@ -36,12 +38,9 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(_
 
 
 def _iso_string(v: object) -> object:
-    """Timestamps must be ISO 8601 strings (no epoch numbers: ambiguous units)."""
-    if isinstance(v, datetime):
-        return v
-    if not isinstance(v, str):
-        raise ValueError("timestamp must be an ISO 8601 string")
-    return v
+    """Timestamps: ISO 8601 strings only (no epoch numbers or numeric strings: ambiguous
+    units), between 2000-01-01 and now + 1 day (naive = UTC), returned as UTC."""
+    return parse_bounded(v)
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_string)]
@@ -132,9 +131,16 @@ class FeedbackOut(_Out):
     target_type: str
     target_id: str
     verdict: str
-    who: str
+    who: str = Field(description="label given by the client (not an identity)")
     why: str
-    ts: datetime
+    ts: datetime = Field(description="server time the verdict was recorded (orders verdicts)")
+    client_ts: datetime | None = Field(
+        None, description="time the client claimed (data only; never orders verdicts)"
+    )
+    key_id: str | None = Field(
+        None, description="API key that posted it (null: recorded before keys were kept)"
+    )
+    run_id: int | None = Field(None, description="latest imported run when it was given")
 
 
 class ClusterDetail(_Out):
@@ -185,7 +191,9 @@ class SignupIn(_In):
 
     account_id: Text = Field(min_length=1, max_length=256)
     created_at: Timestamp | None = Field(
-        None, description="sign-up time, ISO 8601 (default: now; naive = UTC)"
+        None,
+        description="sign-up time, ISO 8601 string (default: now; naive = UTC), "
+        "2000-01-01 .. now + 1 day; numbers and numeric strings are refused",
     )
     email: Text | None = Field(None, max_length=512)
     signup_ip: Text | None = Field(None, max_length=64)
@@ -219,7 +227,10 @@ class FeedbackIn(_In):
     )
     why: Text = Field(min_length=1, max_length=4000, description="reason, ticket link, …")
     ts: Timestamp | None = Field(
-        None, description="when the verdict was given (default: now; naive = UTC)"
+        None,
+        description="when the client says the verdict was given; kept as `client_ts`, "
+        "never used for ordering (the server's clock is). ISO 8601, naive = UTC, "
+        "2000-01-01 .. now + 1 day",
     )
 
 
@@ -230,7 +241,33 @@ class Health(_Out):
 
 class Ready(_Out):
     status: Literal["ready"]
-    store: bool
-    model: bool
-    run_id: int | None
-    run_path: str | None
+    details: dict[str, Any] | None = Field(
+        None,
+        description="store checks (read, schema, write), model run id and path: only with "
+        "a key holding the `metrics` (or `admin`) scope",
+    )
+
+
+# ---------------------------------------------------------------- audit
+class AuditItem(_Out):
+    kind: Literal["feedback", "signup"] = Field(description="a verdict or a signup decision")
+    id: int = Field(description="row id within its kind")
+    ts: datetime = Field(description="server time it was recorded")
+    key_id: str | None = Field(description="API key that made it (null: before keys were kept)")
+    key_name: str | None = Field(description="that key's name")
+    who: str | None = Field(description="feedback: the label the client gave")
+    target_type: str
+    target_id: str
+    decision: str = Field(description="the verdict, or the signup's level")
+    score: float | None = Field(description="signups: the score returned")
+    why: str | None
+    run_id: int | None = Field(description="run the decision was made from")
+    client_ts: datetime | None = Field(description="feedback: the time the client claimed")
+
+
+class AuditPage(_Out):
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+    items: list[AuditItem]

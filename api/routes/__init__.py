@@ -12,9 +12,11 @@ _DESCRIPTIONS = {
     403: "the key lacks the required scope",
     404: "not found",
     413: "request body too large",
-    422: "invalid request (details lists each invalid field)",
+    422: "invalid request (details lists each invalid field; also duplicate JSON keys and "
+    "timestamps outside 2000-01-01 .. now + 1 day)",
+    429: "too many failed API-key checks from this client or for this key id (Retry-After)",
     500: "unexpected error (logged server-side; no traceback in the body)",
-    503: "store or model unavailable",
+    503: "store or model unavailable; for writes: nothing was recorded",
 }
 
 
@@ -24,4 +26,14 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 #: errors any authenticated route can return
-AUTH_ERRORS = (401, 403, 422, 500, 503)
+AUTH_ERRORS = (401, 403, 422, 429, 500, 503)
+
+
+def json_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Like :func:`error_responses`, with the JSON media type spelled out (for routes whose
+    success response is not JSON, e.g. ``/metrics``)."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        c: {"description": _DESCRIPTIONS[c], "content": {"application/json": {"schema": ref}}}
+        for c in codes
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import get_metrics, get_store, require_scope
 from api.errors import ApiError
@@ -21,14 +21,27 @@ router = APIRouter(tags=["feedback"], dependencies=[Depends(require_scope("feedb
     response_model=FeedbackOut,
     status_code=201,
     summary="Record a verdict on an account or a cluster",
-    responses=error_responses(400, 404, 413, *AUTH_ERRORS),
+    responses={
+        200: {
+            "model": FeedbackOut,
+            "description": "the same verdict (verdict, who, why, key, client ts) is already the "
+            "latest on this target: nothing added, that verdict returned",
+        },
+        **error_responses(400, 404, 413, *AUTH_ERRORS),
+    },
 )
 def post_feedback(
     body: FeedbackIn,
+    request: Request,
+    response: Response,
     store: Annotated[Store, Depends(get_store)],
     metrics: Annotated[Metrics, Depends(get_metrics)],
 ) -> FeedbackOut:
     """`confirmed_farm`, `false_positive` or `appeal_upheld`, with who and why.
+
+    Recorded at server time with the id of the key that posted it (`who` is a label).
+    Retrying the same verdict returns it with 200 instead of adding a row. 201 means
+    committed; a store that cannot write answers 503 and nothing is recorded.
 
     The next `linkage detect --store URL` reads it: a confirmed farm's identifiers
     weigh more; a false positive / upheld appeal keeps the account clear.
@@ -47,6 +60,10 @@ def post_feedback(
         who=body.who,
         why=body.why,
         ts=body.ts,
+        key_id=request.state.api_key.id,
     )
-    metrics.inc("linkage_feedback_total", {"verdict": body.verdict})
+    if f.pop("created"):
+        metrics.inc("linkage_feedback_total", {"verdict": body.verdict})
+    else:
+        response.status_code = 200
     return FeedbackOut.model_validate(f)

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from api.deps import get_metrics, get_signup_service
+from api.deps import get_metrics, get_signup_service, require_scope
 from api.metrics import Metrics
-from api.routes import error_responses
+from api.routes import AUTH_ERRORS, json_error_responses
 from api.scoring import SignupService
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(require_scope("metrics"))])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -22,13 +22,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
     summary="Prometheus metrics",
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **error_responses(500),
+        **json_error_responses(*AUTH_ERRORS),
     },
 )
 def metrics(
     registry: Annotated[Metrics, Depends(get_metrics)],
     service: Annotated[SignupService, Depends(get_signup_service)],
 ) -> PlainTextResponse:
-    """Request counts and latencies per route, signups scored by level, model state."""
+    """Request counts and latencies per route, signups scored by level, model state.
+
+    Needs a key with the `metrics` (or `admin`) scope."""
     registry.set("linkage_model_loaded", 1.0 if service.loaded else 0.0)
     return PlainTextResponse(registry.render(), media_type=CONTENT_TYPE)

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import get_metrics, get_signup_service, get_store, require_scope
@@ -30,15 +30,18 @@ router = APIRouter(tags=["signups"], dependencies=[Depends(require_scope("score"
 )
 def score_signup(
     body: SignupIn,
+    request: Request,
     service: Annotated[SignupService, Depends(get_signup_service)],
     store: Annotated[Store, Depends(get_store)],
     metrics: Annotated[Metrics, Depends(get_metrics)],
 ) -> SignupScore:
     """Score, level, the (stable) cluster it attaches to, evidence and identifier velocity.
 
-    Every decision is recorded in the store (one INSERT).  If the model is not
-    loaded or fails: `level: clear, degraded: true` (fail-open, default) or 503
-    (fail-closed).
+    Every decision is recorded in the store (one INSERT, with the key that asked and
+    the model's run) before it is answered.  If the model is not loaded or fails:
+    `level: clear, degraded: true` (fail-open, default) or 503 (fail-closed).  If the
+    decision cannot be recorded (store read-only, full, deleted): 503 `unavailable`
+    with `details.recorded = false`, in either mode — never a 200 that was not kept.
     """
     record = body.model_dump(mode="json")
     now = datetime.now(UTC)
@@ -55,12 +58,18 @@ def score_signup(
             evidence=out.evidence,
             degraded=out.degraded,
             created_at=now,
+            key_id=request.state.api_key.id,
+            run_id=out.run_id,
         )
     except (SQLAlchemyError, StoreError) as exc:
         metrics.inc("linkage_signup_errors_total", {"stage": "store"})
         log.error("could not record signup %r: %s", out.account_id, exc)
-        if not service.settings.fail_open:
-            raise ApiError(503, "unavailable", "store unavailable") from None
+        raise ApiError(
+            503,
+            "unavailable",
+            "store unavailable: the decision was not recorded",
+            {"recorded": False},
+        ) from None
     metrics.inc(
         "linkage_signups_scored_total", {"level": out.level, "degraded": str(out.degraded).lower()}
     )

@@ -33,8 +33,9 @@ LINEAGE_RELATIONS = ("continued", "split", "merged", "new", "regrew")
 VERDICTS = ("confirmed_farm", "false_positive", "appeal_upheld")
 #: Feedback target types.
 TARGET_TYPES = ("account", "cluster")
-#: API key scopes (``admin`` implies every other scope).
-SCOPES = ("read", "score", "feedback", "admin")
+#: API key scopes (``admin`` implies every other scope; ``metrics``: ``/metrics`` and the
+#: details of ``/readyz``, for a scraper).
+SCOPES = ("read", "score", "feedback", "metrics", "admin")
 
 
 class Base(DeclarativeBase):

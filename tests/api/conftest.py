@@ -54,7 +54,7 @@ class Template:
 
 
 def make_template(root: Path, *, import_run: bool = True) -> Template:
-    """Build a store with the standard run and one key per scope (scrypt is slow: do it once)."""
+    """Build a store with the standard run and one key per scope (copied into each test)."""
     root.mkdir(parents=True, exist_ok=True)
     db = root / "template.db"
     store = Store(f"sqlite:///{db}")
@@ -63,7 +63,8 @@ def make_template(root: Path, *, import_run: bool = True) -> Template:
     )
     ids = store.import_run(run_dir).cluster_ids if import_run else {}
     keys = {
-        s: store.create_key(f"test-{s}", [s])[1] for s in ("read", "score", "feedback", "admin")
+        s: store.create_key(f"test-{s}", [s])[1]
+        for s in ("read", "score", "feedback", "metrics", "admin")
     }
     with store.engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -86,6 +87,9 @@ def build_env(tmp_path: Path, template: Template, **settings: object) -> Env:
     """A fresh copy of ``template`` and an app on it (extra ``ServiceSettings`` fields)."""
     db = tmp_path / "store.db"
     shutil.copyfile(template.db, db)
+    db.chmod(0o600)
+    # the HMAC key of the API keys lives beside the store: copy it with the store
+    shutil.copyfile(f"{template.db}.keysecret", f"{db}.keysecret")
     url = f"sqlite:///{db}"
     app = create_app(ServiceSettings(store_url=url, **settings))  # type: ignore[arg-type]
     client = TestClient(app, raise_server_exceptions=False)

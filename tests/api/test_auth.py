@@ -72,10 +72,19 @@ def test_revoked_key_is_refused_immediately(env: Env) -> None:
     assert_error(env.client.get("/v1/clusters", headers=env.h("read")), 401, "unauthorized")
 
 
-def test_health_and_metrics_need_no_key(env: Env) -> None:
+def test_healthz_is_open_metrics_and_readyz_details_need_a_key(env: Env) -> None:
     assert env.client.get("/healthz").json() == {"status": "ok"}
-    assert env.client.get("/readyz").status_code == 200
-    assert env.client.get("/metrics").status_code == 200
+    r = env.client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"status": "ready", "details": None}
+    assert str(env.run_dir) not in r.text
+    assert_error(env.client.get("/metrics"), 401, "unauthorized")
+    assert_error(env.client.get("/metrics", headers=env.h("read")), 403, "forbidden")
+    for scope in ("metrics", "admin"):
+        assert env.client.get("/metrics", headers=env.h(scope)).status_code == 200
+        d = env.client.get("/readyz", headers=env.h(scope)).json()["details"]
+        assert d["run_path"] == str(env.run_dir.resolve()) and d["store"]["write"] is True
+    # a key without the scope sees no details
+    assert env.client.get("/readyz", headers=env.h("read")).json()["details"] is None
 
 
 def test_plain_key_is_nowhere_in_the_database(env: Env, tmp_path) -> None:

@@ -34,9 +34,9 @@ def _signups(env: Env) -> list:
 
 
 def test_ready_with_model(env: Env) -> None:
-    r = env.client.get("/readyz")
+    r = env.client.get("/readyz", headers=env.h("metrics"))
     assert r.status_code == 200, r.text
-    assert r.json()["model"] is True and r.json()["run_id"] == 1
+    assert r.json()["details"]["model"] is True and r.json()["details"]["run_id"] == 1
 
 
 def test_signup_attaching_to_farm(env: Env) -> None:
@@ -189,4 +189,7 @@ def test_scorer_exception(
     else:
         err = assert_error(r, 503, "unavailable")
         assert "index corrupted" not in r.text and "RuntimeError" in err["details"]["reason"]
-    assert 'linkage_signup_errors_total{stage="model"} 1' in e.client.get("/metrics").text
+    assert (
+        'linkage_signup_errors_total{stage="model"} 1'
+        in e.client.get("/metrics", headers=e.h("metrics")).text
+    )

@@ -1,0 +1,45 @@
+"""``GET /v1/audit``: who decided what, when, from which run (scope ``admin``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import get_store, require_scope
+from api.routes import AUTH_ERRORS, error_responses
+from api.schemas import AuditPage
+from linkage.store.db import Store
+
+router = APIRouter(tags=["audit"], dependencies=[Depends(require_scope("admin"))])
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="Audit trail: verdicts and signup decisions with the key that made them",
+    responses=error_responses(*AUTH_ERRORS),
+)
+def get_audit(
+    store: Annotated[Store, Depends(get_store)],
+    kind: Annotated[
+        Literal["feedback", "signup"] | None, Query(description="only verdicts or only signups")
+    ] = None,
+    key_id: Annotated[
+        str | None, Query(min_length=1, max_length=32, description="made with this key")
+    ] = None,
+    target_id: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="account or cluster id")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")] = 0,
+) -> AuditPage:
+    """Newest first: each verdict (`who` is the client's label; `key_id` is who it really
+    was) and each signup decision, with server time and the run it came from."""
+    total, items = store.audit(
+        kind=kind, key_id=key_id, target_id=target_id, limit=limit, offset=offset
+    )
+    nxt = offset + limit if offset + limit < total else None
+    return AuditPage.model_validate(
+        {"total": total, "limit": limit, "offset": offset, "next_offset": nxt, "items": items}
+    )
