@@ -15,6 +15,7 @@ from rich.console import Console
 from linkage.store.db import DEFAULT_URL
 
 console = Console()
+err_console = Console(stderr=True)  # prose goes here so stdout carries only the data
 
 STORE_OPTION = typer.Option(
     DEFAULT_URL, "--store", envvar="LINKAGE_STORE_URL", help="SQLAlchemy URL of the store."
@@ -37,10 +38,10 @@ def keys_create(
     from linkage.store.db import Store
 
     key, token = Store(store).create_key(name, scope)
-    console.print(
+    err_console.print(
         f"key id {key.id} ({', '.join(sorted(key.scopes))}) for {name!r}; store it now, it is not shown again:"
     )
-    typer.echo(token)
+    typer.echo(token)  # alone on stdout: KEY=$(linkage keys create ...) works
 
 
 @keys_app.command("list")

@@ -90,6 +90,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI says "There was an error parsing the body"; docs/API.md promises this
+            message = "request body is not valid UTF-8"
         return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

@@ -8,9 +8,9 @@ route can call it from the threadpool without a service-level lock.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,14 +24,6 @@ from linkage._memory import freeze_heap
 from linkage.store.db import Store
 
 log = logging.getLogger("api.scoring")
-
-_WINDOW_KWARGS = (
-    "window_s",
-    "velocity_window_seconds",
-    "velocity_window",
-    "window_seconds",
-    "window",
-)
 
 
 @dataclass
@@ -68,16 +60,27 @@ def clean_json(obj: Any, depth: int = 0) -> Any:
     return str(obj)
 
 
-def _evidence_dicts(items: Any) -> list[dict[str, Any]]:
+def _evidence_dicts(items: Any, ids: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Evidence as the API answers it.  ``ids`` maps the run's cluster ids to the
+    store's stable ones: the text and details then name the same cluster id as the
+    response's ``cluster_id`` (the run's id stays in ``details.run_cluster_id``)."""
     out = []
     for e in items or ():
         d = e.to_dict() if hasattr(e, "to_dict") else dict(e)
+        summary = str(d.get("summary", ""))
+        details = dict(d.get("details") or {})
+        local = details.get("cluster_id")
+        stable = ids.get(str(local)) if ids and local is not None else None
+        if stable is not None and stable != local:
+            summary = re.sub(rf"\bcluster {re.escape(str(local))}\b", f"cluster {stable}", summary)
+            details["cluster_id"] = stable
+            details["run_cluster_id"] = local
         out.append(
             {
                 "kind": str(d.get("kind", "")),
-                "summary": str(d.get("summary", "")),
+                "summary": summary,
                 "contribution": clean_json(float(d.get("contribution") or 0.0)) or 0.0,
-                "details": clean_json(dict(d.get("details") or {})),
+                "details": clean_json(details),
             }
         )
     out.sort(key=lambda e: (-e["contribution"], e["kind"], e["summary"]))
@@ -116,16 +119,9 @@ class SignupService:
                 run_dir = latest["path"]
             from linkage.signup import SignupScorer
 
-            kwargs: dict[str, Any] = {}
-            try:
-                params = inspect.signature(SignupScorer.from_run).parameters
-            except (TypeError, ValueError):  # pragma: no cover
-                params = {}  # type: ignore[assignment]
-            for name in _WINDOW_KWARGS:
-                if name in params:
-                    kwargs[name] = self._window_arg(name, params[name])
-                    break
-            scorer = SignupScorer.from_run(run_dir, **kwargs)
+            scorer = SignupScorer.from_run(
+                run_dir, window_s=float(self.settings.velocity_window_seconds)
+            )
             run_id = self.store.run_by_path(run_dir)
             self._ids = self.store.stable_ids(run_id) if run_id is not None else {}
             if self.settings.warm_velocity and hasattr(scorer, "observe"):
@@ -143,15 +139,6 @@ class SignupService:
             log.warning("signup model not loaded: %s", self.load_error)
         self.metrics.set("linkage_model_loaded", 1.0 if self.scorer is not None else 0.0)
         return self.scorer is not None
-
-    def _window_arg(self, name: str, param: inspect.Parameter) -> Any:
-        seconds = self.settings.velocity_window_seconds
-        ann = str(param.annotation)
-        if "timedelta" in ann or (
-            name in ("velocity_window", "window") and "int" not in ann and "float" not in ann
-        ):
-            return timedelta(seconds=seconds)
-        return seconds
 
     def _degraded(self, record: dict[str, Any], why: str) -> ScoreOutcome:
         if not self.settings.fail_open:
@@ -192,7 +179,7 @@ class SignupService:
                 score=min(max(score, 0.0), 1.0),
                 level=level,
                 cluster_id=self._ids.get(cluster_id, cluster_id) if cluster_id else None,
-                evidence=_evidence_dicts(getattr(res, "evidence", ())),
+                evidence=_evidence_dicts(getattr(res, "evidence", ()), self._ids),
                 velocity={
                     str(k): int(v) for k, v in (getattr(res, "velocity", None) or {}).items()
                 },

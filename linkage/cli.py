@@ -84,6 +84,11 @@ def detect(
     """
     from linkage.pipeline import run_detect
 
+    if store and method != "graph":
+        raise LinkageError(
+            f"--store serves graph runs only: a `--method {method}` run would replace the "
+            "service's clusters with none; drop --store for a peer method"
+        )
     settings = Settings.load(settings_file)
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
@@ -309,6 +314,15 @@ def _register_plugins() -> None:
     register_api(app)
 
 
+def _is_click_exception(exc: BaseException) -> bool:
+    """True for a click exception, from the ``click`` package or from the copy
+    typer bundles (``typer._click``), whose classes are not ``click``'s."""
+    return any(
+        cls.__name__ == "ClickException" and cls.__module__.endswith("click.exceptions")
+        for cls in type(exc).__mro__
+    )
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear message."""
     _register_plugins()
@@ -323,11 +337,11 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # click usage errors etc.
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
+        if _is_click_exception(exc):
+            # a usage error (unknown command or option, missing argument, bare
+            # `linkage`): click's own message and exit code (2), as any CLI
+            exc.show()  # type: ignore[attr-defined]
+            raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
         err_console.print(

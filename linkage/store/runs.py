@@ -52,6 +52,14 @@ class RunsMixin:
         (an error or a killed process rolls the transaction back).
         """
         run = load_run(run_dir)
+        method = run.manifest.get("method", "graph")
+        if method != "graph":
+            # a peer's run has no clusters the service can explain or score signups
+            # against: made the latest run it would empty /v1/clusters and fail /readyz
+            raise StoreError(
+                f"refusing to import {run_dir}: it was made with `--method {method}`; the "
+                "store serves graph runs only (run `linkage detect` without --method)"
+            )
         path = str(Path(run_dir).resolve())
         new_members: dict[str, frozenset[str]] = {
             str(c["cluster_id"]): frozenset(str(m) for m in c.get("members") or ())

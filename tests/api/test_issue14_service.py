@@ -1,0 +1,82 @@
+"""Service fixes of issue 14: velocity window from the environment, evidence that
+names the store's cluster ids, peer runs refused at import, non-UTF-8 bodies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from linkage.errors import StoreError
+from linkage.store.db import Store
+from tests.api.conftest import CLUSTERS, LEVELS, SCORES, Env, Template, assert_error, build_env
+from tests.store.run_factory import make_run
+
+
+def _burst(env: Env, gap_s: int) -> dict:
+    """Two signups on one card ``gap_s`` seconds apart; the second's response."""
+    out = {}
+    for i, t in enumerate(("2026-03-01T10:00:00Z", f"2026-03-01T10:00:{gap_s:02d}Z")):
+        out = env.client.post(
+            "/v1/signups/score",
+            json={"account_id": f"v{i}", "payment_fingerprint": "card-v", "created_at": t},
+            headers=env.h("score"),
+        ).json()
+    return out
+
+
+def test_velocity_window_from_the_environment_reaches_the_scorer(
+    tmp_path: Path, template: Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINKAGE_VELOCITY_WINDOW_SECONDS", "5")
+    (tmp_path / "short").mkdir()
+    (tmp_path / "default").mkdir()
+    short = build_env(tmp_path / "short", template)
+    assert short.app.state.signups.scorer.window_s == 5.0
+    assert _burst(short, 30)["velocity"]["payment"] == 1  # 30 s apart: outside a 5 s window
+    monkeypatch.delenv("LINKAGE_VELOCITY_WINDOW_SECONDS")
+    default = build_env(tmp_path / "default", template)
+    assert default.app.state.signups.scorer.window_s == 600.0
+    assert _burst(default, 30)["velocity"]["payment"] == 2  # inside the default 600 s
+
+
+def test_signup_evidence_names_the_stable_cluster_id(env: Env) -> None:
+    body = {
+        "account_id": "nf",
+        "payment_fingerprint": "card-farm",
+        "device_fingerprint": "dev-farm",
+    }
+    out = env.client.post("/v1/signups/score", json=body, headers=env.h("score")).json()
+    stable = env.ids["farm"]
+    assert out["cluster_id"] == stable and stable != "farm"
+    attach = next(e for e in out["evidence"] if e["kind"] == "attaches_to_cluster")
+    assert f"cluster {stable} " in attach["summary"]
+    assert "cluster farm" not in attach["summary"]
+    assert attach["details"]["cluster_id"] == stable
+    assert attach["details"]["run_cluster_id"] == "farm"
+
+
+def test_importing_a_peer_run_is_refused(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    graph = make_run(tmp_path / "g", CLUSTERS, levels=LEVELS, scores=SCORES)
+    first = store.import_run(graph)
+    rules = make_run(tmp_path / "r", {}, loners=["a", "b"])
+    manifest = json.loads((rules / "manifest.json").read_text())
+    manifest["method"] = "rules"
+    (rules / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="made with `--method rules`"):
+        store.import_run(rules)
+    latest = store.latest_run()
+    assert latest is not None and latest["run_id"] == first.run_id  # still the graph run
+    store.close()
+
+
+def test_non_utf8_body_gets_the_documented_message(env: Env) -> None:
+    r = env.client.post(
+        "/v1/signups/score",
+        content=b'{"account_id": "caf\xe9"}',
+        headers={**env.h("score"), "Content-Type": "application/json"},
+    )
+    err = assert_error(r, 400, "bad_request")
+    assert err["message"] == "request body is not valid UTF-8"
