@@ -85,6 +85,9 @@ class EvalReport:
     flag_recall: float
     populations: list[PopulationStats] = field(default_factory=list)
     groups: list[GroupStats] = field(default_factory=list)
+    # cluster quality (NaN when the method's output has no cluster_id column)
+    pair_recall: float = math.nan  # same-farm-group pairs that share a cluster
+    flagged_purity: float = math.nan  # farm share of clustered, flagged, non-grey accounts
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN and infinities become ``None``)."""
@@ -174,6 +177,26 @@ class EvalReport:
         return self.to_text()
 
 
+def pair_recall(cluster_id: pd.Series, group: pd.Series) -> float:
+    """Share of same-group account pairs that share a cluster (NaN without any pair).
+
+    ``cluster_id`` and ``group`` are aligned per account; a missing cluster id means
+    "unclustered" (shares a cluster with nobody). Counted exactly, in O(n log n): the
+    pairs of a group are ``n_g (n_g - 1) / 2``, those inside clusters
+    ``sum_c k_gc (k_gc - 1) / 2`` over the group's members per cluster.
+    """
+    g = pd.Series(np.asarray(group, dtype=object)).reset_index(drop=True)
+    c = pd.Series(np.asarray(cluster_id, dtype=object)).reset_index(drop=True)
+    ok = g.notna()
+    n_g = g[ok].value_counts().to_numpy(dtype=np.float64)
+    total = float((n_g * (n_g - 1) / 2).sum())
+    if total == 0:
+        return math.nan
+    both = ok & c.notna()
+    k = pd.DataFrame({"g": g[both], "c": c[both]}).value_counts().to_numpy(dtype=np.float64)
+    return float((k * (k - 1) / 2).sum() / total)
+
+
 def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -> EvalReport:
     """Evaluate one method's ``scores`` (``account_id, score, level``) against ``labels``.
 
@@ -185,7 +208,9 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
         raise ValueError(f"fpr must be in [0, 1], got {fpr}")
     _require(scores, ("account_id", "score", "level"), "scores")
     _require(labels, ("account_id", "is_farm"), "labels")
-    s = scores.loc[:, ["account_id", "score", "level"]].copy()
+    has_clusters = "cluster_id" in scores.columns
+    cols = ["account_id", "score", "level", *(["cluster_id"] if has_clusters else [])]
+    s = scores.loc[:, cols].copy()
     s["account_id"] = s["account_id"].astype(str)
     if s["account_id"].duplicated().any():
         dup = s.loc[s["account_id"].duplicated(), "account_id"].head(5).tolist()
@@ -271,7 +296,20 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
         flag_recall=_ratio(int((ev["flagged"] & (ev["is_farm"] == 1)).sum()), int(y.sum())),
         populations=populations,
         groups=groups,
+        **(_cluster_quality(ev) if has_clusters else {}),
     )
+
+
+def _cluster_quality(ev: pd.DataFrame) -> dict[str, float]:
+    """Pair recall of farm groups and purity of flagged clustered accounts."""
+    cid = ev["cluster_id"].astype("string").replace("", pd.NA)
+    farm = ev["is_farm"] == 1
+    grp = ev["group"].where(farm & (ev["group"] != NO_GROUP))
+    fl = ev["flagged"] & cid.notna()
+    return {
+        "pair_recall": pair_recall(cid.astype(object).where(cid.notna(), None), grp),
+        "flagged_purity": _ratio(int((fl & farm).sum()), int(fl.sum())),
+    }
 
 
 def legit_flag_rate_max(report: EvalReport, *, level: str = "block") -> float:

@@ -33,6 +33,8 @@ from linkage.graph import AccountGraph, build_graph
 from linkage.identifiers import Identifiers, extract
 from linkage.ingest import load_dataset
 from linkage.score import LinearModel, Scores, account_features, score_accounts
+from linkage.score.coordination import Coordination, coordination
+from linkage.score.model import load_model
 from linkage.score.scoring import FARM_VERDICTS, latest_verdicts
 from linkage.settings import Settings
 from linkage.store.rundir import write_manifest, write_run
@@ -72,6 +74,7 @@ class Prepared:
     clustering: Clustering
     X: pd.DataFrame
     timer: Timer
+    coordination: Coordination | None = None
 
 
 def _dataset(
@@ -122,7 +125,26 @@ def prepare(
         clustering = detect_clusters(ag, settings=settings.detect, seed=settings.seed)
     with timer.stage("features"):
         X = account_features(ag, clustering, ids.features)
-    return Prepared(ds, ids, ag, clustering, X, timer)
+        coord = coordination(ag, clustering, ids.features)
+        X = X.join(coord.terms)
+        X["corroboration"] = coord.corroboration.astype(float)
+        if coord.missing:
+            log.info("signals this dataset cannot have (they move no score): %s", coord.missing)
+    return Prepared(ds, ids, ag, clustering, X, timer, coord)
+
+
+def score_prepared(
+    prep: Prepared,
+    *,
+    settings: Settings,
+    model: LinearModel | None = None,
+    feedback: pd.DataFrame | None = None,
+) -> Scores:
+    """The score stage on a prepared run (``model`` None = the settings' model)."""
+    model = model or load_model(settings.score)
+    return score_accounts(
+        prep.X, prep.clustering, model=model, settings=settings.score, feedback=feedback
+    )
 
 
 def _file_digest(path: Path) -> str:
@@ -179,6 +201,7 @@ def _cluster_records(
         templates=prep.ids.templates,
         requests=prep.dataset.requests,
         request_template=prep.ids.request_template,
+        coordination=prep.coordination,
     )
     cl = prep.clustering
     order = np.argsort(cl.cluster, kind="stable")
@@ -225,7 +248,7 @@ def run_detect(
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     if method == "graph":
-        model = LinearModel.load(settings.score.model_path)
+        model = load_model(settings.score)
         prep = prepare(
             source,
             settings=settings,
@@ -236,9 +259,7 @@ def run_detect(
         )
         timer = prep.timer
         with timer.stage("score"):
-            scores = score_accounts(
-                prep.X, prep.clustering, model=model, settings=settings.score, feedback=feedback
-            )
+            scores = score_prepared(prep, settings=settings, model=model, feedback=feedback)
         with timer.stage("explain"):
             records = _cluster_records(prep, scores, model, timer)
         accounts = scores.accounts
@@ -268,6 +289,7 @@ def run_detect(
             "quarantined_rows": ds.report.rows_quarantined,
             "feedback_rows": 0 if feedback is None else len(feedback),
         },
+        "signals_missing": (prep.coordination.missing if prep.coordination is not None else []),
         "ingest": ds.report.to_dict(),
         "machine": {
             "python": platform.python_version(),

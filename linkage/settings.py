@@ -69,6 +69,13 @@ class DetectSettings(_Frozen):
         "e^2 times the link weight the configuration-model null predicts (2 nats of surprise); "
         "at 1 the faint links of carrier NAT and popular devices merge strangers into blobs",
     )
+    null: Literal["graph", "information"] = Field(
+        "information",
+        description="normaliser of the modularity null: graph = the projection's total link "
+        "weight; information = the world's total identity information in nats (every "
+        "identifier of every account, shared or not), so a lone ring among strangers is not "
+        "'expected' because it holds most of the (small) link weight",
+    )
     n_iterations: int = Field(
         2, description="Leiden iterations (leidenalg default 2; -1 = until stable, can be slow)"
     )
@@ -90,8 +97,19 @@ class DetectSettings(_Frozen):
 class ScoreSettings(_Frozen):
     review_threshold: float = Field(0.5, ge=0, le=1)
     block_threshold: float = Field(0.9, ge=0, le=1)
+    model: Literal["coordination", "trained"] = Field(
+        "coordination",
+        description="coordination: the out-of-the-box score from the evidence itself (no "
+        "training; docs/MODEL.md); trained: the logistic model shipped with the package, "
+        "fitted on generator worlds on top of the coordination terms",
+    )
     model_path: str | None = Field(
-        None, description="JSON scoring model; None = the model shipped with the package"
+        None, description="JSON scoring model from `linkage train` (overrides `model`)"
+    )
+    cap_by_corroboration: bool = Field(
+        True,
+        description="an account in no cluster stays below review, a cluster held together by "
+        "one identifier family below block: blocking needs independent corroboration",
     )
 
 

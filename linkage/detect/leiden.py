@@ -152,6 +152,18 @@ def detect_clusters(
     sizes = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
     community = np.full(n, -1, dtype=np.int64)
     w_total = float(w.sum())
+    if settings.null == "information" and not ag.incidence.empty:
+        # the null spreads each account's links over all the identity information of the
+        # world (every identifier of every account, shared or not, in nats), not only over
+        # what happens to be shared: in a small world of strangers a lone ring would
+        # otherwise hold most of the link weight and look "expected" (see docs/MODEL.md)
+        inc_ = ag.incidence
+        info = float(
+            (
+                ag.identifiers["weight"].to_numpy()[inc_["ident"].to_numpy()] * inc_["a"].to_numpy()
+            ).sum()
+        )
+        w_total = max(w_total, info / 2.0)
     # Components whose best partition is provably "all together": with the whole graph's
     # null, any split of component c gains at most resolution * m_c^2 / M in modularity and
     # costs at least its lightest edge, so if  w_min(c) >= resolution * m_c^2 / M  the single

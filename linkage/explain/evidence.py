@@ -65,6 +65,14 @@ EVIDENCE_KIND: dict[str, str] = {
     "member_strength": "cluster_structure",
     "member_fraction": "cluster_structure",
     "c_log_size": "cluster_structure",
+    # the out-of-the-box coordination terms (linkage.score.coordination)
+    "coordination": "coordination",
+    "conceal_proxy_exposure": "concealment",
+    "conceal_fingerprint_churn": "concealment",
+    "conceal_throwaway_mail": "concealment",
+    "open_org_domain": "openness",
+    "open_shared_card": "openness",
+    "extraction": "extraction",
 }
 GROUP_OF_KIND = {
     "shared_network": "network",
@@ -95,6 +103,7 @@ class EvidenceContext:
     overrides: np.ndarray = field(default_factory=lambda: np.empty(0))
     account_ids: np.ndarray = field(default_factory=lambda: np.empty(0))
     feature_matrix: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    families: dict[str, dict[str, Any]] = field(default_factory=dict)  # cluster -> coordination
 
     def __post_init__(self) -> None:
         acc = self.scores.accounts
@@ -112,6 +121,7 @@ def build_context(
     templates: pd.DataFrame,
     requests: pd.DataFrame | None,
     request_template: pd.Series | None,
+    coordination: Any = None,
 ) -> EvidenceContext:
     acc_cluster = scores.accounts["cluster_id"].to_numpy(dtype=object)
     inc = ag.incidence
@@ -214,7 +224,21 @@ def build_context(
         if len(templates)
         else templates
     )
-    return EvidenceContext(scores, model, tpl, shared_by, rows_by)
+    families: dict[str, dict[str, Any]] = {}
+    if coordination is not None:
+        fn = coordination.family_nats
+        cid = scores.accounts["cluster_id"].to_numpy(dtype=object)
+        ok = pd.notna(cid)
+        if ok.any():
+            med = fn.loc[ok].groupby(cid[ok]).first()
+            corr = pd.Series(coordination.corroboration[ok]).groupby(cid[ok]).first()
+            for c, row in med.iterrows():
+                families[str(c)] = {
+                    "families": {k: float(v) for k, v in row.items() if v > 0},
+                    "corroboration": int(corr.loc[c]),
+                    "kappa": coordination.kappa,
+                }
+    return EvidenceContext(scores, model, tpl, shared_by, rows_by, families=families)
 
 
 def _text(info: pd.DataFrame, tid: str, col: str, limit: int = 300) -> str:
@@ -258,6 +282,12 @@ def _summary(kind: str, fx: Mapping[str, float], size: int, extra: Mapping[str, 
         )
     if kind == "volume":
         return f"~{np.expm1(fx.get('c_log_rate', 0)):.1f} requests per active hour per member, ~{np.expm1(fx.get('c_log_tokens', 0)):.0f} response tokens per request"
+    if kind == "concealment" and "conceal_proxy_exposure" in fx:
+        return (
+            f"IP ties shared with outsiders {fx.get('conceal_proxy_exposure', 0):.0%}, "
+            f"fingerprint churn {fx.get('conceal_fingerprint_churn', 0):.2f}, "
+            f"disposable or aliased mail {fx.get('conceal_throwaway_mail', 0):.0%}"
+        )
     if kind == "concealment":
         return (
             f"disposable e-mail {fx.get('c_disposable', 0):.0%}, aliased e-mail {fx.get('c_alias', 0):.0%}, "
@@ -266,6 +296,23 @@ def _summary(kind: str, fx: Mapping[str, float], size: int, extra: Mapping[str, 
         )
     if kind == "reasoning":
         return f"{fx.get('c_reasoning', 0):.0%} of members' requests ask for step-by-step reasoning"
+    if kind == "coordination":
+        fam = extra.get("families", {})
+        parts = ", ".join(
+            f"{k} {v:.1f}" for k, v in sorted(fam.items(), key=lambda kv: -kv[1]) if v > 0
+        )
+        return (
+            f"{size} accounts tied beyond chance by {extra.get('corroboration', 0)} independent "
+            f"identifier famil(ies) (median member, nats: {parts or 'none'}; a family counts at "
+            f"most {extra.get('kappa', 0):.1f})"
+        )
+    if kind == "openness":
+        return (
+            f"openly shared: one organisation domain {fx.get('open_org_domain', 0):+.0%}, "
+            f"one card {fx.get('open_shared_card', 0):+.0%} of members (companies, classes, families)"
+        )
+    if kind == "extraction":
+        return "traffic (volume, reasoning requests, template focus, answer length) compared with this provider's own accounts"
     if kind == "cluster_structure":
         return f"{size} accounts linked by rare shared identifiers"
     return kind
@@ -298,6 +345,33 @@ def cluster_evidence(
         }
         extra: dict[str, Any] = {}
         grp = GROUP_OF_KIND.get(kind)
+        if kind == "coordination":
+            fam = ctx.families.get(cluster_id, {})
+            extra.update(fam)
+            details["families_nats"] = {k: round(v, 3) for k, v in fam.get("families", {}).items()}
+            details["corroborating_families"] = fam.get("corroboration", 0)
+            details["identifiers"] = [
+                {
+                    "group": g,
+                    "kind": k,
+                    "value": v,
+                    "members": m,
+                    "holders": h,
+                    "weight_nats": round(w, 3),
+                }
+                for g, (_, top) in sorted(sh.items())
+                for k, v, m, h, w in top
+            ]
+            if tr:
+                details["templates"] = [
+                    {
+                        "template_id": t,
+                        "requests_in_cluster": n,
+                        "skeleton": _text(ctx.templates, t, "skeleton"),
+                        "request_rows": rows_,
+                    }
+                    for t, n, rows_ in tr
+                ]
         if grp is not None:
             n_sh, top = sh.get(grp, (0, []))
             extra["n_shared"] = n_sh

@@ -106,6 +106,34 @@ class LinearModel:
             raise ModelError(f"scoring model {path} is not JSON: {exc}") from None
 
 
+def coordination_model() -> LinearModel:
+    """The out-of-the-box model: the coordination terms summed as they are (no training).
+
+    Every term is already in nats of log-odds (``linkage.score.coordination``), so the
+    model is the identity on them plus the prior.
+    """
+    from linkage.score.coordination import PRIOR, TERMS
+
+    k = len(TERMS)
+    return LinearModel(
+        TERMS,
+        np.zeros(k),
+        np.ones(k),
+        np.ones(k),
+        PRIOR,
+        {"kind": "coordination", "trained_on": []},
+    )
+
+
+def load_model(settings: Any) -> LinearModel:
+    """The model a run uses: ``settings.model`` ``coordination`` (default) or ``trained``."""
+    if settings.model_path is not None:
+        return LinearModel.load(settings.model_path)
+    if settings.model == "trained":
+        return LinearModel.load(None)
+    return coordination_model()
+
+
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 

@@ -65,6 +65,15 @@ def score_accounts(
     logit = contrib.sum(axis=1) + model.intercept
     score = 1.0 / (1.0 + np.exp(-np.clip(logit, -40, 40)))
     override = np.full(len(X), "", dtype=object)
+    if settings.cap_by_corroboration and "corroboration" in X.columns:
+        corr = X["corroboration"].to_numpy(dtype=float)
+        eps = 1e-3
+        cap = np.where(
+            corr < 1,
+            settings.review_threshold - eps,
+            np.where(corr < 2, settings.block_threshold - eps, 1.0),
+        )
+        score = score * cap  # order kept inside each class; a capped class cannot pass its cap
 
     verdicts = latest_verdicts(feedback)
     if len(verdicts):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from linkage.errors import LinkageError
+from linkage.score.coordination import TERMS
 from linkage.score.features import FEATURES
 from linkage.score.model import LinearModel, fit
 from linkage.settings import Settings
@@ -69,4 +70,23 @@ def train_model(
         "C": C,
         "settings": settings.model_dump(mode="json"),
     }
-    return fit(X, y, features=FEATURES, C=C, sample_weight=w, meta=meta)
+    return fit(X, y, features=SUPERVISED_FEATURES, C=C, sample_weight=w, meta=meta)
+
+
+# the supervised model builds on the out-of-the-box one: its coordination terms plus the
+# per-account and per-cluster features, re-weighted by the owner's labels
+SUPERVISED_FEATURES: tuple[str, ...] = (*TERMS, *FEATURES)
+
+
+def fit_frame(
+    prep: object, mask: np.ndarray, y: np.ndarray, *, settings: Settings, C: float = 1.0
+) -> LinearModel:
+    """Fit on the accounts ``mask`` selects of an already prepared run (``y`` = their labels)."""
+    X = prep.X.loc[mask]  # type: ignore[attr-defined]
+    return fit(
+        X,
+        y,
+        features=SUPERVISED_FEATURES,
+        C=C,
+        meta={"n_accounts": len(y), "n_farm": int(np.sum(y)), "C": C},
+    )

@@ -1,0 +1,416 @@
+"""One quality suite: the engine beside the four peers on every world family we have.
+
+```bash
+python -m bench.quality                      # own unseen seeds, red-team worlds, ../shared/external/*
+python -m bench.quality --quick              # the CI smoke: two tiny worlds, no external data
+python -m bench.quality --dataset DIR ...    # add any labelled dataset directory
+python -m bench.quality --lofo               # leave-one-family-out for the supervised model
+```
+
+For every dataset and both modes it reports, per method (the engine and the peers
+``rules``, ``components``, ``louvain``, ``fraudar``): AP, ROC AUC, recall at 1% FPR,
+block precision / recall, the worst legit population's block rate, the weakest farm
+campaign's block recall, the pair recall of farm campaigns (same-campaign account pairs
+that share a cluster) and the purity of flagged clustered accounts.
+
+Modes:
+
+* ``oob`` (out of the box): no labels used; the engine's default score, the peers'
+  own scores and levels.
+* ``labels`` (with the owner's labels): the labelled groups are split in two halves
+  by a seeded hash of the group name (never by account; ungrouped accounts are their
+  own group); ``linkage train``'s fit runs on the first half, everything is reported on
+  the second. Peers get the same help: their block / review thresholds are set on
+  the first half (1% / 5% legit false-positive rate) and their ranking is unchanged.
+
+Data in ``../shared/external`` is **validation only**: the suite reports it and
+nothing is fitted or chosen on it. Outputs: ``bench/results/quality.json`` and
+``quality.md`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+EXTERNAL = REPO.parent / "shared" / "external"
+METHODS = ("linkage", "rules", "components", "louvain", "fraudar")
+MODES = ("oob", "labels")
+
+log = logging.getLogger("bench.quality")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    family: str  # own | redteam | external | user
+    path: Path | None = None  # existing dataset directory
+    scale: float = 0.0  # generated worlds
+    seed: int = 0
+
+
+def default_specs(*, quick: bool, external: bool, full: bool = False) -> list[DatasetSpec]:
+    if quick:
+        return [
+            DatasetSpec("own s0.03 seed 1", "own", scale=0.03, seed=1),
+            DatasetSpec("redteam s0.03 seed 1", "redteam", scale=0.03, seed=1),
+        ]
+    own_scale, rt_scale = (0.3, 0.3) if full else (0.1, 0.1)
+    specs = [
+        DatasetSpec(f"own s{own_scale} seed {s}", "own", scale=own_scale, seed=s) for s in (1, 2)
+    ] + [
+        DatasetSpec(f"redteam s{rt_scale} seed {s}", "redteam", scale=rt_scale, seed=s)
+        for s in (1, 2)
+    ]
+    if external and EXTERNAL.is_dir():
+        specs += [
+            DatasetSpec(f"external {d.name}", "external", path=d)
+            for d in sorted(EXTERNAL.iterdir())
+            if d.is_dir()
+        ]
+    return specs
+
+
+def ensure_dataset(spec: DatasetSpec, cache: Path) -> Path:
+    """The dataset directory of ``spec`` (generated worlds are cached as Parquet)."""
+    if spec.path is not None:
+        return spec.path
+    from fixtures.io import write_world
+
+    d = cache / f"{spec.family}-s{spec.scale:g}-seed{spec.seed}"
+    if (d / ".complete").exists():
+        return d
+    if spec.family == "own":
+        from fixtures.world import make_world
+
+        tables = make_world(scale=spec.scale, seed=spec.seed)
+    elif spec.family == "redteam":
+        from fixtures.redteam import make_redteam_world
+
+        tables = make_redteam_world(scale=spec.scale, seed=spec.seed)
+    else:
+        raise ValueError(f"cannot generate a dataset of family {spec.family!r}")
+    write_world(tables, d, fmt="parquet")
+    (d / ".complete").write_text("")
+    return d
+
+
+# -- splitting labels by group -------------------------------------------------
+
+
+def group_halves(labels: pd.DataFrame, *, seed: int = 0) -> pd.Series:
+    """account_id -> 0/1 half, by a seeded CRC of the group (ungrouped: of the account)."""
+    lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates("account_id")
+    grp = (
+        lab["group"].astype("string")
+        if "group" in lab.columns
+        else pd.Series(pd.NA, index=lab.index)
+    )
+    key = grp.where(grp.notna() & (grp != ""), "acct:" + lab["account_id"])
+    half = key.map(lambda k: zlib.crc32(f"{seed}:{k}".encode()) & 1)
+    return pd.Series(half.to_numpy(dtype=np.int64), index=lab["account_id"].to_numpy())
+
+
+def _threshold_at_fpr(score: np.ndarray, y: np.ndarray, fpr: float) -> float:
+    """Smallest threshold whose legit false-positive rate on (score, y) is <= fpr."""
+    legit = np.sort(score[y == 0])
+    if not len(legit):
+        return float(np.min(score)) if len(score) else 0.5
+    k = int(math.floor(fpr * len(legit)))
+    # flag score >= t; allow at most k legit at or above t
+    t = legit[len(legit) - k - 1] if k < len(legit) else legit[0]
+    return float(np.nextafter(t, np.inf))
+
+
+def relevel(score_train: np.ndarray, y_train: np.ndarray, score_test: np.ndarray) -> np.ndarray:
+    """Levels for ``score_test`` with thresholds chosen on the training half (1% / 5% FPR)."""
+    block = _threshold_at_fpr(score_train, y_train, 0.01)
+    review = min(_threshold_at_fpr(score_train, y_train, 0.05), block)
+    return np.where(score_test >= block, "block", np.where(score_test >= review, "review", "clear"))
+
+
+# -- one dataset -----------------------------------------------------------------
+
+
+def _summary(rep: Any) -> dict[str, Any]:
+    from linkage.evaluate import legit_flag_rate_max
+
+    legit = [p for p in rep.populations if not p.grey and p.n_farm == 0]
+    worst = max(legit, key=lambda p: p.block_rate, default=None)
+    weakest = min(rep.groups, key=lambda g: g.block_recall, default=None)
+    return {
+        "ap": rep.ap,
+        "roc_auc": rep.roc_auc,
+        "recall_at_1pct_fpr": rep.recall_at_fpr,
+        "block_precision": rep.block_precision,
+        "block_recall": rep.block_recall,
+        "flag_precision": rep.flag_precision,
+        "flag_recall": rep.flag_recall,
+        "worst_legit_block": legit_flag_rate_max(rep) if legit else math.nan,
+        "worst_legit_population": worst.population if worst else None,
+        "weakest_campaign_block_recall": weakest.block_recall if weakest else math.nan,
+        "weakest_campaign": weakest.group if weakest else None,
+        "pair_recall": rep.pair_recall,
+        "flagged_purity": rep.flagged_purity,
+        "n_evaluated": rep.n_evaluated,
+        "n_farm": rep.n_farm,
+        "populations": {
+            p.population: {"n": p.n, "block": p.block_rate, "flag": p.flag_rate}
+            for p in rep.populations
+        },
+        "groups": {
+            g.group: {"n": g.n, "block": g.block_recall, "flag": g.flag_recall} for g in rep.groups
+        },
+    }
+
+
+def run_dataset(
+    path: Path,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    modes: tuple[str, ...] = MODES,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every method in every mode on one labelled dataset directory."""
+    from linkage.baselines import run_baseline
+    from linkage.evaluate import evaluate
+    from linkage.pipeline import prepare, score_prepared
+    from linkage.score.train import fit_frame
+    from linkage.settings import Settings
+
+    settings = Settings(seed=seed)
+    t0 = time.perf_counter()
+    prep = prepare(path, settings=settings, keep_prompts=False)
+    labels = prep.dataset.labels
+    if labels is None:
+        raise ValueError(f"{path} has no labels table")
+    t_prep = time.perf_counter() - t0
+    outputs: dict[str, pd.DataFrame] = {}
+    timings: dict[str, float] = {}
+    for m in methods:
+        t1 = time.perf_counter()
+        if m == "linkage":
+            sc = score_prepared(prep, settings=settings)
+            outputs[m] = sc.accounts[["account_id", "score", "level", "cluster_id"]].copy()
+        else:
+            outputs[m] = run_baseline(
+                m, edges=prep.ids.edges, features=prep.ids.features, seed=seed
+            )
+        timings[m] = round(time.perf_counter() - t1 + (t_prep if m == "linkage" else 0.0), 2)
+        if progress:
+            progress(f"  {m}: {timings[m]:.1f} s")
+
+    result: dict[str, Any] = {"timings_s": timings, "prepare_s": round(t_prep, 2), "modes": {}}
+    if "oob" in modes:
+        result["modes"]["oob"] = {m: _summary(evaluate(o, labels)) for m, o in outputs.items()}
+    if "labels" in modes:
+        half = group_halves(labels, seed=seed)
+        lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates(
+            "account_id"
+        )
+        pop = lab.set_index("account_id")["population"].astype("string").fillna("")
+        y_all = pd.to_numeric(lab.set_index("account_id")["is_farm"], errors="coerce")
+        res: dict[str, Any] = {}
+        for m, o in outputs.items():
+            o = o.assign(account_id=o["account_id"].astype(str))
+            h = half.reindex(o["account_id"]).to_numpy()
+            y = y_all.reindex(o["account_id"]).to_numpy()
+            grey = pop.reindex(o["account_id"]).fillna("").str.startswith("grey").to_numpy()
+            train = (h == 0) & ~np.isnan(y) & ~grey
+            if m == "linkage":
+                X = prep.X
+                idx = X.index.astype(str)
+                tr = pd.Series(train, index=o["account_id"]).reindex(idx).fillna(False).to_numpy()
+                yy = pd.Series(y, index=o["account_id"]).reindex(idx).to_numpy()
+                if len(np.unique(yy[tr])) < 2:
+                    continue
+                model = fit_frame(prep, tr, yy[tr].astype(int), settings=settings)
+                sc = score_prepared(prep, settings=settings, model=model)
+                scored = sc.accounts[["account_id", "score", "level", "cluster_id"]].copy()
+            else:
+                if len(np.unique(y[train])) < 2:
+                    continue
+                s = o["score"].to_numpy(dtype=float)
+                scored = o.copy()
+                scored["level"] = relevel(s[train], y[train].astype(int), s)
+            in_test = half.reindex(scored["account_id"].astype(str)).to_numpy() == 1
+            scored = scored.loc[in_test]
+            res[m] = _summary(evaluate(scored, labels))
+        result["modes"]["labels"] = res
+    return result
+
+
+# -- rendering -------------------------------------------------------------------
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{nd}f}"
+
+
+def _pct(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{100 * x:.1f}%"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    lines = [
+        f"# Quality suite ({res['created_at']}, commit {res.get('commit', '?')})",
+        "",
+        "Every row as measured, low ones included. `oob` = out of the box (no labels); "
+        "`labels` = trained on the labels of half the groups, scored on the other half. "
+        "worst legit = highest block rate over legit populations; weakest campaign = lowest "
+        "block recall over farm groups; pair R = same-campaign pairs sharing a cluster; "
+        "purity = farm share of flagged clustered accounts. External data: validation only.",
+        "",
+        "| dataset | mode | method | AP | ROC AUC | R@1%FPR | block P / R | worst legit block | weakest campaign R | pair R | purity |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ds in res["datasets"]:
+        if "error" in ds:
+            lines.append(f"| {ds['name']} | – | – | error: {ds['error']} | | | | | | | |")
+            continue
+        for mode, per in ds["modes"].items():
+            for m, s in per.items():
+                name = f"**{m}**" if m == "linkage" else m
+                lines.append(
+                    f"| {ds['name']} | {mode} | {name} | {_f(s['ap'])} | {_f(s['roc_auc'])} | "
+                    f"{_f(s['recall_at_1pct_fpr'])} | {_f(s['block_precision'])} / {_f(s['block_recall'])} | "
+                    f"{_pct(s['worst_legit_block'])} ({s['worst_legit_population'] or '–'}) | "
+                    f"{_f(s['weakest_campaign_block_recall'])} ({s['weakest_campaign'] or '–'}) | "
+                    f"{_f(s['pair_recall'])} | {_f(s['flagged_purity'])} |"
+                )
+    if res.get("lofo"):
+        lines += ["", "## Leave-one-family-out (supervised model, own generator)", ""]
+        lines += [
+            "| left out | kind | n | block rate (farm: recall) | flag rate |",
+            "|---|---|---|---|---|",
+        ]
+        for r in res["lofo"]["rows"]:
+            lines.append(
+                f"| {r['family']} | {r['kind']} | {r['n']} | {_pct(r['block'])} | {_pct(r['flag'])} |"
+            )
+        lines.append(f"\nWorst family: **{res['lofo']['worst']}**")
+    return "\n".join(lines) + "\n"
+
+
+def _json_ready(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def run_suite(
+    specs: list[DatasetSpec],
+    *,
+    cache: Path,
+    methods: tuple[str, ...] = METHODS,
+    modes: tuple[str, ...] = MODES,
+    seed: int = 0,
+    lofo: bool = False,
+    progress: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "datasets": [],
+    }
+    for spec in specs:
+        if progress:
+            progress(f"{spec.name} …")
+        entry: dict[str, Any] = {"name": spec.name, "family": spec.family}
+        try:
+            path = ensure_dataset(spec, cache)
+            entry.update(
+                run_dataset(path, methods=methods, modes=modes, seed=seed, progress=progress)
+            )
+        except Exception as exc:  # one broken dataset must not hide the others
+            log.exception("dataset %s failed", spec.name)
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        res["datasets"].append(entry)
+    if lofo:
+        from bench.lofo import leave_one_family_out
+
+        res["lofo"] = leave_one_family_out(cache=cache, progress=progress)
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="CI smoke: two tiny worlds")
+    ap.add_argument("--full", action="store_true", help="own and red-team worlds at scale 0.3")
+    ap.add_argument("--no-external", action="store_true", help="leave ../shared/external out")
+    ap.add_argument(
+        "--dataset", type=Path, action="append", default=[], help="extra labelled dataset dir"
+    )
+    ap.add_argument("--only-datasets", action="store_true", help="only the --dataset dirs")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--lofo", action="store_true", help="also leave-one-family-out")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "quality")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--name", default="quality", help="output file stem")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    specs = (
+        []
+        if args.only_datasets
+        else default_specs(quick=args.quick, external=not args.no_external, full=args.full)
+    )
+    specs += [DatasetSpec(f"user {d.name}", "user", path=d) for d in args.dataset]
+    res = run_suite(
+        specs,
+        cache=args.cache,
+        methods=tuple(args.methods.split(",")),
+        modes=tuple(args.modes.split(",")),
+        seed=args.seed,
+        lofo=args.lofo,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(_json_ready(res), indent=1) + "\n")
+    md = render_markdown(res)
+    (args.out / f"{args.name}.md").write_text(md)
+    print(md)
+    return res
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,282 @@
+"""The out-of-the-box score: coordination evidence in nats, with no training.
+
+A provider's data is not our generator's, so the default score is built from
+quantities that mean the same thing on any data set, each bounded so that no single
+cue decides, and each shown in the evidence:
+
+1. **Coordination** (is this a group run by one hand?). For each *independent family*
+   of identifiers -- network, payment, device, e-mail, prompt templates, sign-up time,
+   and every provider-specific kind of the ``identifiers`` table on its own -- the
+   cluster's median member's ties to the rest of the cluster,
+   ``L_f(u) = sum_{i in f} ln(N/df_i) * a_ui * (m_ic - 1) / (df_i - 1)`` nats: the
+   information shared beyond chance (an identifier held by ``df`` of ``N`` accounts is
+   shared by chance with probability ``df/N``). A family counts at most
+   ``kappa = ln(N)/2`` nats (half the information that singles out one account among
+   ``N``: one family can make a group look related, never prove it), and it
+   *corroborates* when it reaches ``kappa/2``. The coordination term is
+   ``2 * clip((sum_f min(L_f, kappa) - kappa) / kappa, -1, 1)``: -2 nats for a group held
+   by less than one family, +2 for two families or more.
+2. **Concealment against openness** (does the group hide who runs it?). Farms hide;
+   companies, classes and families are open about what they share. Concealment cues,
+   +1 nat each at full strength (member shares): the group's network ties are shared
+   with outsiders (residential proxies exit through strangers' homes), fingerprint
+   churn, throwaway mail (disposable domains, aliases), no payment method. Openness
+   cues, -1 nat each: one organisation domain that most members sign up with, one card
+   that most members openly share.
+3. **Extraction** (is the group's traffic unusual *for this provider*?). Each cue is the
+   percentile of the cluster's mean among the data set's own accounts with traffic,
+   mapped to ``2p - 1`` nats: volume, reasoning elicitation, template concentration,
+   answer length. A chance baseline from the data itself: nothing is learnt from
+   another world.
+4. **Prior** -1 nat: most coordinated groups are not farms.
+
+Corroboration gates the level: an account in no cluster (no family) stays below
+``review``; a cluster held together by one family stays below ``block``.
+
+Missing is not zero: a cue the data set cannot have (no requests, no payment
+fingerprints, no device fingerprints, no e-mails) is absent from the sum (its term is
+0) and listed in :attr:`Coordination.missing`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from linkage.detect.leiden import Clustering, incidence_ties
+from linkage.graph.build import AccountGraph
+
+# identifier kind -> independent family (extra kinds ``x:<kind>`` are each their own)
+FAMILY_OF_KIND: dict[str, str] = {
+    "ip": "network",
+    "subnet": "network",
+    "payment": "payment",
+    "device": "device",
+    "user_agent": "device",
+    "email": "email",
+    "email_domain": "email",
+    "template": "template",
+}
+TIMING_FAMILY = "signup_time"
+PRIOR = -1.0
+COORD_SCALE = 2.0
+CONCEAL_CUES = ("proxy_exposure", "fingerprint_churn", "throwaway_mail")
+OPEN_CUES = ("org_domain", "shared_card")
+EXTRACTION_CUES = ("volume", "reasoning", "template_focus", "answer_length")
+EXTRACTION_SCALE = 8.0  # nats per unit of mean percentile above the top quartile
+EXTRACTION_FLOOR = 0.75  # "far above normal use": the group's traffic must sit in the top quarter
+MIN_REQUESTS_FOR_CHURN = 5  # fingerprint churn says nothing about an account with 1-4 calls
+TERMS: tuple[str, ...] = (
+    "coordination",
+    *(f"conceal_{c}" for c in CONCEAL_CUES),
+    *(f"open_{c}" for c in OPEN_CUES),
+    "extraction",
+)
+
+
+def family_of(kind: str) -> str:
+    if kind.startswith("x:"):
+        return kind
+    return FAMILY_OF_KIND.get(kind, f"other:{kind}")
+
+
+@dataclass
+class Coordination:
+    """Per-account terms (log-odds, nats) and the evidence behind them."""
+
+    terms: pd.DataFrame  # index account_id (vertex order), columns TERMS
+    family_nats: pd.DataFrame  # index account_id, one column per family: cluster median ties
+    corroboration: np.ndarray  # per account: families reaching kappa / 2
+    kappa: float
+    missing: list[str] = field(default_factory=list)  # cues the data set cannot have
+
+    @property
+    def logit(self) -> np.ndarray:
+        return self.terms.to_numpy().sum(axis=1) + PRIOR
+
+
+def _labels(clustering: Clustering) -> np.ndarray:
+    cl = clustering.cluster
+    n = len(cl)
+    return np.where(cl >= 0, cl, len(clustering.cluster_ids) + np.arange(n))
+
+
+def _median_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per account: the median of ``x`` over its label."""
+    s = pd.Series(x).groupby(label).transform("median")
+    return s.to_numpy(dtype=float)
+
+
+def _mean_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per account: the mean of ``x`` over its label, ignoring NaN (NaN if all are)."""
+    s = pd.Series(x).groupby(label).transform("mean")
+    return s.to_numpy(dtype=float)
+
+
+def _timing_ties(
+    created: np.ndarray, label: np.ndarray, n_ref: int, clustered: np.ndarray
+) -> np.ndarray:
+    """Ties through the sign-up hour, like an identifier held by everyone created that hour."""
+    ok = ~np.isnan(created) & clustered
+    out = np.zeros(len(created))
+    if not ok.any():
+        return out
+    bucket = np.floor(np.where(np.isnan(created), 0, created) / 3600.0).astype(np.int64)
+    allk = ~np.isnan(created)
+    df = pd.Series(bucket[allk]).value_counts()
+    d = df.reindex(bucket).to_numpy(dtype=float)
+    key = pd.Series(bucket[ok]).astype(str) + ":" + pd.Series(label[ok]).astype(str)
+    m = key.map(key.value_counts()).to_numpy(dtype=float)
+    dd = d[ok]
+    idf = np.log(n_ref / np.maximum(dd, 1))
+    out[ok] = np.where(dd >= 2, idf * (m - 1) / np.maximum(dd - 1, 1), 0.0)
+    return out
+
+
+def _percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Mid-rank percentile of each value among the reference values (NaN stays NaN)."""
+    ref = np.sort(ref[~np.isnan(ref)])
+    out = np.full(len(values), np.nan)
+    if not len(ref):
+        return out
+    ok = ~np.isnan(values)
+    lo = np.searchsorted(ref, values[ok], side="left")
+    hi = np.searchsorted(ref, values[ok], side="right")
+    out[ok] = (lo + hi) / (2.0 * len(ref))
+    return out
+
+
+def coordination(ag: AccountGraph, clustering: Clustering, features: pd.DataFrame) -> Coordination:
+    """The coordination terms of every account (vertex order of ``ag``)."""
+    accounts = ag.accounts
+    n = len(accounts)
+    label = _labels(clustering)
+    clustered = clustering.cluster >= 0
+    kappa = float(np.log(ag.n_reference)) / 2.0
+    f = features.reindex(accounts)
+
+    def col(name: str) -> np.ndarray:
+        return f[name].to_numpy(dtype=float) if name in f.columns else np.full(n, np.nan)
+
+    # -- 1. coordination per family ----------------------------------------------
+    inc = ag.incidence
+    fam_cols: dict[str, np.ndarray] = {}
+    exposure_in = np.zeros(n)
+    exposure_out = np.zeros(n)
+    if not inc.empty:
+        inside, outside = incidence_ties(ag, np.where(clustered, label, -1))
+        kinds = inc["kind"].astype("category")
+        fams = np.asarray([family_of(str(k)) for k in kinds.cat.categories], dtype=object)
+        row_fam = fams[kinds.cat.codes.to_numpy()]
+        acc = inc["acc"].to_numpy()
+        for fam in sorted(set(fams)):
+            sel = row_fam == fam
+            fam_cols[fam] = np.bincount(acc[sel], weights=inside[sel], minlength=n)
+        # exposure: the group's *IP* ties shared with outsiders (a /24 is shared by design)
+        net = (inc["kind"] == "ip").to_numpy()
+        exposure_in = np.bincount(acc[net], weights=inside[net], minlength=n)
+        exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
+    fam_cols[TIMING_FAMILY] = _timing_ties(col("created_ts"), label, ag.n_reference, clustered)
+    family_nats = pd.DataFrame(
+        {fam: np.where(clustered, _median_by(label, v), 0.0) for fam, v in fam_cols.items()},
+        index=accounts,
+    )
+    capped = np.minimum(family_nats.to_numpy(), kappa) if len(fam_cols) else np.zeros((n, 0))
+    total = capped.sum(axis=1)
+    corroboration = (
+        (family_nats.to_numpy() >= kappa / 2).sum(axis=1) if len(fam_cols) else np.zeros(n)
+    )
+    coord = COORD_SCALE * np.clip((total - kappa) / max(kappa, 1e-9), -1.0, 1.0)
+
+    terms = pd.DataFrame(index=accounts)
+    terms["coordination"] = coord
+    missing: list[str] = []
+
+    def cue(name: str, x: np.ndarray, sign: float) -> None:
+        v = _mean_by(label, x)
+        if np.isnan(x).all():
+            missing.append(name)
+        terms[name] = sign * np.nan_to_num(v, nan=0.0)
+
+    # -- 2. concealment against openness -------------------------------------------
+    with np.errstate(invalid="ignore", divide="ignore"):
+        net_tot = exposure_in + exposure_out
+        exposure = np.where(net_tot > 0, exposure_out / net_tot, np.nan)
+    cue("conceal_proxy_exposure", exposure, +1.0)
+    n_req = col("n_requests")
+    n_dev = col("n_devices")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        churn = np.where(
+            np.nan_to_num(n_req, nan=0.0) >= MIN_REQUESTS_FOR_CHURN,
+            (n_dev - 1) / (n_req - 1),
+            np.nan,
+        )
+    cue("conceal_fingerprint_churn", np.clip(churn, 0, 1), +1.0)
+    throw = np.fmax(col("email_disposable"), col("email_alias"))
+    cue("conceal_throwaway_mail", throw, +1.0)
+    cue("open_org_domain", _majority_share(ag, label, "email_domain", col("email_freemail")), -1.0)
+    cue("open_shared_card", _majority_share(ag, label, "payment", None), -1.0)
+
+    # -- 3. extraction relative to this provider's own accounts --------------------
+    active = np.nan_to_num(n_req, nan=0.0) > 0
+    pcts = []
+    for name, raw in (
+        ("volume", np.log1p(n_req)),
+        ("reasoning", col("reasoning_share")),
+        ("template_focus", col("template_top_share")),
+        ("answer_length", np.log1p(col("mean_response_tokens"))),
+    ):
+        x = np.where(active, raw, np.nan)
+        if np.isnan(x).all():
+            missing.append(f"extraction:{name}")
+            continue
+        pcts.append(_percentile(_mean_by(label, x), x))
+    if pcts:
+        stack = np.vstack(pcts)
+        cnt = (~np.isnan(stack)).sum(axis=0)
+        pbar = np.where(cnt > 0, np.nansum(stack, axis=0) / np.maximum(cnt, 1), np.nan)
+        terms["extraction"] = np.nan_to_num(EXTRACTION_SCALE * (pbar - EXTRACTION_FLOOR), nan=0.0)
+    else:
+        terms["extraction"] = 0.0
+
+    # singletons carry no group evidence at all: only their cluster-of-one terms
+    terms.loc[~clustered, "coordination"] = -COORD_SCALE
+    terms.index.name = "account_id"
+    return Coordination(
+        terms=terms[list(TERMS)].astype(float),
+        family_nats=family_nats,
+        corroboration=np.where(clustered, corroboration, 0).astype(np.int64),
+        kappa=kappa,
+        missing=missing,
+    )
+
+
+def _majority_share(
+    ag: AccountGraph, label: np.ndarray, kind: str, exclude: np.ndarray | None
+) -> np.ndarray:
+    """Per account: 1 if it holds a ``kind`` value shared by at least half its cluster.
+
+    ``exclude`` (per account, 1 = excluded, e.g. freemail domains) zeroes accounts whose
+    value is not an organisation's. NaN for every account when no account has the kind.
+    """
+    n = len(label)
+    inc = ag.incidence
+    sel = (inc["kind"] == kind).to_numpy() if not inc.empty else np.zeros(0, bool)
+    if not sel.any():
+        return np.full(n, np.nan)
+    acc = inc["acc"].to_numpy()[sel]
+    ident = inc["ident"].to_numpy()[sel]
+    lab = label[acc]
+    size = np.bincount(label, minlength=label.max() + 1)
+    pairs = pd.DataFrame({"lab": lab, "ident": ident, "acc": acc}).drop_duplicates(
+        ["lab", "ident", "acc"]
+    )
+    cnt = pairs.groupby(["lab", "ident"])["acc"].transform("size").to_numpy()
+    major = (cnt >= np.maximum(2, np.ceil(size[pairs["lab"].to_numpy()] / 2))).astype(float)
+    out = np.zeros(n)
+    np.maximum.at(out, pairs["acc"].to_numpy(), major)
+    if exclude is not None:
+        out = np.where(np.nan_to_num(exclude, nan=0.0) > 0, 0.0, out)
+    return out
