@@ -129,7 +129,7 @@ def _threshold_at_fpr(score: np.ndarray, y: np.ndarray, fpr: float) -> float:
     legit = np.sort(score[y == 0])
     if not len(legit):
         return float(np.min(score)) if len(score) else 0.5
-    k = int(math.floor(fpr * len(legit)))
+    k = math.floor(fpr * len(legit))
     # flag score >= t; allow at most k legit at or above t
     t = legit[len(legit) - k - 1] if k < len(legit) else legit[0]
     return float(np.nextafter(t, np.inf))
