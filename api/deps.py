@@ -77,10 +77,10 @@ async def authenticate(request: Request, token: str) -> ApiKey:
     by_client.fail(client)
     parsed = parse_token(token)
     if parsed is not None:
-        by_key.fail(parsed[0])
         wait = by_key.retry_after(parsed[0])
         if wait is not None:
             raise _too_many(wait, metrics, "key")
+        by_key.fail(parsed[0])
     metrics.inc("linkage_auth_failures_total", {"outcome": "invalid"})
     raise ApiError(401, "unauthorized", "invalid or revoked API key", headers=_CHALLENGE)
 
