@@ -60,6 +60,10 @@ class WatermarkKeys:
         self._lock = threading.Lock()
         self._active: dict[str, str] = {}  # cluster -> active key id (cache)
 
+    def forget(self) -> None:
+        """Drop the cache of active keys (a rotation was made elsewhere)."""
+        self._active = {}
+
     def active(self, cluster_id: str) -> str | None:
         """The cluster's active key id (None if it has none)."""
         kid = self._active.get(cluster_id)
