@@ -191,3 +191,16 @@ def test_bad_inputs_refused() -> None:
         evaluate(pd.concat([scores, scores.iloc[:1]]), labels)
     with pytest.raises(ValueError, match="lacks"):
         evaluate(scores.drop(columns=["level"]), labels)
+
+
+def test_pair_recall_counts_same_group_pairs_sharing_a_cluster():
+    from linkage.evaluate import pair_recall
+
+    # group g: 4 accounts, 3 in cluster a (3 pairs) + 1 unclustered -> 3 of 6 pairs
+    g = pd.Series(["g", "g", "g", "g", None])
+    c = pd.Series(["a", "a", "a", None, "a"])
+    assert pair_recall(c, g) == pytest.approx(0.5)
+    assert np.isnan(pair_recall(c, pd.Series([None] * 5)))
+    # two groups split across two clusters: 1 + 1 of 1 + 1 pairs
+    assert pair_recall(pd.Series(["a", "a", "b", "b"]), pd.Series(["x", "x", "y", "y"])) == 1.0
+    assert pair_recall(pd.Series(["a", "b", "a", "b"]), pd.Series(["x", "x", "y", "y"])) == 0.0
