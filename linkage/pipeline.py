@@ -52,6 +52,18 @@ class Timer:
     stages: dict[str, float] = field(default_factory=dict)
     progress: Progress | None = None
 
+    def steps(self, name: str) -> Callable[[int, int, str], None] | None:
+        """A ``(done, total, what)`` callback for the steps of stage ``name``: each
+        becomes one progress message ``"name: done/total what"`` (the CLI draws a bar)."""
+        progress = self.progress
+        if progress is None:
+            return None
+
+        def step(done: int, total: int, what: str) -> None:
+            progress(f"{name}: {done}/{total} {what}")
+
+        return step
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if self.progress:
@@ -63,7 +75,9 @@ class Timer:
             release_memory()  # a stage's freed temporaries must not add to the next one's peak
             dt = time.perf_counter() - t0
             self.stages[name] = self.stages.get(name, 0.0) + dt
-            log.info("stage %s: %.2f s", name, dt)
+            # once: the progress callback already showed the stage; the log is for
+            # library use without one (and --verbose)
+            log.log(logging.DEBUG if self.progress else logging.INFO, "stage %s: %.2f s", name, dt)
 
 
 @dataclass
@@ -108,7 +122,12 @@ def prepare(
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)
     with timer.stage("identifiers"):
-        ids = extract(ds, settings=settings.identifiers, seed=settings.seed)
+        ids = extract(
+            ds,
+            settings=settings.identifiers,
+            seed=settings.seed,
+            progress=timer.steps("identifiers"),
+        )
         if not keep_prompts and "prompt" in ds.requests.columns:
             ds = dataclasses.replace(ds, requests=ds.requests.drop(columns=["prompt"]))
     verdicts = latest_verdicts(feedback)
@@ -329,7 +348,12 @@ def _run_baseline(
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)
     with timer.stage("identifiers"):
-        ids = extract(ds, settings=settings.identifiers, seed=settings.seed)
+        ids = extract(
+            ds,
+            settings=settings.identifiers,
+            seed=settings.seed,
+            progress=timer.steps("identifiers"),
+        )
     with timer.stage("detect"):
         res = run_baseline(method, edges=ids.edges, features=ids.features, seed=settings.seed)
     res = res.copy()

@@ -18,6 +18,7 @@ signal modules as the dataset's own Series.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,8 +93,35 @@ def _to_float(values: pd.Series) -> np.ndarray:
     )
 
 
-def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) -> Identifiers:
-    """Normalise every identifier, aggregate requests and build edges and features."""
+#: The steps of :func:`extract`, as its ``progress`` callback names them.
+EXTRACT_STEPS = (
+    "IPs and subnets",
+    "devices",
+    "prompt templates",
+    "prompt signals",
+    "tokens and timing",
+    "sign-up attributes",
+    "extra identifiers",
+    "edges",
+)
+
+
+def extract(
+    dataset: Dataset,
+    *,
+    settings: IdentifierSettings,
+    seed: int = 0,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Identifiers:
+    """Normalise every identifier, aggregate requests and build edges and features.
+
+    ``progress(done, total, what)`` is called as each of the stage's steps starts.
+    """
+
+    def step(k: int, what: str) -> None:
+        if progress is not None:
+            progress(k, len(EXTRACT_STEPS), what)
+
     # Imported here so the normalisers stay importable without the template machinery.
     from linkage.identifiers.prompts import prompt_signals
     from linkage.identifiers.templates import assign_templates, factorize_text
@@ -126,6 +154,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         distinct[known == 0] = np.nan
         return distinct, top, known
 
+    step(0, EXTRACT_STEPS[0])
     # 2-3. IPs and subnets (request ∪ sign-up)
     req_ip = Coded.of(column(requests, "ip")).map_values(normalize_ip)
     sign_ip = Coded.of(column(accounts, "signup_ip")).map_values(normalize_ip)
@@ -159,6 +188,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     )
     del sub_pairs, req_sub
 
+    step(1, EXTRACT_STEPS[1])
     # devices (request ∪ sign-up)
     req_dev = Coded.of(column(requests, "device_fingerprint")).map_values(normalize_fingerprint)
     sign_dev = Coded.of(column(accounts, "device_fingerprint")).map_values(normalize_fingerprint)
@@ -180,6 +210,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     )
     del dev_pairs, req_dev
 
+    step(2, EXTRACT_STEPS[2])
     # templates (the prompt column is passed as is, never copied); the heaviest part of the
     # stage, so the pages freed so far go back first
     release_memory()
@@ -209,6 +240,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     templates = _templates_frame(assignment.templates, tpl_pairs, tpl.values)
     del tpl_pairs, tpl
 
+    step(3, EXTRACT_STEPS[3])
     # prompt signals: reasoning and topic
     signals = prompt_signals(prompts, factorized=factorized)
     prompt_known = prompts.notna().to_numpy()
@@ -224,6 +256,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     feats["topic_top_share"] = ratio(top_topic, known_topic)
     del topic_pairs, topic
 
+    step(4, EXTRACT_STEPS[4])
     # response tokens
     tokens = _to_float(column(requests, "response_tokens")) if n_req else np.empty(0)
     ok = (acc >= 0) & ~np.isnan(tokens)
@@ -244,6 +277,7 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
     feats["signup_to_first_hours"] = (first_ns - created_ns.astype(np.float64)) / NS_PER_HOUR
     feats["signup_to_first_hours"][created_ns == NAT] = np.nan
 
+    step(5, EXTRACT_STEPS[5])
     # sign-up only attributes: e-mail, payment, user agent
     mail = normalize_emails(column(accounts, "email"))
     for name in ("disposable", "alias", "freemail"):
@@ -277,10 +311,12 @@ def extract(dataset: Dataset, *, settings: IdentifierSettings, seed: int = 0) ->
         signup_pairs(ua, created_ns), "user_agent", ua.values, account_arrow
     )
 
+    step(6, EXTRACT_STEPS[6])
     # optional identifiers table
     extra = extra_identifier_edges(dataset.identifiers, account_ids)
     for kind, part in extra.groupby("kind", sort=True):
         parts[str(kind)] = part
+    step(7, EXTRACT_STEPS[7])
     edges = order_edges(parts)
 
     features = pd.DataFrame(
