@@ -4,7 +4,8 @@ A SQLite file store is
 
 * created ``0600`` (it holds e-mails and IPs; SQLite gives its ``-wal``/``-shm``
   files the same mode), and an existing group/world-readable file is tightened;
-* opened ``mode=rw`` once it exists, so a store file deleted under a running
+* opened ``mode=ro`` on a read-only filesystem (reads are served, writes fail);
+* otherwise opened ``mode=rw`` once it exists, so a store file deleted under a running
   service is **not** silently recreated empty;
 * watched: every connection checkout compares the file's (device, inode) with the
   one opened, so a deleted or replaced file turns reads and writes into a
@@ -133,6 +134,14 @@ def make_engine(url: str, *, echo: bool = False) -> tuple[Engine, Path | None]:
         path = path.resolve() if path.parent.is_dir() else path
         if not path.parent.is_dir():
             raise StoreError(f"cannot open store {url!r}: directory {path.parent} does not exist")
+        read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+        if read_only and path.exists():
+            # serve reads; every write fails (HTTP 503) and /readyz reports it
+            log.warning("store %s is on a read-only filesystem: writes will fail", path)
+            # immutable: a WAL store has no -shm to share on a read-only filesystem
+            ro_url = f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true"
+            engine = create_engine(ro_url, echo=echo, connect_args=connect_args)
+            return engine, path
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
             os.close(fd)  # an empty file is an empty SQLite database

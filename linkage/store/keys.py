@@ -18,10 +18,12 @@ thread, as before) and are re-hashed to HMAC on their first success.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -91,15 +93,18 @@ def load_server_secret(db_path: Path | None) -> bytes:
             "API keys need a server secret: set LINKAGE_KEY_SECRET or LINKAGE_KEY_SECRET_FILE"
         )
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+        fd = -1 if path.exists() else os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
     except FileExistsError:
-        pass
+        fd = -1
     except OSError as exc:
         raise StoreError(f"cannot create key secret {path}: {exc}") from None
-    else:
+    if fd >= 0:
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32).hex().encode())
     try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            with contextlib.suppress(OSError):  # read-only filesystem: use it as it is
+                os.chmod(path, FILE_MODE)  # a credential: never group/world readable
         data = path.read_bytes().strip()
     except OSError as exc:
         raise StoreError(f"cannot read key secret {path}: {exc}") from None
