@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from api.config import ServiceSettings
+from api.docs_ui import install_docs
 from api.errors import install_error_handlers
 from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -51,6 +52,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from packaged assets (works offline)
+        redoc_url=None,  # ReDoc only loads from a CDN
     )
     app.state.settings = settings
     app.state.store = store
@@ -63,6 +66,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         settings.auth_fail_limit, settings.auth_fail_window_seconds
     )
     install_error_handlers(app)
+    install_docs(app)
 
     v1 = APIRouter(prefix="/v1")
     for module in (clusters, accounts, signups, feedback, audit):

@@ -80,3 +80,15 @@ def test_non_utf8_body_gets_the_documented_message(env: Env) -> None:
     )
     err = assert_error(r, 400, "bad_request")
     assert err["message"] == "request body is not valid UTF-8"
+
+
+def test_docs_page_works_offline(env: Env) -> None:
+    page = env.client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn." not in page.text and "https://" not in page.text.split("<body>")[0]
+    assert "/docs/assets/swagger-ui-bundle.js" in page.text
+    js = env.client.get("/docs/assets/swagger-ui-bundle.js")
+    css = env.client.get("/docs/assets/swagger-ui.css")
+    assert js.status_code == 200 and len(js.content) > 100_000 and b"SwaggerUIBundle" in js.content
+    assert css.status_code == 200 and b".swagger-ui" in css.content
+    assert env.client.get("/openapi.json").status_code == 200
