@@ -112,15 +112,28 @@ def ensure_dataset(spec: DatasetSpec, cache: Path) -> Path:
 
 
 def group_halves(labels: pd.DataFrame, *, seed: int = 0) -> pd.Series:
-    """account_id -> 0/1 half, by a seeded CRC of the group (ungrouped: of the account)."""
+    """account_id -> 0/1 half, by group (never by account; ungrouped: each account alone).
+
+    Farm groups and legit groups are dealt out separately and alternately in the order of
+    a seeded CRC of their names, so each half gets half of the campaigns even when a world
+    has only two or three of them.
+    """
     lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates("account_id")
     grp = (
         lab["group"].astype("string")
         if "group" in lab.columns
-        else pd.Series(pd.NA, index=lab.index)
+        else pd.Series(pd.NA, index=lab.index, dtype="string")
     )
-    key = grp.where(grp.notna() & (grp != ""), "acct:" + lab["account_id"])
-    half = key.map(lambda k: zlib.crc32(f"{seed}:{k}".encode()) & 1)
+    key = grp.where(grp.notna() & (grp != ""), "acct:" + lab["account_id"]).astype(str)
+    farm = pd.to_numeric(lab["is_farm"], errors="coerce").fillna(0).astype(int)
+    half = pd.Series(0, index=lab.index, dtype=np.int64)
+    for cls in (0, 1):
+        keys = pd.unique(key[farm == cls])
+        order = sorted(keys, key=lambda k: (zlib.crc32(f"{seed}:{k}".encode()), k))
+        start = zlib.crc32(f"{seed}:start:{cls}".encode()) & 1
+        side = {k: (start + i) % 2 for i, k in enumerate(order)}
+        sel = farm == cls
+        half[sel] = key[sel].map(side).to_numpy()
     return pd.Series(half.to_numpy(dtype=np.int64), index=lab["account_id"].to_numpy())
 
 
@@ -183,6 +196,7 @@ def run_dataset(
     methods: tuple[str, ...] = METHODS,
     modes: tuple[str, ...] = MODES,
     seed: int = 0,
+    score_model: str = "coordination",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Every method in every mode on one labelled dataset directory."""
@@ -193,6 +207,9 @@ def run_dataset(
     from linkage.settings import Settings
 
     settings = Settings(seed=seed)
+    settings = settings.model_copy(
+        update={"score": settings.score.model_copy(update={"model": score_model})}
+    )
     t0 = time.perf_counter()
     prep = prepare(path, settings=settings, keep_prompts=False)
     labels = prep.dataset.labels
@@ -271,7 +288,8 @@ def _pct(x: Any) -> str:
 
 def render_markdown(res: dict[str, Any]) -> str:
     lines = [
-        f"# Quality suite ({res['created_at']}, commit {res.get('commit', '?')})",
+        f"# Quality suite ({res['created_at']}, commit {res.get('commit', '?')}, "
+        f"engine model `{res.get('score_model', 'coordination')}`)",
         "",
         "Every row as measured, low ones included. `oob` = out of the box (no labels); "
         "`labels` = trained on the labels of half the groups, scored on the other half. "
@@ -344,12 +362,14 @@ def run_suite(
     methods: tuple[str, ...] = METHODS,
     modes: tuple[str, ...] = MODES,
     seed: int = 0,
+    score_model: str = "coordination",
     lofo: bool = False,
     progress: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     res: dict[str, Any] = {
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "commit": _commit(),
+        "score_model": score_model,
         "datasets": [],
     }
     for spec in specs:
@@ -385,6 +405,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--lofo", action="store_true", help="also leave-one-family-out")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--score-model",
+        default="coordination",
+        choices=("coordination", "trained"),
+        help="the engine's out-of-the-box model (settings.score.model)",
+    )
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "quality")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     ap.add_argument("--name", default="quality", help="output file stem")
@@ -402,6 +428,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         methods=tuple(args.methods.split(",")),
         modes=tuple(args.modes.split(",")),
         seed=args.seed,
+        score_model=args.score_model,
         lofo=args.lofo,
     )
     args.out.mkdir(parents=True, exist_ok=True)
