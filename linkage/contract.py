@@ -1,4 +1,4 @@
-"""The data contract (../shared/DATA_CONTRACT.md) as data.
+"""The data contract (docs/DATA_CONTRACT.md) as data.
 
 ``TABLES`` lists every table the engine reads, its columns, their logical type,
 and whether the column must be present in the file header (``required``) and
