@@ -8,11 +8,13 @@ User errors (:class:`~linkage.errors.LinkageError`) print one clear message and 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from linkage.errors import LinkageError
 from linkage.settings import Settings
@@ -26,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
+_STATE: dict[str, bool] = {"quiet": False}  # set by the root options (-q)
 
 
 @app.callback()
@@ -33,21 +36,53 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
+    _STATE["quiet"] = quiet
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
 
 
-def _progress_printer(quiet: bool = False):
-    """A progress callback that prints each stage with the elapsed time."""
+_STEP_RE = re.compile(r"^(?P<stage>[\w -]+): (?P<done>\d+)/(?P<total>\d+)\b ?(?P<what>.*)$")
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = width if total <= 0 else min(width, round(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def _progress_printer(quiet: bool | None = None):
+    """A progress callback that prints each stage with the elapsed time (nothing with -q).
+
+    Messages ``"stage: done/total what"`` are drawn as a progress bar with the counts;
+    on a terminal the bar is redrawn in place, elsewhere each step is one line.
+    """
     import time
 
     t0 = time.perf_counter()
+    quiet = _STATE["quiet"] if quiet is None else quiet
+    tty = sys.stderr.isatty()
+    open_bar = [False]
 
     def show(msg: str) -> None:
-        if not quiet:
-            err_console.print(f"[dim]{time.perf_counter() - t0:7.1f}s[/] {msg}", highlight=False)
+        if quiet:
+            return
+        elapsed = f"{time.perf_counter() - t0:7.1f}s"
+        m = _STEP_RE.match(msg)
+        if m:
+            done, total = int(m["done"]), int(m["total"])
+            line = f"{elapsed} {m['stage']} {_bar(done, total)} {done:,}/{total:,} {m['what']}"
+            if tty:
+                sys.stderr.write("\r\x1b[2K" + line)
+                sys.stderr.flush()
+                open_bar[0] = True
+                return
+            err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+            return
+        if open_bar[0]:
+            sys.stderr.write("\n")
+            open_bar[0] = False
+        err_console.print(f"[dim]{elapsed}[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
     return show
 
@@ -172,7 +207,7 @@ def evaluate(
         Console().print(f"[bold]{name}[/]")
         Console().print(rep.to_table())
     if len(reports) > 1:
-        Console().print(compare(reports))
+        typer.echo(compare(reports))  # Markdown: printed as is, never wrapped to the terminal
     if json_out:
         json_out.write_text(json.dumps({k: v.to_dict() for k, v in reports.items()}, indent=2))
 
@@ -201,6 +236,47 @@ def explain(
         typer.echo(json.dumps(c, indent=2))
     else:
         render_cluster(c, Console())
+
+
+@app.command()
+def clusters(
+    run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
+    level: list[str] = typer.Option(
+        [], "--level", "-l", help="Only clusters of this level (repeat: block, review, clear)."
+    ),
+    limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many (0 = all)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line, no members."),
+) -> None:
+    """List the clusters of a run, highest score first: id, size, score, level, top evidence."""
+    import json
+
+    from linkage.store import load_run
+
+    rr = load_run(run)
+    rows = [c for c in rr.clusters if not level or c.get("level") in level]
+    rows.sort(key=lambda c: (-float(c.get("score") or 0), -int(c.get("size") or 0)))
+    total = len(rows)
+    if limit:
+        rows = rows[:limit]
+    for c in rows:
+        ev = c.get("evidence") or []
+        top = max(ev, key=lambda e: float(e.get("contribution") or 0)) if ev else None
+        if as_json:
+            item = {k: c.get(k) for k in ("cluster_id", "size", "score", "level")}
+            item["top_evidence"] = top["summary"] if top else None
+            typer.echo(json.dumps(item, ensure_ascii=False))
+        else:
+            summary = top["summary"] if top else "-"
+            typer.echo(
+                f"{c['cluster_id']}\t{int(c.get('size') or 0)}\t"
+                f"{float(c.get('score') or 0):.3f}\t{c.get('level')}\t{summary}"
+            )
+    if not as_json:
+        err_console.print(
+            f"{len(rows):,} of {total:,} clusters (id, size, score, level, top evidence); "
+            f"details: linkage explain {run} <cluster_id>",
+            highlight=False,
+        )
 
 
 @app.command("score-signups")
