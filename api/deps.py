@@ -19,6 +19,7 @@ bearer = HTTPBearer(
     bearerFormat="lk_<key id>_<secret>",
     description="API key created with `linkage keys create --scope …`; scopes: "
     "`read` (GET), `score` (signups), `feedback`, `metrics` (/metrics, /readyz details), "
+    "`respond` (account actions, watermark detection), "
     "`admin` (all, and the audit trail).",
 )
 

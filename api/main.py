@@ -18,7 +18,7 @@ from api.errors import install_error_handlers
 from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from api.ratelimit import FailureLimiter
-from api.routes import accounts, audit, clusters, feedback, health, metrics, signups
+from api.routes import accounts, audit, clusters, feedback, health, metrics, respond, signups
 from api.scoring import SignupService
 from linkage.store.db import Store
 
@@ -69,7 +69,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     install_docs(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (clusters, accounts, signups, feedback, audit):
+    for module in (clusters, accounts, signups, feedback, audit, respond):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -34,8 +34,8 @@ VERDICTS = ("confirmed_farm", "false_positive", "appeal_upheld")
 #: Feedback target types.
 TARGET_TYPES = ("account", "cluster")
 #: API key scopes (``admin`` implies every other scope; ``metrics``: ``/metrics`` and the
-#: details of ``/readyz``, for a scraper).
-SCOPES = ("read", "score", "feedback", "metrics", "admin")
+#: details of ``/readyz``, for a scraper; ``respond``: account actions and watermark detection).
+SCOPES = ("read", "score", "feedback", "metrics", "respond", "admin")
 
 
 class Base(DeclarativeBase):
