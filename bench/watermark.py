@@ -29,7 +29,6 @@ import hashlib
 import json
 import platform
 import random
-import re
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta
 
-from fixtures.responses import responses
+from fixtures.responses import attack, responses
 from linkage.respond.perturb import edit_budget, perturb, word_edit_fraction
 from linkage.respond.spans import protected_spans
 from linkage.respond.watermark import (
@@ -69,32 +68,6 @@ def rate(k: int, n: int) -> dict[str, float | int]:
 
 def bench_key(seed: int, i: int) -> bytes:
     return hashlib.blake2b(f"bench-key-{seed}-{i}".encode(), digest_size=32).digest()
-
-
-_TOKEN = re.compile(r"(\s+)")
-
-
-def attack(text: str, share: float, vocab: list[str], rng: random.Random) -> str:
-    """Substitute or delete (half each) ``share`` of the words at random; whitespace kept."""
-    parts = _TOKEN.split(text)
-    out: list[str] = []
-    skip_space = False
-    for p in parts:
-        if not p:
-            continue
-        if p.isspace():
-            if skip_space:
-                skip_space = False
-                continue
-            out.append(p)
-            continue
-        if rng.random() < share:
-            if rng.random() < 0.5:
-                skip_space = True  # delete the word and the space after it
-                continue
-            p = rng.choice(vocab)
-        out.append(p)
-    return "".join(out)
 
 
 def spans_ok(before: str, after: str) -> bool:

@@ -34,6 +34,7 @@ FIGURES = {
         "03_recall_per_group",
     ],
     "04_signup_verification": ["04_signup_scores", "04_attachment", "04_latency"],
+    "05_respond": ["05_side_by_side", "05_edit_budget", "05_power_curve"],
 }
 MIN_BYTES = 5 * 1024
 
