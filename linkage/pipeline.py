@@ -32,8 +32,9 @@ from linkage.explain import build_context, cluster_evidence
 from linkage.graph import AccountGraph, build_graph
 from linkage.identifiers import Identifiers, extract
 from linkage.ingest import load_dataset
-from linkage.score import LinearModel, Scores, account_features, score_accounts
-from linkage.score.coordination import Coordination, coordination
+from linkage.score import LinearModel, Scores, score_accounts
+from linkage.score.coordination import Coordination
+from linkage.score.features import model_inputs
 from linkage.score.model import load_model
 from linkage.score.scoring import FARM_VERDICTS, latest_verdicts
 from linkage.settings import Settings
@@ -143,10 +144,7 @@ def prepare(
     with timer.stage("detect"):
         clustering = detect_clusters(ag, settings=settings.detect, seed=settings.seed)
     with timer.stage("features"):
-        X = account_features(ag, clustering, ids.features)
-        coord = coordination(ag, clustering, ids.features)
-        X = X.join(coord.terms)
-        X["corroboration"] = coord.corroboration.astype(float)
+        X, coord = model_inputs(ag, clustering, ids.features)
         if coord.missing:
             log.info("signals this dataset cannot have (they move no score): %s", coord.missing)
     return Prepared(ds, ids, ag, clustering, X, timer, coord)

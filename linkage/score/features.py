@@ -201,3 +201,17 @@ def account_features(
         out[f"c_{f_}"] = cmean(out[f_].to_numpy())
     out.index.name = "account_id"
     return out[list(FEATURES)].astype(float)
+
+
+def model_inputs(
+    ag: AccountGraph, clustering: Clustering, features: pd.DataFrame
+) -> tuple[pd.DataFrame, object]:
+    """Everything a scoring model may read: :func:`account_features`, the coordination
+    terms and the corroboration count; returns ``(X, coordination)``."""
+    from linkage.score.coordination import coordination
+
+    X = account_features(ag, clustering, features)
+    coord = coordination(ag, clustering, features)
+    X = X.join(coord.terms)
+    X["corroboration"] = coord.corroboration.astype(float)
+    return X, coord

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkage.errors import ModelError
-from linkage.score import FEATURES, LinearModel, fit, level_of
+from linkage.score import LinearModel, fit, level_of
+from linkage.score.train import SUPERVISED_FEATURES as FEATURES
 from linkage.settings import ScoreSettings
 
 

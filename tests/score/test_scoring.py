@@ -7,7 +7,7 @@ import pandas as pd
 
 from linkage.detect import detect_clusters
 from linkage.graph import build_graph
-from linkage.score import LinearModel, account_features, score_accounts
+from linkage.score import LinearModel, account_features, model_inputs, score_accounts
 from linkage.score.features import FEATURES
 from linkage.settings import DetectSettings, GraphSettings, ScoreSettings
 
@@ -32,12 +32,13 @@ def _setup():
     ag = build_graph(e, accounts, settings=GraphSettings())
     cl = detect_clusters(ag, settings=DetectSettings())
     feats = pd.DataFrame(index=accounts, data={"n_requests": 10.0, "hour_entropy": 3.0})
-    return ag, cl, account_features(ag, cl, feats)
+    return ag, cl, model_inputs(ag, cl, feats)[0]
 
 
 def test_features_are_finite_for_every_account() -> None:
     ag, cl, X = _setup()
-    assert list(X.columns) == list(FEATURES)
+    assert list(account_features(ag, cl, pd.DataFrame(index=ag.accounts)).columns) == list(FEATURES)
+    assert set(FEATURES) <= set(X.columns)
     assert len(X) == ag.n_accounts and np.isfinite(X.to_numpy()).all()
     # the planted group is one cluster and only it
     f_clusters = cl.cluster[ag.accounts.get_indexer([f"f{i}" for i in range(8)])]
