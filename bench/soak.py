@@ -114,7 +114,13 @@ async def _drive(
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one_legit(i) if kind == "l" else one_attack(i)))
-    await asyncio.gather(*tasks)
+    # bounded: whatever has not answered 30 s after the last send is cancelled and counted
+    _, pending = await asyncio.wait(
+        tasks, timeout=max(0.0, t0 + duration + 30 - time.perf_counter())
+    )
+    for t in pending:
+        t.cancel()
+    legit_codes["unfinished"] += len(pending)
     wall = time.perf_counter() - t0
     await legit.aclose()
     await attacker.aclose()
