@@ -379,7 +379,14 @@ def run_suite(
         try:
             path = ensure_dataset(spec, cache)
             entry.update(
-                run_dataset(path, methods=methods, modes=modes, seed=seed, progress=progress)
+                run_dataset(
+                    path,
+                    methods=methods,
+                    modes=modes,
+                    seed=seed,
+                    score_model=score_model,
+                    progress=progress,
+                )
             )
         except Exception as exc:  # one broken dataset must not hide the others
             log.exception("dataset %s failed", spec.name)
