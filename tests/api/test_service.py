@@ -116,8 +116,6 @@ def test_openapi_documents_errors_and_security(env: Env) -> None:
         "/v1/clusters",
         "/v1/clusters/{cluster_id}",
         "/v1/accounts/{account_id}",
-        "/v1/accounts/{account_id}/action",
-        "/v1/watermark/detect",
         "/v1/signups/score",
         "/v1/feedback",
         "/v1/audit",
