@@ -148,6 +148,11 @@ def build_graph(
     key_ak = acc_code.astype(np.int64) * len(kind_names) + kind_codes
     tot = pd.Series(n_obs).groupby(key_ak).transform("sum").to_numpy()
     a = np.where(tot > 0, n_obs / np.maximum(tot, 1e-12), 0.0)
+    # provider identifiers (``x:<kind>``: friends, phones, wallets...) are attributes, not
+    # traffic: each value an account holds is wholly its own, like a sign-up attribute, so
+    # sharing 20 rare friends is 20 coincidences, not 20/k of one (k = its list length)
+    attribute_kind = np.char.startswith(kind_names.astype(str), "x:")
+    a = np.where(attribute_kind[kind_codes], 1.0, a)
 
     pair = kind_codes.astype(np.int64) * max(len(value_names), 1) + value_codes
     ident_pairs, ident_code = np.unique(pair, return_inverse=True)
