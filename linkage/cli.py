@@ -316,7 +316,9 @@ def train(
     datasets: list[Path] = typer.Argument(..., help="Labelled dataset directories to fit on."),
     out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write."),
     settings_file: Path | None = typer.Option(None, "--settings"),
-    c: float = typer.Option(1.0, "--C", help="Inverse L2 regularisation strength."),
+    c: float = typer.Option(
+        0.1, "--C", help="Inverse L2 strength of the residual on the coordination score."
+    ),
 ) -> None:
     """Fit the scoring model (standardised logistic regression) on labelled datasets."""
     from linkage.score.train import train_model

@@ -106,6 +106,64 @@ class LinearModel:
             raise ModelError(f"scoring model {path} is not JSON: {exc}") from None
 
 
+def fit_residual(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    base: tuple[str, ...],
+    base_intercept: float,
+    features: tuple[str, ...],
+    C: float = 0.1,
+    sample_weight: np.ndarray | None = None,
+    meta: dict[str, Any] | None = None,
+) -> LinearModel:
+    """Labels *on top of* a fixed base score: ``logit = sum(base) + base_intercept + b + Z @ beta``.
+
+    The ``base`` columns enter with coefficient 1 exactly as they are (the out-of-the-box
+    coordination terms, already in nats); ``beta`` on the standardised ``features`` and
+    the intercept shift ``b`` are fitted by weighted maximum likelihood with an L2 penalty
+    ``||beta||^2 / (2 C)`` that pulls the model back to the base score: with few labels
+    it stays the unsupervised score, with many it learns what the labels say.
+    """
+    from scipy.optimize import minimize
+
+    y = np.asarray(y, dtype=float)
+    if len(np.unique(y)) < 2:
+        raise ModelError("training data needs both farm and legit accounts")
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    w = w / w.sum()
+    offset = X[list(base)].to_numpy(dtype=float).sum(axis=1) + base_intercept
+    M = X[list(features)].to_numpy(dtype=float)
+    mean = M.mean(axis=0)
+    scale = M.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    Z = (M - mean) / scale
+    lam = 1.0 / (C * max(len(y), 1))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        b, beta = theta[0], theta[1:]
+        z = offset + b + Z @ beta
+        p = sigmoid(z)
+        # weighted log-loss, stable form
+        ll = np.logaddexp(0.0, z) - y * z
+        f = float(w @ ll) + 0.5 * lam * float(beta @ beta)
+        r = w * (p - y)
+        g = np.concatenate([[r.sum()], Z.T @ r + lam * beta])
+        return f, g
+
+    res = minimize(loss, np.zeros(1 + Z.shape[1]), jac=True, method="L-BFGS-B")
+    b, beta = float(res.x[0]), res.x[1:]
+    k = len(base)
+    return LinearModel(
+        (*base, *features),
+        np.r_[np.zeros(k), mean],
+        np.r_[np.ones(k), scale],
+        np.r_[np.ones(k), beta],
+        base_intercept + b,
+        {"kind": "residual-on-coordination", "C": C, **(meta or {})},
+    )
+
+
 def coordination_model() -> LinearModel:
     """The out-of-the-box model: the coordination terms summed as they are (no training).
 

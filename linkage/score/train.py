@@ -18,8 +18,14 @@ import pandas as pd
 from linkage.errors import LinkageError
 from linkage.score.coordination import TERMS
 from linkage.score.features import FEATURES
-from linkage.score.model import LinearModel, fit
+from linkage.score.model import LinearModel, fit_residual
 from linkage.settings import Settings
+
+# the supervised model builds on the out-of-the-box one: its coordination terms enter as
+# they are (coefficient 1), and labels fit a penalised residual on the account and cluster
+# features (see linkage.score.model.fit_residual)
+SUPERVISED_FEATURES: tuple[str, ...] = (*TERMS, *FEATURES)
+DEFAULT_C = 0.1
 
 
 def training_frame(
@@ -50,7 +56,7 @@ def train_model(
     datasets: Sequence[str | Path],
     *,
     settings: Settings,
-    C: float = 1.0,
+    C: float = DEFAULT_C,
     progress: Callable[[str], None] | None = None,
 ) -> LinearModel:
     frames, ys, ws = [], [], []
@@ -70,23 +76,34 @@ def train_model(
         "C": C,
         "settings": settings.model_dump(mode="json"),
     }
-    return fit(X, y, features=SUPERVISED_FEATURES, C=C, sample_weight=w, meta=meta)
+    return fit_on_coordination(X, y, C=C, sample_weight=w, meta=meta)
 
 
-# the supervised model builds on the out-of-the-box one: its coordination terms plus the
-# per-account and per-cluster features, re-weighted by the owner's labels
-SUPERVISED_FEATURES: tuple[str, ...] = (*TERMS, *FEATURES)
+def fit_on_coordination(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    C: float = DEFAULT_C,
+    sample_weight: np.ndarray | None = None,
+    meta: dict | None = None,
+) -> LinearModel:
+    from linkage.score.coordination import PRIOR
+
+    return fit_residual(
+        X,
+        y,
+        base=TERMS,
+        base_intercept=PRIOR,
+        features=FEATURES,
+        C=C,
+        sample_weight=sample_weight,
+        meta=meta,
+    )
 
 
 def fit_frame(
-    prep: object, mask: np.ndarray, y: np.ndarray, *, settings: Settings, C: float = 1.0
+    prep: object, mask: np.ndarray, y: np.ndarray, *, settings: Settings, C: float = DEFAULT_C
 ) -> LinearModel:
     """Fit on the accounts ``mask`` selects of an already prepared run (``y`` = their labels)."""
     X = prep.X.loc[mask]  # type: ignore[attr-defined]
-    return fit(
-        X,
-        y,
-        features=SUPERVISED_FEATURES,
-        C=C,
-        meta={"n_accounts": len(y), "n_farm": int(np.sum(y)), "C": C},
-    )
+    return fit_on_coordination(X, y, C=C, meta={"n_accounts": len(y), "n_farm": int(np.sum(y))})

@@ -72,3 +72,28 @@ def test_scores_stay_in_unit_interval_and_levels_are_monotone(values: list[float
     order = {"clear": 0, "review": 1, "block": 2}
     lv = [order[x] for x in level_of(np.sort(p), s)]
     assert lv == sorted(lv)
+
+
+def test_residual_fit_stays_on_the_base_score_without_evidence_and_learns_with_it() -> None:
+    from linkage.score.model import fit_residual
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    base = rng.normal(size=n)
+    signal = rng.normal(size=n)
+    noise = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(base + 2.0 * signal)))).astype(int)
+    X = pd.DataFrame({"b": base, "signal": signal, "noise": noise})
+    strong = fit_residual(
+        X, y, base=("b",), base_intercept=0.0, features=("signal", "noise"), C=1e-6
+    )
+    assert np.allclose(strong.coef[1:], 0.0, atol=1e-2)  # the penalty keeps the base score
+    assert strong.coef[0] == 1.0 and strong.mean[0] == 0.0 and strong.scale[0] == 1.0
+    learnt = fit_residual(
+        X, y, base=("b",), base_intercept=0.0, features=("signal", "noise"), C=10.0
+    )
+    assert learnt.coef[1] > 1.5  # the labels' signal (2 nats per sd) is learnt
+    assert abs(learnt.coef[2]) < 0.2
+    # the base column still enters with coefficient 1 in the saved model
+    again = LinearModel.from_dict(learnt.to_dict())
+    assert np.allclose(again.predict(X), learnt.predict(X))
