@@ -268,7 +268,84 @@ def run_dataset(
             scored = scored.loc[in_test]
             res[m] = _summary(evaluate(scored, labels))
         result["modes"]["labels"] = res
+    if "curve" in modes:
+        result["curve"] = learning_curve(prep, labels, settings=settings, seed=seed)
     return result
+
+
+CURVE_POINTS: tuple[int | None, ...] = (0, 10, 50, None)  # labelled groups; None = all
+
+
+def learning_curve(
+    prep: Any, labels: pd.DataFrame, *, settings: Any, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The engine with labels of 0, 10, 50 and all groups of the training half.
+
+    Groups (a labelled group, or an ungrouped account on its own) of the training half
+    are taken farm and legit alternately in a seeded order; the residual is fitted on
+    their accounts and everything is scored on the held-out half.
+    """
+    from linkage.evaluate import evaluate
+    from linkage.pipeline import score_prepared
+    from linkage.score.train import fit_frame
+
+    half = group_halves(labels, seed=seed)
+    lab = (
+        labels.assign(account_id=labels["account_id"].astype(str))
+        .drop_duplicates("account_id")
+        .set_index("account_id")
+    )
+    idx = prep.X.index.astype(str)
+    lab = lab.reindex(idx)
+    y = pd.to_numeric(lab["is_farm"], errors="coerce").to_numpy()
+    grey = lab["population"].astype("string").fillna("").str.startswith("grey").to_numpy()
+    grp = lab["group"].astype("string") if "group" in lab.columns else pd.Series(pd.NA, index=idx)
+    key = grp.where(grp.notna() & (grp != ""), "acct:" + pd.Series(idx, index=idx)).astype(str)
+    h = half.reindex(idx).to_numpy()
+    usable = (h == 0) & ~np.isnan(y) & ~grey
+    order: list[str] = []
+    per_cls = []
+    for cls in (1, 0):
+        ks = pd.unique(key[usable & (y == cls)])
+        per_cls.append(sorted(ks, key=lambda k: (zlib.crc32(f"{seed}:curve:{k}".encode()), k)))
+    for a, b in zip(per_cls[0], per_cls[1], strict=False):
+        order += [a, b]
+    n0, n1 = len(per_cls[0]), len(per_cls[1])
+    m = min(n0, n1)
+    order += per_cls[0][m:] + per_cls[1][m:]
+    test = h == 1
+    out = []
+    for k in CURVE_POINTS:
+        chosen = set(order if k is None else order[:k])
+        tr = usable & key.isin(chosen).to_numpy()
+        if k == 0 or len(np.unique(y[tr])) < 2:
+            model = None if k == 0 else "skip"
+        else:
+            model = fit_frame(prep, tr, y[tr].astype(int), settings=settings)
+        if model == "skip":
+            n_groups = len(order) if k is None else min(k, len(order))
+            out.append({"groups": n_groups, "skipped": "one class only"})
+            continue
+        sc = score_prepared(prep, settings=settings, model=model)
+        scored = sc.accounts[["account_id", "score", "level", "cluster_id"]].loc[test]
+        s_ = _summary(evaluate(scored, labels))
+        out.append(
+            {
+                "groups": len(order) if k is None else min(k, len(order)),
+                "accounts": int(tr.sum()),
+                **{
+                    key_: s_[key_]
+                    for key_ in (
+                        "ap",
+                        "roc_auc",
+                        "block_recall",
+                        "worst_legit_block",
+                        "worst_legit_population",
+                    )
+                },
+            }
+        )
+    return out
 
 
 # -- rendering -------------------------------------------------------------------
@@ -313,6 +390,25 @@ def render_markdown(res: dict[str, Any]) -> str:
                     f"{_pct(s['worst_legit_block'])} ({s['worst_legit_population'] or '–'}) | "
                     f"{_f(s['weakest_campaign_block_recall'])} ({s['weakest_campaign'] or '–'}) | "
                     f"{_f(s['pair_recall'])} | {_f(s['flagged_purity'])} |"
+                )
+    curves = [d for d in res["datasets"] if d.get("curve")]
+    if curves:
+        lines += [
+            "",
+            "## Learning curve (engine, labels of k groups of the training half, scored on the other half)",
+            "",
+            "| dataset | labelled groups | accounts | AP | ROC AUC | block R | worst legit block |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for d in curves:
+            for pt in d["curve"]:
+                if "skipped" in pt:
+                    lines.append(f"| {d['name']} | {pt['groups']} | – | {pt['skipped']} | | | |")
+                    continue
+                lines.append(
+                    f"| {d['name']} | {pt['groups']} | {pt['accounts']} | {_f(pt['ap'])} | "
+                    f"{_f(pt['roc_auc'])} | {_f(pt['block_recall'])} | "
+                    f"{_pct(pt['worst_legit_block'])} ({pt['worst_legit_population'] or '–'}) |"
                 )
     if res.get("lofo"):
         lines += ["", "## Leave-one-family-out (supervised model, own generator)", ""]

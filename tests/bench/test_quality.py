@@ -14,13 +14,26 @@ from bench.quality import METHODS, group_halves, main, relevel
 @pytest.mark.slow
 def test_quick_suite_writes_every_method_and_mode(tmp_path):
     out = tmp_path / "results"
-    main(["--quick", "--no-external", "--cache", str(tmp_path / "cache"), "--out", str(out)])
+    main(
+        [
+            "--quick",
+            "--no-external",
+            "--modes", "oob,labels,curve",
+            "--cache", str(tmp_path / "cache"),
+            "--out", str(out),
+        ]
+    )  # fmt: skip
     saved = json.loads((out / "quality.json").read_text())
     names = [d["name"] for d in saved["datasets"]]
     assert any(n.startswith("own") for n in names) and any(n.startswith("redteam") for n in names)
     for ds in saved["datasets"]:
         assert "error" not in ds, ds.get("error")
         assert set(ds["modes"]) == {"oob", "labels"}
+        groups = [pt["groups"] for pt in ds["curve"]]
+        assert len(groups) == 4 and groups[0] == 0 and groups == sorted(groups)
+        first = ds["curve"][0]
+        assert first["accounts"] == 0  # zero groups: the out-of-the-box model itself
+        assert first["ap"] is None or 0.0 <= first["ap"] <= 1.0
         assert set(ds["modes"]["oob"]) == set(METHODS)
         for per in ds["modes"].values():
             for s in per.values():
@@ -29,6 +42,7 @@ def test_quick_suite_writes_every_method_and_mode(tmp_path):
                     assert v is None or 0.0 <= v <= 1.0, (key, v)
     md = (out / "quality.md").read_text()
     assert md.count("| **linkage** |") == 2 * len(names)  # one row per dataset and mode
+    assert "## Learning curve" in md
 
 
 def test_group_halves_never_split_a_group():
