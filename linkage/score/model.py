@@ -115,6 +115,7 @@ def fit_residual(
     features: tuple[str, ...],
     C: float = 0.1,
     sample_weight: np.ndarray | None = None,
+    n_effective: int | None = None,
     meta: dict[str, Any] | None = None,
 ) -> LinearModel:
     """Labels *on top of* a fixed base score: ``logit = sum(base) + base_intercept + b + Z @ beta``.
@@ -122,8 +123,12 @@ def fit_residual(
     The ``base`` columns enter with coefficient 1 exactly as they are (the out-of-the-box
     coordination terms, already in nats); ``beta`` on the standardised ``features`` and
     the intercept shift ``b`` are fitted by weighted maximum likelihood with an L2 penalty
-    ``||beta||^2 / (2 C)`` that pulls the model back to the base score: with few labels
+    ``(||beta||^2 + b^2) / (2 C n)`` that pulls the model back to the base score: with few labels
     it stays the unsupervised score, with many it learns what the labels say.
+
+    ``n_effective``: the number of independent labelled units (default: accounts). The
+    members of one campaign are not independent evidence of what a farm looks like: pass
+    the number of labelled *groups* and two campaigns weigh as two, not as 800 accounts.
     """
     from scipy.optimize import minimize
 
@@ -138,7 +143,7 @@ def fit_residual(
     scale = M.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
     Z = (M - mean) / scale
-    lam = 1.0 / (C * max(len(y), 1))
+    lam = 1.0 / (C * max(n_effective if n_effective is not None else len(y), 1))
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         b, beta = theta[0], theta[1:]
@@ -146,9 +151,11 @@ def fit_residual(
         p = sigmoid(z)
         # weighted log-loss, stable form
         ll = np.logaddexp(0.0, z) - y * z
-        f = float(w @ ll) + 0.5 * lam * float(beta @ beta)
+        # the intercept shift is penalised too: which accounts get labelled is chosen, not
+        # sampled, so the labelled share of farms says little about the base rate
+        f = float(w @ ll) + 0.5 * lam * (float(beta @ beta) + b * b)
         r = w * (p - y)
-        g = np.concatenate([[r.sum()], Z.T @ r + lam * beta])
+        g = np.concatenate([[r.sum() + lam * b], Z.T @ r + lam * beta])
         return f, g
 
     res = minimize(loss, np.zeros(1 + Z.shape[1]), jac=True, method="L-BFGS-B")
