@@ -103,3 +103,28 @@ def test_terms_are_bounded(ring_run):
         if c.startswith("open_"):
             assert T[c].between(-1, 0).all(), c
     assert T["extraction"].between(-6, 2).all()
+
+
+@pytest.mark.slow
+def test_the_ring_is_the_same_cluster_among_thousands(ring_run, small_world, tmp_path):
+    """The same three accounts come out as exactly one cluster in a 30-account world and
+    inside a generated world of thousands (the information null does not depend on size)."""
+    world, _ = ring_run
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for table in ("accounts", "requests"):
+        big = pd.read_parquet(small_world / f"{table}.parquet")
+        ring = pd.read_csv(world / f"{table}.csv", dtype=str)
+        ring = ring[ring["account_id"].isin(["a00", "a01", "a02"])]
+        both = pd.concat([big.astype(str), ring], ignore_index=True)
+        both.replace({"nan": "", "None": "", "<NA>": "", "NaT": ""}).to_csv(
+            merged / f"{table}.csv", index=False
+        )
+    out = tmp_path / "run"
+    run_detect(merged, out, settings=Settings())
+    acc = pd.read_csv(out / "accounts.csv", dtype={"cluster_id": "string"})
+    assert len(acc) > 1000
+    ring = acc[acc["account_id"].isin(["a00", "a01", "a02"])]
+    assert ring["cluster_id"].notna().all() and ring["cluster_id"].nunique() == 1
+    assert (acc["cluster_id"] == ring["cluster_id"].iloc[0]).sum() == 3
+    assert set(ring["level"]) <= {"review", "block"}
