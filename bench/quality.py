@@ -424,18 +424,6 @@ def render_markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json_ready(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def _commit() -> str:
     import subprocess
 
@@ -535,6 +523,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lofo=args.lofo,
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    from linkage.evaluate import _json_ready
+
     (args.out / f"{args.name}.json").write_text(json.dumps(_json_ready(res), indent=1) + "\n")
     md = render_markdown(res)
     (args.out / f"{args.name}.md").write_text(md)

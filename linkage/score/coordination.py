@@ -47,18 +47,11 @@ import pandas as pd
 
 from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
+from linkage.score.features import KIND_GROUPS
 
-# identifier kind -> independent family (extra kinds ``x:<kind>`` are each their own)
-FAMILY_OF_KIND: dict[str, str] = {
-    "ip": "network",
-    "subnet": "network",
-    "payment": "payment",
-    "device": "device",
-    "user_agent": "device",
-    "email": "email",
-    "email_domain": "email",
-    "template": "template",
-}
+# identifier kind -> independent family: the evidence groups of the cluster features
+# (extra kinds ``x:<kind>`` are each their own family here, not lumped into "other")
+FAMILY_OF_KIND: dict[str, str] = KIND_GROUPS
 TIMING_FAMILY = "signup_time"
 PRIOR = -1.0
 COORD_SCALE = 2.0
