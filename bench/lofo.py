@@ -1,8 +1,8 @@
 """Leave-one-family-out for the supervised model (issue 12, item 4).
 
 For every population family of the training generator (each farm tradecraft and each
-legit look-alike), fit the supervised model (``linkage train``'s features: the
-coordination terms plus the account and cluster features) on training worlds *without*
+legit look-alike), fit the supervised model exactly as ``linkage train`` does (a
+penalised residual on the coordination terms) on training worlds *without*
 that family, and test it on unseen worlds' accounts *of* that family: a farm family's
 block recall, a legit family's block rate. The worst family says what the model would
 do with tradecraft or customers it has never seen.
@@ -51,9 +51,8 @@ def leave_one_family_out(
     progress: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     from bench.quality import DatasetSpec, ensure_dataset
-    from linkage.score.model import fit
     from linkage.score.scoring import level_of
-    from linkage.score.train import SUPERVISED_FEATURES
+    from linkage.score.train import fit_on_coordination
     from linkage.settings import ScoreSettings
 
     def frames(seeds: tuple[int, ...]) -> list[tuple[pd.DataFrame, pd.Series, pd.Series]]:
@@ -81,7 +80,7 @@ def leave_one_family_out(
         if len(np.unique(y_all)) < 2:
             continue
         w = np.concatenate(ws)
-        model = fit(pd.concat(Xs), y_all, features=SUPERVISED_FEATURES, sample_weight=w / w.mean())
+        model = fit_on_coordination(pd.concat(Xs), y_all, sample_weight=w / w.mean())
         blocked, flagged, n, is_farm = 0, 0, 0, False
         for X, y, pop in test:
             sel = (pop == fam).to_numpy()
