@@ -18,8 +18,9 @@ cue decides, and each shown in the evidence:
    by less than one family, +2 for two families or more.
 2. **Concealment against openness** (does the group hide who runs it?). Farms hide;
    companies, classes and families are open about what they share. Concealment cues,
-   +1 nat each at full strength (member shares): the group's network ties are shared
-   with outsiders (residential proxies exit through strangers' homes), fingerprint
+   +1 nat each at full strength (member shares): the group's IP and provider-identifier
+   ties are shared with outsiders (residential proxies exit through strangers' homes, bots
+   befriend strangers), fingerprint
    churn, throwaway mail (disposable domains, aliases), no payment method. Openness
    cues, -1 nat each: one organisation domain that most members sign up with, one card
    that most members openly share.
@@ -167,8 +168,13 @@ def coordination(ag: AccountGraph, clustering: Clustering, features: pd.DataFram
         for fam in sorted(set(fams)):
             sel = row_fam == fam
             fam_cols[fam] = np.bincount(acc[sel], weights=inside[sel], minlength=n)
-        # exposure: the group's *IP* ties shared with outsiders (a /24 is shared by design)
-        net = (inc["kind"] == "ip").to_numpy()
+        # exposure: the group's ties shared with outsiders, on IPs (residential proxies exit
+        # through strangers' homes; a /24 is shared by design, so subnets do not count) and on
+        # provider identifiers (bots befriend strangers to blend in; a community's friends are
+        # each other); templates and devices are left out: public prompts and popular devices
+        # are shared with outsiders by everyone
+        kind_s = inc["kind"].astype(str)
+        net = ((kind_s == "ip") | kind_s.str.startswith("x:")).to_numpy()
         exposure_in = np.bincount(acc[net], weights=inside[net], minlength=n)
         exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
     fam_cols[TIMING_FAMILY] = _timing_ties(col("created_ts"), label, ag.n_reference, clustered)
