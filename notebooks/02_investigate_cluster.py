@@ -47,7 +47,7 @@ from nbhelpers import (
 
 from linkage import Settings
 from linkage.pipeline import prepare
-from linkage.score import LinearModel
+from linkage.score.model import load_model
 from linkage.store import load_run
 
 setup_matplotlib()
@@ -107,13 +107,14 @@ display(
 
 # %% [markdown]
 # ## 1. Evidence waterfall
-# The scoring model is a logistic regression, so each member's log-odds is the model's
+# The score is additive in log-odds (the out-of-the-box coordination terms by default, a
+# logistic residual on top when trained), so each member's log-odds is the model's
 # intercept plus a sum of feature terms.  Evidence items group those terms by kind and
 # average them over the members; stacked from the intercept they reach the members'
 # mean log-odds.  (The cluster score is the *median* member score.)
 
 # %%
-model = LinearModel.load(settings.score.model_path)
+model = load_model(settings.score)
 ev = cluster["evidence"]
 labels_ = ["intercept"] + [e["kind"] for e in ev]
 steps = [model.intercept] + [e["contribution"] for e in ev]
