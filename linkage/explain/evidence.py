@@ -230,12 +230,12 @@ def build_context(
         cid = scores.accounts["cluster_id"].to_numpy(dtype=object)
         ok = pd.notna(cid)
         if ok.any():
-            med = fn.loc[ok].groupby(cid[ok]).first()
-            corr = pd.Series(coordination.corroboration[ok]).groupby(cid[ok]).first()
+            med = fn.loc[ok].groupby(cid[ok]).median()  # the median member's ties
+            corr = pd.Series(coordination.corroboration[ok]).groupby(cid[ok]).median()
             for c, row in med.iterrows():
                 families[str(c)] = {
                     "families": {k: float(v) for k, v in row.items() if v > 0},
-                    "corroboration": int(corr.loc[c]),
+                    "corroboration": round(float(corr.loc[c])),
                     "kappa": coordination.kappa,
                 }
     return EvidenceContext(scores, model, tpl, shared_by, rows_by, families=families)

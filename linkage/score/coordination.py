@@ -7,7 +7,7 @@ cue decides, and each shown in the evidence:
 1. **Coordination** (is this a group run by one hand?). For each *independent family*
    of identifiers -- network, payment, device, e-mail, prompt templates, sign-up time,
    and every provider-specific kind of the ``identifiers`` table on its own -- the
-   cluster's median member's ties to the rest of the cluster,
+   account's own ties to the rest of its cluster,
    ``L_f(u) = sum_{i in f} ln(N/df_i) * a_ui * (m_ic - 1) / (df_i - 1)`` nats: the
    information shared beyond chance (an identifier held by ``df`` of ``N`` accounts is
    shared by chance with probability ``df/N``). A family counts at most
@@ -81,7 +81,7 @@ class Coordination:
     """Per-account terms (log-odds, nats) and the evidence behind them."""
 
     terms: pd.DataFrame  # index account_id (vertex order), columns TERMS
-    family_nats: pd.DataFrame  # index account_id, one column per family: cluster median ties
+    family_nats: pd.DataFrame  # index account_id, one column per family: its ties to its cluster
     corroboration: np.ndarray  # per account: families reaching kappa / 2
     kappa: float
     missing: list[str] = field(default_factory=list)  # cues the data set cannot have
@@ -95,12 +95,6 @@ def _labels(clustering: Clustering) -> np.ndarray:
     cl = clustering.cluster
     n = len(cl)
     return np.where(cl >= 0, cl, len(clustering.cluster_ids) + np.arange(n))
-
-
-def _median_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per account: the median of ``x`` over its label."""
-    s = pd.Series(x).groupby(label).transform("median")
-    return s.to_numpy(dtype=float)
 
 
 def _mean_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -179,7 +173,10 @@ def coordination(ag: AccountGraph, clustering: Clustering, features: pd.DataFram
         exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
     fam_cols[TIMING_FAMILY] = _timing_ties(col("created_ts"), label, ag.n_reference, clustered)
     family_nats = pd.DataFrame(
-        {fam: np.where(clustered, _median_by(label, v), 0.0) for fam, v in fam_cols.items()},
+        # per account, not the cluster's median: a member must itself be tied through two
+        # families to be blocked (a cluster that swept in proxy-sharing home users keeps
+        # them at review while its farm core is blocked); the cluster score is the median
+        {fam: np.where(clustered, v, 0.0) for fam, v in fam_cols.items()},
         index=accounts,
     )
     capped = np.minimum(family_nats.to_numpy(), kappa) if len(fam_cols) else np.zeros((n, 0))
