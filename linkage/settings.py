@@ -108,8 +108,9 @@ class ScoreSettings(_Frozen):
     )
     cap_by_corroboration: bool = Field(
         True,
-        description="an account in no cluster stays below review, a cluster held together by "
-        "one identifier family below block: blocking needs independent corroboration",
+        description="an account in no cluster stays below review, an account tied to its "
+        "cluster by one identifier family alone below block: blocking needs independent "
+        "corroboration",
     )
 
 

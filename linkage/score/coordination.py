@@ -32,7 +32,7 @@ cue decides, and each shown in the evidence:
 4. **Prior** -1 nat: most coordinated groups are not farms.
 
 Corroboration gates the level: an account in no cluster (no family) stays below
-``review``; a cluster held together by one family stays below ``block``.
+``review``; an account tied to its cluster by one family alone stays below ``block``.
 
 Missing is not zero: a cue the data set cannot have (no requests, no payment
 fingerprints, no device fingerprints, no e-mails) is absent from the sum (its term is
