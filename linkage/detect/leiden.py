@@ -47,6 +47,12 @@ class Clustering:
     strength_total: np.ndarray  # per vertex: ties if all co-holders were in its cluster
     n_components: int
 
+    def labels(self) -> np.ndarray:
+        """A cluster label for every vertex: unclustered accounts are their own cluster of one
+        (labels after the real clusters)."""
+        n = len(self.cluster)
+        return np.where(self.cluster >= 0, self.cluster, len(self.cluster_ids) + np.arange(n))
+
     def membership_frame(self, accounts: pd.Index) -> pd.DataFrame:
         cid = np.array([*self.cluster_ids, None], dtype=object)[self.cluster]
         return pd.DataFrame(

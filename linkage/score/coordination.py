@@ -20,15 +20,14 @@ cue decides, and each shown in the evidence:
    companies, classes and families are open about what they share. Concealment cues,
    +1 nat each at full strength (member shares): the group's IP and provider-identifier
    ties are shared with outsiders (residential proxies exit through strangers' homes, bots
-   befriend strangers), fingerprint
-   churn, throwaway mail (disposable domains, aliases), no payment method. Openness
-   cues, -1 nat each: one organisation domain that most members sign up with, one card
-   that most members openly share.
-3. **Extraction** (is the group's traffic unusual *for this provider*?). Each cue is the
-   percentile of the cluster's mean among the data set's own accounts with traffic,
-   mapped to ``2p - 1`` nats: volume, reasoning elicitation, template concentration,
-   answer length. A chance baseline from the data itself: nothing is learnt from
-   another world.
+   befriend strangers), fingerprint churn, throwaway mail (disposable domains, aliases).
+   Openness cues, -1 nat each: one organisation domain that most members sign up with,
+   one card that most members openly share.
+3. **Extraction** (is the group's traffic unusual *for this provider*?). For volume,
+   reasoning elicitation, template concentration and answer length, the percentile of the
+   cluster's mean among the data set's own accounts with traffic; their mean ``p`` gives
+   ``8 * (p - 0.75)`` nats (positive only in the top quarter: "far above normal use"). A
+   chance baseline from the data itself: nothing is learnt from another world.
 4. **Prior** -1 nat: most coordinated groups are not farms.
 
 Corroboration gates the level: an account in no cluster (no family) stays below
@@ -58,7 +57,6 @@ PRIOR = -1.0
 COORD_SCALE = 2.0
 CONCEAL_CUES = ("proxy_exposure", "fingerprint_churn", "throwaway_mail")
 OPEN_CUES = ("org_domain", "shared_card")
-EXTRACTION_CUES = ("volume", "reasoning", "template_focus", "answer_length")
 EXTRACTION_SCALE = 8.0  # nats per unit of mean percentile above the top quartile
 EXTRACTION_FLOOR = 0.75  # "far above normal use": the group's traffic must sit in the top quarter
 MIN_REQUESTS_FOR_CHURN = 5  # fingerprint churn says nothing about an account with 1-4 calls
@@ -89,12 +87,6 @@ class Coordination:
     @property
     def logit(self) -> np.ndarray:
         return self.terms.to_numpy().sum(axis=1) + PRIOR
-
-
-def _labels(clustering: Clustering) -> np.ndarray:
-    cl = clustering.cluster
-    n = len(cl)
-    return np.where(cl >= 0, cl, len(clustering.cluster_ids) + np.arange(n))
 
 
 def _mean_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -136,11 +128,20 @@ def _percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return out
 
 
-def coordination(ag: AccountGraph, clustering: Clustering, features: pd.DataFrame) -> Coordination:
-    """The coordination terms of every account (vertex order of ``ag``)."""
+def coordination(
+    ag: AccountGraph,
+    clustering: Clustering,
+    features: pd.DataFrame,
+    *,
+    ties: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Coordination:
+    """The coordination terms of every account (vertex order of ``ag``).
+
+    ``ties``: :func:`incidence_ties` under ``clustering.labels()`` if already computed.
+    """
     accounts = ag.accounts
     n = len(accounts)
-    label = _labels(clustering)
+    label = clustering.labels()
     clustered = clustering.cluster >= 0
     kappa = float(np.log(ag.n_reference)) / 2.0
     f = features.reindex(accounts)
@@ -154,7 +155,11 @@ def coordination(ag: AccountGraph, clustering: Clustering, features: pd.DataFram
     exposure_in = np.zeros(n)
     exposure_out = np.zeros(n)
     if not inc.empty:
-        inside, outside = incidence_ties(ag, np.where(clustered, label, -1))
+        inside, outside = ties if ties is not None else incidence_ties(ag, label)
+        # an unclustered account shares with no group: nothing of it is inside or outside
+        in_group = clustered[inc["acc"].to_numpy()]
+        inside = np.where(in_group, inside, 0.0)
+        outside = np.where(in_group, outside, 0.0)
         kinds = inc["kind"].astype("category")
         fams = np.asarray([family_of(str(k)) for k in kinds.cat.categories], dtype=object)
         row_fam = fams[kinds.cat.codes.to_numpy()]

@@ -121,6 +121,8 @@ def account_features(
     ag: AccountGraph,
     clustering: Clustering,
     features: pd.DataFrame,
+    *,
+    ties: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """The model's input: one row per account (index = account_id, vertex order), ``FEATURES`` columns."""
     accounts = ag.accounts
@@ -129,13 +131,13 @@ def account_features(
     cl = clustering.cluster
     clustered = cl >= 0
     # a cluster label for everyone: unclustered accounts are their own cluster of one
-    label = np.where(clustered, cl, len(clustering.cluster_ids) + np.arange(n))
+    label = clustering.labels()
 
     inc = ag.incidence
     acc = inc["acc"].to_numpy()
     ident = inc["ident"].to_numpy()
     lab = label[acc]
-    inside, outside = incidence_ties(ag, label)
+    inside, outside = ties if ties is not None else incidence_ties(ag, label)
     kinds = inc["kind"].astype("category")
     cat_group = pd.Categorical(
         kind_group(kinds.cat.categories.to_numpy()), categories=list(LINK_GROUPS)
@@ -210,8 +212,10 @@ def model_inputs(
     terms and the corroboration count; returns ``(X, coordination)``."""
     from linkage.score.coordination import coordination
 
-    X = account_features(ag, clustering, features)
-    coord = coordination(ag, clustering, features)
+    # the per-row ties are the stage's costliest step (one sort of the incidence): once
+    ties = incidence_ties(ag, clustering.labels()) if not ag.incidence.empty else None
+    X = account_features(ag, clustering, features, ties=ties)
+    coord = coordination(ag, clustering, features, ties=ties)
     X = X.join(coord.terms)
     X["corroboration"] = coord.corroboration.astype(float)
     return X, coord
