@@ -51,7 +51,7 @@ def leave_one_family_out(
     progress: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     from bench.quality import DatasetSpec, ensure_dataset
-    from linkage.score.scoring import level_of
+    from linkage.score.scoring import corroboration_cap, level_of
     from linkage.score.train import fit_on_coordination
     from linkage.settings import ScoreSettings
 
@@ -88,13 +88,10 @@ def leave_one_family_out(
                 continue
             Xf = X.loc[sel]
             p = model.predict(Xf)
-            corr = Xf["corroboration"].to_numpy()
-            cap = np.where(
-                corr < 1,
-                settings.review_threshold - 1e-3,
-                np.where(corr < 2, settings.block_threshold - 1e-3, 1.0),
+            lv = level_of(
+                corroboration_cap(p, Xf["corroboration"].to_numpy(dtype=float), settings),
+                settings,
             )
-            lv = level_of(p * cap, settings)
             blocked += int((lv == "block").sum())
             flagged += int(np.isin(lv, ("review", "block")).sum())
             n += int(sel.sum())

@@ -111,6 +111,18 @@ def ensure_dataset(spec: DatasetSpec, cache: Path) -> Path:
 # -- splitting labels by group -------------------------------------------------
 
 
+def group_keys(labels: pd.DataFrame) -> pd.Series:
+    """account_id -> its labelled group, or ``acct:<id>`` for an ungrouped account."""
+    lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates("account_id")
+    grp = (
+        lab["group"].astype("string")
+        if "group" in lab.columns
+        else pd.Series(pd.NA, index=lab.index, dtype="string")
+    )
+    key = grp.where(grp.notna() & (grp != ""), "acct:" + lab["account_id"]).astype(str)
+    return pd.Series(key.to_numpy(), index=lab["account_id"].to_numpy())
+
+
 def group_halves(labels: pd.DataFrame, *, seed: int = 0) -> pd.Series:
     """account_id -> 0/1 half, by group (never by account; ungrouped: each account alone).
 
@@ -119,12 +131,7 @@ def group_halves(labels: pd.DataFrame, *, seed: int = 0) -> pd.Series:
     has only two or three of them.
     """
     lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates("account_id")
-    grp = (
-        lab["group"].astype("string")
-        if "group" in lab.columns
-        else pd.Series(pd.NA, index=lab.index, dtype="string")
-    )
-    key = grp.where(grp.notna() & (grp != ""), "acct:" + lab["account_id"]).astype(str)
+    key = pd.Series(group_keys(labels).to_numpy(), index=lab.index)
     farm = pd.to_numeric(lab["is_farm"], errors="coerce").fillna(0).astype(int)
     half = pd.Series(0, index=lab.index, dtype=np.int64)
     for cls in (0, 1):
@@ -299,8 +306,7 @@ def learning_curve(
     lab = lab.reindex(idx)
     y = pd.to_numeric(lab["is_farm"], errors="coerce").to_numpy()
     grey = lab["population"].astype("string").fillna("").str.startswith("grey").to_numpy()
-    grp = lab["group"].astype("string") if "group" in lab.columns else pd.Series(pd.NA, index=idx)
-    key = grp.where(grp.notna() & (grp != ""), "acct:" + pd.Series(idx, index=idx)).astype(str)
+    key = group_keys(labels).reindex(idx).astype(str)  # unlabelled accounts are never used
     h = half.reindex(idx).to_numpy()
     usable = (h == 0) & ~np.isnan(y) & ~grey
     order: list[str] = []

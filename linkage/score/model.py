@@ -115,7 +115,6 @@ def fit_residual(
     features: tuple[str, ...],
     C: float = 0.1,
     sample_weight: np.ndarray | None = None,
-    n_effective: int | None = None,
     meta: dict[str, Any] | None = None,
 ) -> LinearModel:
     """Labels *on top of* a fixed base score: ``logit = sum(base) + base_intercept + b + Z @ beta``.
@@ -125,10 +124,6 @@ def fit_residual(
     the intercept shift ``b`` are fitted by weighted maximum likelihood with an L2 penalty
     ``||beta||^2 / (2 C n)`` that pulls the model back to the base score: with few labels
     it stays the unsupervised score, with many it learns what the labels say.
-
-    ``n_effective``: the number of independent labelled units (default: accounts). The
-    members of one campaign are not independent evidence of what a farm looks like: pass
-    the number of labelled *groups* and two campaigns weigh as two, not as 800 accounts.
     """
     from scipy.optimize import minimize
 
@@ -143,7 +138,7 @@ def fit_residual(
     scale = M.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
     Z = (M - mean) / scale
-    lam = 1.0 / (C * max(n_effective if n_effective is not None else len(y), 1))
+    lam = 1.0 / (C * max(len(y), 1))
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         b, beta = theta[0], theta[1:]

@@ -35,6 +35,23 @@ def level_of(score: np.ndarray | pd.Series, settings: ScoreSettings) -> np.ndarr
     )
 
 
+def corroboration_cap(
+    score: np.ndarray, corroboration: np.ndarray, settings: ScoreSettings
+) -> np.ndarray:
+    """Scores with no corroborating family scaled below review, with one below block.
+
+    The cap scales rather than clips: order is kept inside each class, and a capped class
+    cannot pass its cap.
+    """
+    eps = 1e-3
+    cap = np.where(
+        corroboration < 1,
+        settings.review_threshold - eps,
+        np.where(corroboration < 2, settings.block_threshold - eps, 1.0),
+    )
+    return np.asarray(score, dtype=float) * cap
+
+
 @dataclass
 class Scores:
     accounts: pd.DataFrame  # account_id, cluster_id, score, level, logit, override
@@ -66,14 +83,7 @@ def score_accounts(
     score = 1.0 / (1.0 + np.exp(-np.clip(logit, -40, 40)))
     override = np.full(len(X), "", dtype=object)
     if settings.cap_by_corroboration and "corroboration" in X.columns:
-        corr = X["corroboration"].to_numpy(dtype=float)
-        eps = 1e-3
-        cap = np.where(
-            corr < 1,
-            settings.review_threshold - eps,
-            np.where(corr < 2, settings.block_threshold - eps, 1.0),
-        )
-        score = score * cap  # order kept inside each class; a capped class cannot pass its cap
+        score = corroboration_cap(score, X["corroboration"].to_numpy(dtype=float), settings)
 
     verdicts = latest_verdicts(feedback)
     if len(verdicts):
