@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,38 @@ import httpx
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def local_server(store_url: str, work: Path, *, ready_s: float = 90.0) -> Iterator[str]:
+    """``uvicorn api.main:create_app`` on 127.0.0.1 (a free port) over ``store_url``; yields
+    its base URL once ``/readyz`` answers 200, and stops it on exit."""
+    port = free_port()
+    env = {**os.environ, "LINKAGE_STORE_URL": store_url, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
+           "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, cwd=str(work))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_s
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"server not ready after {ready_s:.0f} s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def synthetic_run(out: Path, *, n_clusters: int = 300, seed: int = 0) -> tuple[Path, list[str]]:
@@ -264,37 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     res = store.import_run(run_dir)
     _, token = store.create_key("load-test", ["score"])
     store.close()
-    port = free_port()
-    env = {**os.environ, "LINKAGE_STORE_URL": url, "PYTHONPATH": str(REPO)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=str(work))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server not ready after 90 s")
-            time.sleep(0.2)
+    with local_server(url, work) as base:
         print(f"server ready on {base}", file=sys.stderr, flush=True)
         result = asyncio.run(
             drive(
@@ -308,12 +312,6 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
             )
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     result = {
         "run": str(run_dir),
         "clusters": res.n_clusters,

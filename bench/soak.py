@@ -24,8 +24,6 @@ import json
 import os
 import random
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -34,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench.load_signups import REPO, free_port, make_signup, pct, synthetic_run
+from bench.load_signups import local_server, make_signup, pct, synthetic_run
 
 
 async def _drive(
@@ -169,25 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in (store.get_cluster(c["cluster_id"], members_limit=5) or {"members": []})["members"]
     ] or ["nobody"]
     store.close()
-    port = free_port()
-    env = {**os.environ, "LINKAGE_STORE_URL": url, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
-           "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, cwd=str(work))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server not ready after 90 s")
-            time.sleep(0.2)
+    with local_server(url, work) as base:
         result = asyncio.run(
             _drive(
                 base,
@@ -206,12 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         result["auth_failure_metrics"] = [
             ln for ln in m.splitlines() if ln.startswith("linkage_auth_failures_total")
         ]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     result = {"cpu_count": os.cpu_count(), "loadavg": os.getloadavg(), **result}
     args.out.write_text(json.dumps(result, indent=2))
     lat = result["legit_latency_ms"]
