@@ -32,7 +32,7 @@ from functools import lru_cache
 
 from linkage.respond.lexicon import PAIRS, PHRASES, WORD_INDEX
 from linkage.respond.spans import SPECIAL_RX, free_segments, protected_intervals
-from linkage.respond.watermark import WORD, context_id, green_member, subkeys
+from linkage.respond.watermark import WORD, context_id, green_member, lexicon_hit, subkeys
 
 # The edit budget: the share of words that may change at a strength (stated, and
 # measured by bench/watermark.py).
@@ -302,26 +302,22 @@ def _lexical_pass(
         return text
     parts: list[str] = []
     last = 0
-    n = len(text)
     for s, e in free_segments(text, iv):
         prev = ""
         for m in WORD.finditer(text, s, e):
             w = m.group()
             lw = w.lower()
-            hit = WORD_INDEX.get(lw)
+            a, b = m.span()
+            hit = lexicon_hit(text, a, b, lw)
             if hit is not None:
-                a, b = m.span()
-                before = text[a - 1] if a > 0 else " "
-                after = text[b] if b < n else " "
-                if before not in "-'" and after not in "-'":
-                    pair, member = hit
-                    g = green_member(sub, _ctx(pair, prev))
-                    if g != member and rng.random() < plan.p_green and budget.take(1):
-                        new = PAIRS[pair][g]
-                        parts.append(text[last:a])
-                        parts.append(_match_case(w, new))
-                        last = b
-                        lw = new.lower()
+                pair, member = hit
+                g = green_member(sub, _ctx(pair, prev))
+                if g != member and rng.random() < plan.p_green and budget.take(1):
+                    new = PAIRS[pair][g]
+                    parts.append(text[last:a])
+                    parts.append(_match_case(w, new))
+                    last = b
+                    lw = new.lower()
             prev = lw
     if not parts:
         return text

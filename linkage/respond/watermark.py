@@ -124,21 +124,28 @@ class Opportunity:
     prev: str  # previous word in the same free segment, lower-cased ("" if none)
 
 
+def lexicon_hit(text: str, a: int, b: int, lw: str) -> tuple[int, int] | None:
+    """``(pair, member)`` if the word ``text[a:b]`` (lower-cased ``lw``) can carry the mark:
+    a lexicon word not glued to ``-`` or ``'``. The one rule the embedder
+    (:func:`linkage.respond.perturb.perturb`) and the detector share."""
+    hit = WORD_INDEX.get(lw)
+    if hit is None:
+        return None
+    before = text[a - 1] if a > 0 else " "
+    after = text[b] if b < len(text) else " "
+    return hit if before not in "-'" and after not in "-'" else None
+
+
 def opportunities(text: str) -> list[Opportunity]:
     """Every lexicon word of ``text`` outside protected spans, not glued to ``-`` or ``'``."""
     out: list[Opportunity] = []
     for s, e in free_segments(text):
         prev = ""
         for m in WORD.finditer(text, s, e):
-            w = m.group()
-            lw = w.lower()
-            hit = WORD_INDEX.get(lw)
+            lw = m.group().lower()
+            hit = lexicon_hit(text, m.start(), m.end(), lw)
             if hit is not None:
-                a, b = m.span()
-                before = text[a - 1] if a > 0 else " "
-                after = text[b] if b < len(text) else " "
-                if before not in "-'" and after not in "-'":
-                    out.append(Opportunity(a, b, hit[0], hit[1], prev))
+                out.append(Opportunity(m.start(), m.end(), hit[0], hit[1], prev))
             prev = lw
     return out
 
