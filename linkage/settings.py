@@ -34,9 +34,20 @@ class TemplateSettings(_Frozen):
         0.6, gt=0, le=1, description="estimated Jaccard needed to merge two skeletons"
     )
     max_prompt_chars: int = Field(2000, ge=50, description="prompt prefix looked at")
+    cache_dir: str | None = Field(
+        None,
+        description="directory of the cross-run template cache: skeletons and MinHash "
+        "signatures of prompts already seen, so a daily run only sketches new prompts "
+        "(None = no cache)",
+    )
 
 
 class IdentifierSettings(_Frozen):
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="SQL engine of the request aggregation: duckdb (embedded, out of core) "
+        "or spark (PySpark, local or a cluster; docs/SCALING.md)",
+    )
     ipv4_prefix: int = Field(24, ge=8, le=32)
     ipv6_prefix: int = Field(48, ge=16, le=128)
     templates: TemplateSettings = TemplateSettings()
