@@ -13,7 +13,13 @@ from api.metrics import Metrics
 
 
 class MetricsMiddleware:
-    """Counts requests and times them, labelled by the matched route template."""
+    """Counts requests and times them, labelled by the matched route template.
+
+    Every response carries ``Server-Timing: app;dur=<ms>``: the service's own time from
+    receiving the request to starting the response (the W3C header browsers and load
+    tools read), so a latency target can be checked without the client's share of a
+    shared machine.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -29,6 +35,10 @@ class MetricsMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
+                dur_ms = (time.perf_counter() - start) * 1e3
+                headers = list(message.get("headers", []))
+                headers.append((b"server-timing", f"app;dur={dur_ms:.3f}".encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -131,3 +131,18 @@ def test_openapi_documents_errors_and_security(env: Env) -> None:
         "/ErrorBody"
     )
     assert op["security"] == [{"HTTPBearer": []}]
+
+
+def test_server_timing_header_is_the_apps_own_time(env: Env) -> None:
+    """Every response says how long the service itself took (W3C Server-Timing), and the
+    load test reads it back: the latency target can be checked apart from the client."""
+    from bench.load_signups import server_timing_ms
+
+    r = env.client.get("/healthz")
+    dur = server_timing_ms(r.headers.get("server-timing"))
+    assert dur is not None and 0.0 <= dur < 5_000.0
+    missing = env.client.get("/no/such/route")
+    assert server_timing_ms(missing.headers.get("server-timing")) is not None
+    assert server_timing_ms("db;dur=3, app;dur=1.5") == 1.5
+    assert server_timing_ms("app;desc=x") is None
+    assert server_timing_ms(None) is None
