@@ -41,12 +41,17 @@ class TableFile:
     """One table file of the dataset."""
 
     table: str
-    path: Path
+    path: Path  # the file, or a directory of Parquet parts (``requests/part-*.parquet``)
     fmt: str  # "csv" | "parquet" | "jsonl"
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.path.name + ("/" if self.path.is_dir() else "")
+
+    @property
+    def parts(self) -> list[Path]:
+        """The files to read: the file itself, or a directory's ``*.parquet`` in name order."""
+        return sorted(self.path.glob("*.parquet")) if self.path.is_dir() else [self.path]
 
 
 def _split_name(name: str) -> tuple[str, str] | None:
@@ -76,6 +81,10 @@ def discover(directory: Path) -> dict[str, TableFile]:
         raise DatasetError(f"dataset path is not a directory: {directory}")
     found: dict[str, list[TableFile]] = {}
     for p in sorted(directory.iterdir()):
+        if p.is_dir() and p.name in TABLES and any(p.glob("*.parquet")):
+            # a directory of Parquet parts (e.g. a sharded world): one table, read in name order
+            found.setdefault(p.name, []).append(TableFile(p.name, p, "parquet"))
+            continue
         split = _split_name(p.name) if p.is_file() else None
         if split is None or split[0] not in TABLES:
             log.info("ignoring %s: not a table file of the contract", p.name)
@@ -158,7 +167,7 @@ def header_of(tf: TableFile) -> tuple[list[str], ReadResult | None]:
         return csv_header(tf), None
     if tf.fmt == "parquet":
         try:
-            return list(pq.read_schema(tf.path).names), None
+            return list(pq.read_schema(tf.parts[0]).names), None
         except _READ_ERRORS as exc:
             raise _malformed(tf, exc) from None
     res = read_jsonl(tf)
@@ -255,9 +264,10 @@ def read_csv(tf: TableFile, header: list[str]) -> ReadResult:
 
 
 def read_parquet(tf: TableFile) -> ReadResult:
-    """Read a parquet file with its native types (``lines`` = 1-based row numbers)."""
+    """Read a parquet file, or a directory's parts concatenated in name order, with
+    their native types (``lines`` = 1-based row numbers over all parts)."""
     try:
-        table = pq.read_table(tf.path)
+        table = pa.concat_tables([pq.read_table(p) for p in tf.parts])
     except _READ_ERRORS as exc:
         raise _malformed(tf, exc) from None
     return ReadResult(table, np.arange(1, table.num_rows + 1, dtype=np.int64))
