@@ -35,32 +35,14 @@ import pandas as pd
 
 from linkage.errors import ModelError
 from linkage.explain.records import Evidence, ordered
-from linkage.identifiers import (
-    FREEMAIL_DOMAINS,
-    ip_subnet,
-    normalize_emails,
-    normalize_fingerprint,
-    normalize_ip,
-    user_agent_family,
-)
-from linkage.identifiers.device import _family as _ua_family_one
-from linkage.identifiers.emails import _is_disposable, _normalize_one
-from linkage.identifiers.network import _canonical_ip, _subnet_of
+from linkage.identifiers.kinds import FAMILIES, KINDS, VALUE_MAPS
+from linkage.identifiers.kinds import VELOCITY_LIMITS as VELOCITY_LIMITS
 from linkage.score.scoring import level_of
 from linkage.settings import Settings
 from linkage.store.rundir import Run, load_run
 
-# velocity: how many signups sharing one value within the window make it suspicious.
-# Defaults follow common per-identifier velocity limits: a card/device/mailbox is
-# personal (5 new accounts in 10 minutes is not a family), a subnet is shared
-# (offices, campuses), so it needs far more.
-VELOCITY_LIMITS: dict[str, int] = {
-    "payment": 4,
-    "device": 5,
-    "email": 3,
-    "email_domain": 25,
-    "subnet": 25,
-}
+# velocity: how many signups sharing one value within the window make it suspicious
+# (limits declared per kind in linkage.identifiers.kinds).
 VELOCITY_WINDOW_S = 600.0
 
 
@@ -86,48 +68,67 @@ class SignupResult:
         }
 
 
+_SIGNUP_KINDS = tuple(k for k in KINDS if k.accounts_column is not None)
+_SIGNUP_MAPS = tuple(dict.fromkeys(k.value_map for k in _SIGNUP_KINDS if k.value_map))
+_FLAGS = {"disposable": "email_disposable", "alias": "email_alias"}
+
+
 def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFrame:
-    """Normalised (row, kind, value) pairs of signup attributes, vectorised."""
+    """Normalised (row, kind, value) pairs of signup attributes, vectorised.
+
+    Iterates the kind declarations (:data:`linkage.identifiers.kinds.KINDS`): each
+    value map runs once on the distinct values of its column, SQL-normalised kinds
+    through their one-value Python twin on the distinct values.  ``attrs["flags"]``:
+    per-row ``disposable`` and ``alias`` e-mail flags (False when unknown).
+    """
     n = len(frame)
+    ident = settings.identifiers
 
     def col(name: str) -> pd.Series:
         if name in frame.columns:
             return frame[name].astype("string").reset_index(drop=True)
         return pd.Series([pd.NA] * n, dtype="string")
 
-    ip = normalize_ip(col("signup_ip"))
-    parts = {
-        "ip": ip,
-        "subnet": ip_subnet(
-            ip,
-            v4_prefix=settings.identifiers.ipv4_prefix,
-            v6_prefix=settings.identifiers.ipv6_prefix,
-        ),
-        "device": normalize_fingerprint(col("device_fingerprint")),
-        "payment": col("payment_fingerprint").str.strip().replace("", pd.NA),
-        "user_agent": user_agent_family(col("user_agent")),
-    }
-    em = normalize_emails(col("email")).reset_index(drop=True)
-    parts["email"] = em["canonical"].astype("string")
-    dom = em["domain"].astype("string")
-    parts["email_domain"] = dom.where(~em["freemail"].fillna(False).astype(bool), pd.NA)
+    def distinct(name: str) -> tuple[np.ndarray, pd.Series]:
+        codes, uniques = pd.factorize(col(name), use_na_sentinel=True)
+        return codes, pd.Series(np.asarray(uniques, dtype=object), dtype="string")
+
+    mapped: dict[str, tuple[np.ndarray, pd.DataFrame]] = {}
+    for m in _SIGNUP_MAPS:
+        column = next(k.accounts_column for k in _SIGNUP_KINDS if k.value_map == m)
+        codes, uniques = distinct(str(column))
+        mapped[m] = (codes, VALUE_MAPS[m].many(uniques, ident).reset_index(drop=True))
+
+    def take(codes: np.ndarray, values: pd.Series) -> pd.Series:
+        arr = pd.array(values.to_numpy(dtype=object), dtype=values.dtype)
+        return pd.Series(arr.take(codes, allow_fill=True))
+
     rows = []
-    for kind, values in parts.items():
-        v = pd.Series(values, dtype="string").reset_index(drop=True)
+    for k in _SIGNUP_KINDS:
+        if k.value_map is not None:
+            codes, table = mapped[k.value_map]
+            v = take(codes, table[k.name].astype("string"))
+        else:
+            codes, uniques = distinct(str(k.accounts_column))
+            one = [k.normalize_one(u, ident) for u in uniques.to_numpy(dtype=object)]
+            v = take(codes, pd.Series(one, dtype="string"))
         ok = v.notna().to_numpy()
         rows.append(
             pd.DataFrame(
-                {"row": np.flatnonzero(ok), "kind": kind, "value": v[ok].astype(str).to_numpy()}
+                {"row": np.flatnonzero(ok), "kind": k.name, "value": v[ok].astype(str).to_numpy()}
             )
         )
     out = pd.concat(rows, ignore_index=True)
-    flags = pd.DataFrame(
+    email_codes, email_table = mapped["email"]
+    out.attrs["flags"] = pd.DataFrame(
         {
-            "disposable": em["disposable"].fillna(False).astype(bool).to_numpy(),
-            "alias": em["alias"].fillna(False).astype(bool).to_numpy(),
+            flag: take(email_codes, email_table[column].astype("boolean"))
+            .fillna(False)
+            .astype(bool)
+            .to_numpy()
+            for flag, column in _FLAGS.items()
         }
     )
-    out.attrs["flags"] = flags
     return out
 
 
@@ -135,44 +136,25 @@ def record_identifiers(
     record: Mapping[str, Any], *, settings: Settings
 ) -> tuple[list[tuple[str, str]], dict[str, bool]]:
     """The same normalisation as :func:`signup_identifiers`, for one record, in pure Python
-    (no pandas: this is the signup hot path)."""
-
-    def text(name: str) -> str | None:
-        v = record.get(name)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return None
-        v = str(v).strip()
-        return v or None
-
+    (no pandas: this is the signup hot path); iterates the same declarations."""
+    ident = settings.identifiers
     keys: list[tuple[str, str]] = []
-    ip_raw = text("signup_ip")
-    ip = _canonical_ip(ip_raw) if ip_raw else None
-    if ip:
-        keys.append(("ip", ip))
-        sub = _subnet_of(ip, settings.identifiers.ipv4_prefix, settings.identifiers.ipv6_prefix)
-        if sub:
-            keys.append(("subnet", sub))
-    dev = text("device_fingerprint")
-    if dev:
-        keys.append(("device", dev.lower()))
-    pay = text("payment_fingerprint")
-    if pay:
-        keys.append(("payment", pay))
-    ua = text("user_agent")
-    fam = _ua_family_one(ua) if ua else None
-    if fam:
-        keys.append(("user_agent", fam))
-    flags = {"disposable": False, "alias": False}
-    em = text("email")
-    if em:
-        canonical, domain, alias = _normalize_one(em)
-        if canonical:
-            keys.append(("email", canonical))
-        if domain:
-            if domain not in FREEMAIL_DOMAINS:
-                keys.append(("email_domain", domain))
-            flags["disposable"] = bool(_is_disposable(domain))
-        flags["alias"] = bool(alias)
+    mapped: dict[str, Mapping[str, object]] = {}
+    for k in _SIGNUP_KINDS:
+        v = record.get(str(k.accounts_column))
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        raw = str(v)
+        if k.value_map is not None:
+            if k.value_map not in mapped:
+                mapped[k.value_map] = VALUE_MAPS[k.value_map].one(raw, ident)
+            value = mapped[k.value_map][k.name]
+        else:
+            value = k.normalize_one(raw, ident)
+        if value is not None:
+            keys.append((k.name, str(value)))
+    email = mapped.get("email", {})
+    flags = {flag: bool(email.get(column)) for flag, column in _FLAGS.items()}
     return keys, flags
 
 
@@ -291,7 +273,7 @@ class SignupScorer:
         # this loop is the cost of a call, so it only keeps votes; the evidence rows are
         # built afterwards for the winning cluster alone
         for key in keys:
-            fam = _FAMILY.get(key[0], "other")
+            fam = FAMILIES.get(key[0], "other")
             for cid, _w, m, h in self._index.get(key, ()):
                 v = m / h
                 fv = votes[cid]
@@ -449,17 +431,6 @@ def _epoch(col: Any, n: int) -> np.ndarray:
     )
     secs = ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=float)
     return np.where(ts.isna().to_numpy(), now, secs)
-
-
-_FAMILY = {
-    "ip": "network",
-    "subnet": "network",
-    "email": "email",
-    "email_domain": "email",
-    "device": "device",
-    "user_agent": "device",
-    "payment": "payment",
-}
 
 
 def _epoch_one(value: Any) -> float:

@@ -1,7 +1,7 @@
 """Device fingerprints and user agents.
 
-Fingerprints are opaque tokens: only surrounding whitespace and letter case are
-normalised (hex digests arrive in either case).  A user agent is reduced to its
+Fingerprints are opaque tokens: only surrounding whitespace and ASCII letter case
+are normalised (hex digests arrive in either case).  A user agent is reduced to its
 *family*: the browser, SDK or HTTP client plus its major version
 (``chrome/124``, ``python-sdk/1``, ``curl/8``).  Full UA strings are too
 specific (patch versions, OS builds) to link accounts robustly and too easy to
@@ -16,7 +16,7 @@ import pandas as pd
 
 from linkage.identifiers._codes import as_string_series, map_unique
 
-__all__ = ["UA_OTHER", "normalize_fingerprint", "user_agent_family"]
+__all__ = ["UA_OTHER", "normalize_fingerprint", "user_agent_family", "user_agent_family_one"]
 
 #: Family of a known but unrecognised user agent (not an identifier: it lumps strangers).
 UA_OTHER = "other"
@@ -52,18 +52,24 @@ _RULES: tuple[tuple[str, str | None], ...] = (
 )
 
 
+_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def normalize_fingerprint(fingerprints: pd.Series) -> pd.Series:
-    """Stripped, lower-cased fingerprints (string dtype); blank → ``<NA>``."""
+    """Stripped fingerprints with ASCII letters lower-cased (string dtype); blank → ``<NA>``.
+
+    ASCII only, as the SQL of :data:`linkage.identifiers.kinds.KINDS` does (``LOWER``
+    follows a different Unicode case table in each SQL engine)."""
     s = as_string_series(fingerprints)
-    out = s.str.strip().str.lower()
+    out = s.str.strip().str.translate(_TO_LOWER)
     return out.mask(out == "")
 
 
 _COMPILED = tuple((re.compile(p), f) for p, f in _RULES)
 
 
-def _family(ua: str) -> str | None:
-    """Family of one user agent (None if blank)."""
+def user_agent_family_one(ua: str) -> str | None:
+    """Family of one user agent (None if blank): :func:`user_agent_family` for one value."""
     s = ua.strip().lower()
     if not s:
         return None
@@ -80,4 +86,4 @@ def user_agent_family(user_agents: pd.Series) -> pd.Series:
     Unknown or blank user agents stay ``<NA>``.  Runs once per unique value
     (a handful of compiled regexes each); never raises on arbitrary text.
     """
-    return map_unique(user_agents, _family)
+    return map_unique(user_agents, user_agent_family_one)

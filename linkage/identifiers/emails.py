@@ -32,7 +32,7 @@ from disposable_email_domains import blocklist as _DISPOSABLE
 
 from linkage.identifiers._codes import as_string_series
 
-__all__ = ["FREEMAIL_DOMAINS", "normalize_emails"]
+__all__ = ["FREEMAIL_DOMAINS", "email_one", "normalize_emails"]
 
 _GMAIL = frozenset({"gmail.com", "googlemail.com"})
 _PLUS_IGNORED = frozenset(
@@ -126,6 +126,13 @@ def _normalize_one(raw: str) -> tuple[str | None, str | None, bool | None]:
         return None, domain, None
     canonical = f"{local}@{domain}"
     return canonical, domain, canonical != s
+
+
+def email_one(raw: str) -> tuple[str | None, str | None, bool | None, bool | None]:
+    """``(canonical, domain, alias, disposable)`` of one address: :func:`normalize_emails`
+    for one value (None = unknown)."""
+    canonical, domain, alias = _normalize_one(raw)
+    return canonical, domain, alias, None if domain is None else _is_disposable(domain)
 
 
 def normalize_emails(emails: pd.Series) -> pd.DataFrame:

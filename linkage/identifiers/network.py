@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from linkage.identifiers._codes import as_string_series
 
-__all__ = ["ip_subnet", "normalize_ip", "parse_ip"]
+__all__ = ["canonical_ip", "ip_subnet", "normalize_ip", "parse_ip", "subnet_of"]
 
 
 def parse_ip(text: str) -> IPv4Address | IPv6Address | None:
@@ -72,14 +72,15 @@ def _apply(
     return pd.Series(arr.take(codes, allow_fill=True), index=s.index, name=s.name)
 
 
-def _canonical_ip(text: str) -> str | None:
+def canonical_ip(text: str) -> str | None:
+    """Canonical text of one address (None if invalid): :func:`normalize_ip` for one value."""
     addr = parse_ip(text)
     return None if addr is None else str(addr)
 
 
 def normalize_ip(ips: pd.Series) -> pd.Series:
     """Canonical text of each address (string dtype, ``<NA>`` for invalid/unknown)."""
-    return _apply(ips, lambda v4, _: v4.to_numpy(zero_copy_only=False), _canonical_ip)
+    return _apply(ips, lambda v4, _: v4.to_numpy(zero_copy_only=False), canonical_ip)
 
 
 def _v4_networks(octets: np.ndarray, prefix: int) -> np.ndarray:
@@ -93,7 +94,8 @@ def _v4_networks(octets: np.ndarray, prefix: int) -> np.ndarray:
     return text.to_numpy(zero_copy_only=False)
 
 
-def _subnet_of(text: str, v4_prefix: int, v6_prefix: int) -> str | None:
+def subnet_of(text: str, v4_prefix: int, v6_prefix: int) -> str | None:
+    """Subnet of one address (None if invalid): :func:`ip_subnet` for one value."""
     addr = parse_ip(text)
     if addr is None:
         # Also accept a network in CIDR form no wider than the target prefix, so that
@@ -124,5 +126,5 @@ def ip_subnet(ips: pd.Series, *, v4_prefix: int = 24, v6_prefix: int = 48) -> pd
     return _apply(
         ips,
         lambda _, octets: _v4_networks(octets, v4_prefix),
-        lambda v: _subnet_of(v, v4_prefix, v6_prefix),
+        lambda v: subnet_of(v, v4_prefix, v6_prefix),
     )

@@ -1,348 +1,363 @@
-"""The request-level aggregation of the identifiers stage as plain SQL.
+"""The aggregation of the identifiers stage as SQL, generated from the kind declarations.
 
-Requests are the one table that grows without bound (tens of millions of rows);
-everything the identifiers stage needs from them is a scan, a ``GROUP BY`` and
-a few joins.  This module states that aggregation as SQL that both DuckDB and
-Spark SQL accept, so it can run embedded (DuckDB, :func:`aggregate_requests_duckdb`)
-or on an existing cluster (``spark.sql(...)``, see docs/SCALING.md) instead of
-in pandas (:func:`linkage.identifiers.extract`).
+Requests are the one table that grows without bound; everything the identifiers
+stage needs from them (and from the accounts and the optional identifiers table)
+is a scan, a ``GROUP BY`` and a few joins.  :func:`aggregation_sql` states that
+aggregation as SQL text both DuckDB and Spark SQL accept, generated from
+:data:`linkage.identifiers.kinds.KINDS`; :func:`run_aggregation` runs it on any
+:class:`linkage.engine.SqlEngine`.  The only dialect-specific text is the timestamp
+parse (:data:`TS_NS_SQL`) and how an intermediate result is kept
+(:data:`MATERIALIZE_SQL`).
 
-Views and queries (run in this order; each output query reads ``requests_clean``):
+Inputs (registered as ``requests_source``, ``accounts_source``, ``identifiers_source``;
+a missing column reads as all NULL):
 
-1. ``requests_source``: the raw requests (a registered frame, ``read_parquet(...)``
-   or a Spark temp view) with the contract's columns ``account_id, ts, ip,
-   device_fingerprint, model, response_tokens``;
-2. ``requests_clean`` (:data:`CLEAN_REQUESTS_SQL_DUCKDB` / :data:`CLEAN_REQUESTS_SQL_SPARK`):
-   timestamps as naive UTC ``TIMESTAMP`` (ISO text with ``Z``, any offset or none,
-   or a native timestamp column), plain string normalisation (trim; device
-   fingerprints lower-cased; empty → ``NULL``), negative token counts → ``NULL``,
-   rows without an account or a parseable time dropped.  The only
-   dialect-specific text is the timestamp cast;
-3. outputs, identical text for both engines:
+- requests: ``account_id``, ``ts`` (timestamp or ISO text; or ``ts_ns``, epoch
+  nanoseconds, which is used as is), the kinds' raw request columns (``ip``,
+  ``device_fingerprint``), ``response_tokens``, and the stage's own columns
+  ``template``, ``topic`` (strings) and ``reasoning`` (boolean, NULL = no prompt);
+- accounts: ``account_id``, ``created_at`` (or ``created_ns``) and the kinds' raw
+  sign-up columns;
+- identifiers (optional): ``account_id, kind, value, ts`` (or ``ts_ns``).
 
-   - :data:`REQUEST_PAIRS_SQL` → ``request_pairs``: ``account_id, kind, value, n,
-     first_ts, last_ts`` for the request-derived kinds ``ip``, ``device`` and
-     ``model`` (the request half of the ``ip``/``device`` edges; ``model`` pairs
-     give the per-account first use of each model for the pivot lag);
-   - :data:`ACCOUNT_ACTIVITY_SQL` → ``account_activity``: one row per account with
-     requests: ``n_requests, active_days, active_hours, first_ts, last_ts,
-     mean_response_tokens, n_ips, n_ip_rows, n_devices, n_device_rows, h00..h23``;
-   - :data:`MODEL_FIRST_SEEN_SQL` → ``model_first_seen``: ``model, first_ts,
-     n_requests`` (the release-detection input).
+Requests of unknown accounts or without a parseable time are dropped.
 
-Both engines must run with the session time zone set to UTC (DuckDB
-``SET TimeZone = 'UTC'``, Spark ``spark.sql.session.timeZone=UTC``): ``CAST(ts AS
-DATE)``, ``EXTRACT(HOUR FROM ts)`` and the text-to-timestamp cast of naive
-strings depend on it.
+Statements (in order; see :func:`aggregation_sql`):
 
-What stays outside SQL (not plain string work, or needs all the outputs):
-canonical IP text and subnets (``ipaddress``; ingest already writes canonical
-IPs), templates, prompt signals, and the per-account finishing arithmetic in
-:func:`features_from_aggregates` (hour entropy from ``h00..h23``, churn ratios,
-release cut-off and pivot lag).
+1. views ``requests_clean``, ``accounts_clean`` (``ts_ns``/``created_ns`` as epoch ns);
+2. ``raw_<column>``: per request column a kind reads, ``GROUP BY account_id, raw
+   value`` (``n``, ``first_ts``, ``last_ts``): the raw value is grouped first, so
+   normalisation runs on pairs, not rows;
+3. ``distinct_<map>``: the distinct raw values a per-distinct-value normaliser
+   (:class:`~linkage.identifiers.kinds.ValueMap`) needs; :func:`run_aggregation`
+   maps them in Python and registers the result as ``map_<map>`` (``raw`` + one
+   column per output);
+4. ``pairs_<kind>``: the normalised request pairs of each request kind;
+5. outputs (:data:`OUTPUTS`):
 
-Known differences from the pandas path: timestamps are microseconds in both
-engines (pandas keeps nanoseconds); SQL ``TRIM`` removes spaces only (ingest has
-already stripped every other whitespace); ``active_hours`` counts distinct UTC
-clock hours, while :func:`linkage.identifiers.timing.timing_features` buckets
-hours from the dataset's first request, so ``req_per_active_hour`` can differ
-when that request is not on the hour.
+   - ``edges``: ``account_id, kind, value, n, first_ts, last_ts``: request pairs and
+     sign-up observations (``n = 1`` at ``created_ns``) of every edge kind, plus the
+     identifiers table's ``x:<kind>`` rows; times are epoch ns (NULL unknown);
+   - ``account_kinds``: ``account_id, kind, n_values, top_n, n_rows`` per request
+     kind: distinct values, the top value's rows, rows with a known value;
+   - ``account_activity``: ``account_id, n_requests, n_tokens, sum_tokens,
+     n_prompts, n_reasoning``;
+   - ``account_attributes``: ``account_id`` plus the value maps' per-account
+     attributes (``email_disposable, email_alias, email_freemail``).
+
+Both engines must run with the session time zone set to UTC (naive timestamp text
+is read as UTC).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from linkage.identifiers.timing import RELEASE_WARMUP
-
-if TYPE_CHECKING:
-    import duckdb
+from linkage.engine import SqlEngine
+from linkage.errors import LinkageError
+from linkage.identifiers.kinds import EXTRA_PREFIX, KINDS, VALUE_MAPS, Kind, sql_trim
+from linkage.settings import IdentifierSettings
 
 __all__ = [
-    "ACCOUNT_ACTIVITY_SQL",
-    "CLEAN_REQUESTS_SQL_DUCKDB",
-    "CLEAN_REQUESTS_SQL_SPARK",
-    "HOUR_COLUMNS",
-    "MODEL_FIRST_SEEN_SQL",
-    "OUTPUT_SQL",
+    "ACCOUNT_COLUMNS",
+    "DIALECTS",
+    "IDENTIFIER_COLUMNS",
+    "MATERIALIZE_SQL",
+    "OUTPUTS",
     "REQUEST_COLUMNS",
-    "REQUEST_PAIRS_SQL",
-    "aggregate_requests_duckdb",
-    "features_from_aggregates",
+    "TS_NS_SQL",
+    "aggregation_sql",
+    "run_aggregation",
 ]
 
-#: Columns of ``requests_source`` the queries read (a missing one is read as all NULL).
+DIALECTS: tuple[str, ...] = ("duckdb", "spark")
+
+#: Text or timestamp column ``{x}`` → epoch nanoseconds (NULL if unparseable).  DuckDB:
+#: a text→TIMESTAMP cast ignores a UTC offset, TIMESTAMPTZ honours it; Spark's
+#: TIMESTAMP is zone-aware already (microseconds).
+TS_NS_SQL: dict[str, str] = {
+    "duckdb": "epoch_ns(TRY_CAST({x} AS TIMESTAMPTZ))",
+    "spark": "unix_micros(TRY_CAST({x} AS TIMESTAMP)) * 1000",
+}
+
+#: Keep an intermediate result (scanned more than once) as a temporary relation.
+MATERIALIZE_SQL: dict[str, str] = {
+    "duckdb": "CREATE OR REPLACE TEMP TABLE {name} AS {sql}",
+    "spark": "CREATE OR REPLACE TEMP VIEW {name} AS {sql}",
+}
+
+_RAW_REQUEST = tuple(dict.fromkeys(k.request_column for k in KINDS if k.request_column))
+_RAW_ACCOUNT = tuple(dict.fromkeys(k.accounts_column for k in KINDS if k.accounts_column))
+
+#: Columns of each source the SQL reads (besides ``ts_ns``/``created_ns``).
 REQUEST_COLUMNS: tuple[str, ...] = (
     "account_id",
     "ts",
-    "ip",
-    "device_fingerprint",
-    "model",
+    *_RAW_REQUEST,
     "response_tokens",
+    "reasoning",
 )
+ACCOUNT_COLUMNS: tuple[str, ...] = ("account_id", "created_at", *_RAW_ACCOUNT)
+IDENTIFIER_COLUMNS: tuple[str, ...] = ("account_id", "kind", "value", "ts")
 
-#: Per-hour-of-day request counts in ``account_activity``.
-HOUR_COLUMNS: tuple[str, ...] = tuple(f"h{h:02d}" for h in range(24))
+#: The queries :func:`run_aggregation` returns, in order.
+OUTPUTS: tuple[str, ...] = ("edges", "account_kinds", "account_activity", "account_attributes")
 
-_CLEAN_TEMPLATE = """
-SELECT
-    account_id,
-    {ts} AS ts,
-    NULLIF(TRIM(ip), '') AS ip,
-    NULLIF(LOWER(TRIM(device_fingerprint)), '') AS device,
-    NULLIF(TRIM(model), '') AS model,
-    CASE WHEN response_tokens >= 0 THEN response_tokens END AS response_tokens
-FROM requests_source
-WHERE account_id IS NOT NULL AND {ts} IS NOT NULL
-"""
-
-#: ``requests_clean`` on DuckDB: a text→TIMESTAMP cast ignores the UTC offset there,
-#: so go through TIMESTAMPTZ (which honours it; naive text = session zone = UTC).
-CLEAN_REQUESTS_SQL_DUCKDB = _CLEAN_TEMPLATE.format(
-    ts="CAST(TRY_CAST(ts AS TIMESTAMPTZ) AS TIMESTAMP)"
-)
-
-#: ``requests_clean`` on Spark SQL (3.2+): ``TIMESTAMP`` is already zone-aware there.
-CLEAN_REQUESTS_SQL_SPARK = _CLEAN_TEMPLATE.format(ts="TRY_CAST(ts AS TIMESTAMP)")
-
-#: Account–identifier pairs from requests: one row per (account, kind, value).
-REQUEST_PAIRS_SQL = """
-SELECT account_id, kind, value, COUNT(*) AS n, MIN(ts) AS first_ts, MAX(ts) AS last_ts
-FROM (
-    SELECT account_id, 'ip' AS kind, ip AS value, ts FROM requests_clean WHERE ip IS NOT NULL
-    UNION ALL
-    SELECT account_id, 'device' AS kind, device AS value, ts
-    FROM requests_clean WHERE device IS NOT NULL
-    UNION ALL
-    SELECT account_id, 'model' AS kind, model AS value, ts
-    FROM requests_clean WHERE model IS NOT NULL
-) AS observations
-GROUP BY account_id, kind, value
-"""
-
-_HOUR_COUNTS = ",\n    ".join(
-    f"SUM(CASE WHEN EXTRACT(HOUR FROM ts) = {h} THEN 1 ELSE 0 END) AS {c}"
-    for h, c in enumerate(HOUR_COLUMNS)
-)
-
-#: Per-account activity: counts, span, distinct days/hours/IPs/devices, hour histogram.
-ACCOUNT_ACTIVITY_SQL = f"""
-SELECT
-    account_id,
-    COUNT(*) AS n_requests,
-    COUNT(DISTINCT CAST(ts AS DATE)) AS active_days,
-    COUNT(DISTINCT date_trunc('hour', ts)) AS active_hours,
-    MIN(ts) AS first_ts,
-    MAX(ts) AS last_ts,
-    AVG(CAST(response_tokens AS DOUBLE)) AS mean_response_tokens,
-    COUNT(DISTINCT ip) AS n_ips,
-    COUNT(ip) AS n_ip_rows,
-    COUNT(DISTINCT device) AS n_devices,
-    COUNT(device) AS n_device_rows,
-    {_HOUR_COUNTS}
-FROM requests_clean
-GROUP BY account_id
-"""
-
-#: First request time per model (a model's release, when past the warm-up).
-MODEL_FIRST_SEEN_SQL = """
-SELECT model, MIN(ts) AS first_ts, COUNT(*) AS n_requests
-FROM requests_clean
-WHERE model IS NOT NULL
-GROUP BY model
-"""
-
-#: output name → (query, ORDER BY columns used by the embedded runner).
-OUTPUT_SQL: dict[str, tuple[str, tuple[str, ...]]] = {
-    "request_pairs": (REQUEST_PAIRS_SQL, ("account_id", "kind", "value")),
-    "account_activity": (ACCOUNT_ACTIVITY_SQL, ("account_id",)),
-    "model_first_seen": (MODEL_FIRST_SEEN_SQL, ("model",)),
-}
-
-_STRING_COLUMNS = ("account_id", "kind", "value", "model")
-_TS_COLUMNS = ("first_ts", "last_ts")
+_BOOL_COLUMNS = frozenset({"reasoning"})
+_INT_COLUMNS = frozenset({"response_tokens"})
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _null(column: str) -> str:
+    if column in _BOOL_COLUMNS:
+        return f"CAST(NULL AS BOOLEAN) AS {column}"
+    if column in _INT_COLUMNS:
+        return f"CAST(NULL AS BIGINT) AS {column}"
+    return f"CAST(NULL AS STRING) AS {column}"
 
 
-def _parquet_scan(paths: str | Path | Sequence[str | Path]) -> str:
-    if isinstance(paths, (str, Path)):
-        return f"read_parquet({_quote(str(paths))})"
-    return "read_parquet([" + ", ".join(_quote(str(p)) for p in paths) + "])"
+def _select(columns: Sequence[str], present: Collection[str]) -> str:
+    return ", ".join(c if c in present else _null(c) for c in columns)
 
 
-def _relation(
-    con: duckdb.DuckDBPyConnection, source: object, name: str, columns: Sequence[str]
-) -> str:
-    """Register ``source`` (frame or parquet path/glob/list) as view ``name``; return its name."""
-    if isinstance(source, pd.DataFrame):
-        raw = f"{name}_frame"
-        con.register(raw, source)
-    else:
-        raw = f"{name}_parquet"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {_parquet_scan(source)}")
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {raw}").fetchall()}
-    cols = [c if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in columns]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {', '.join(cols)} FROM {raw}")
-    return name
+def _time(present: Collection[str], ns_column: str, text_column: str, dialect: str) -> str:
+    if ns_column in present:
+        return ns_column
+    if text_column in present:
+        return TS_NS_SQL[dialect].format(x=text_column)
+    return "CAST(NULL AS BIGINT)"
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> pd.DataFrame:
-    """Run ``query`` and convert through Arrow (much cheaper than ``.df()`` for strings)."""
-    rel = con.sql(query)
-    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-    strings = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
-    frame = table.to_pandas(types_mapper=strings.get)
-    for c in frame.columns:
-        if c in _TS_COLUMNS:
-            frame[c] = pd.to_datetime(frame[c]).astype("datetime64[ns]").dt.tz_localize("UTC")
-        elif c not in _STRING_COLUMNS and c != "mean_response_tokens":
-            frame[c] = frame[c].astype(np.int64)
-    return frame
+def _maps_of(kinds: Sequence[Kind]) -> dict[str, tuple[str | None, str | None]]:
+    """Value map name → (request column, accounts column) it reads."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for k in kinds:
+        if k.value_map is not None:
+            req, acc = out.get(k.value_map, (None, None))
+            out[k.value_map] = (req or k.request_column, acc or k.accounts_column)
+    return out
 
 
-def aggregate_requests_duckdb(
-    requests: pd.DataFrame | str | Path | Sequence[str | Path],
+def _value(k: Kind, raw: str, alias: str) -> str:
+    return k.sql_value(raw, f"{alias}.{k.name}")
+
+
+def _join(k: Kind, table: str, raw: str) -> str:
+    if k.value_map is None:
+        return table
+    return f"{table} JOIN map_{k.value_map} AS m ON {raw} = m.raw"
+
+
+def aggregation_sql(
     *,
-    con: duckdb.DuckDBPyConnection | None = None,
-    accounts: pd.DataFrame | str | Path | Sequence[str | Path] | None = None,
-    materialize: bool = True,
-) -> dict[str, pd.DataFrame]:
-    """Run the request aggregation on DuckDB; outputs ``request_pairs``,
-    ``account_activity`` and ``model_first_seen`` (see the module docstring).
+    settings: IdentifierSettings,
+    dialect: str,
+    columns: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, str]:
+    """The stage's SQL, statement name → text, in execution order (module docstring).
 
-    ``requests`` is a frame (e.g. ``Dataset.requests``; only the columns in
-    :data:`REQUEST_COLUMNS` are scanned, the prompt column is never copied) or a
-    parquet path, glob or list of paths, scanned directly by DuckDB (data larger
-    than memory streams through the aggregation).  ``accounts`` (frame or parquet
-    with ``account_id``), when given, restricts requests to known accounts, as
-    ingest does.  ``con`` is an existing connection (its time zone is set to
-    UTC and temp views ``requests_*`` are created on it); default: a new in-memory
-    one.  ``materialize``: ``requests_clean`` becomes a temp table, so the source is
-    scanned and its timestamps parsed once instead of once per scan (~1.4x faster at
-    scale 1; DuckDB spills a temp table that outgrows ``memory_limit`` to
-    ``temp_directory``); ``False`` keeps it a view that every output query re-scans.  Outputs are sorted
-    by their keys; timestamps are ``datetime64[ns, UTC]``.
+    A text starting with ``SELECT`` is a query to fetch (``distinct_<map>``: map it and
+    register ``map_<map>``; an :data:`OUTPUTS` name: a result); any other text is a
+    statement to execute.  ``columns``: the columns present in each source
+    (``requests``, ``accounts``, ``identifiers``; default: every column the SQL reads,
+    with ``ts``/``created_at`` as text, and no identifiers table).  ``settings`` is
+    part of the signature because the value maps depend on it (subnet prefixes); the
+    SQL text itself does not.
     """
-    import duckdb
+    del settings  # the normalisation in SQL has no parameters today
+    if dialect not in DIALECTS:
+        raise LinkageError(f"unknown SQL dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+    if columns is None:
+        columns = {"requests": REQUEST_COLUMNS, "accounts": ACCOUNT_COLUMNS}
+    req_cols = set(columns.get("requests", ()))
+    acc_cols = set(columns.get("accounts", ()))
+    ident_cols = columns.get("identifiers")
+    mat = MATERIALIZE_SQL[dialect]
+    kinds = [k for k in KINDS if (k.request_column in req_cols) or (k.accounts_column in acc_cols)]
+    req_kinds = [k for k in kinds if k.request_column in req_cols]
+    out: dict[str, str] = {}
 
-    own = con is None
-    if con is None:
-        con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        source = _relation(con, requests, "requests_source_all", REQUEST_COLUMNS)
-        if accounts is not None:
-            known = _relation(con, accounts, "requests_known_accounts", ("account_id",))
-            con.execute(
-                "CREATE OR REPLACE TEMP VIEW requests_source AS SELECT * FROM "
-                f"{source} WHERE account_id IN (SELECT account_id FROM {known})"
-            )
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW requests_source AS SELECT * FROM {source}")
-        what = "TABLE" if materialize else "VIEW"
-        for kind in ("VIEW", "TABLE"):  # left by an earlier call on ``con``
-            with contextlib.suppress(duckdb.CatalogException):  # it is the other kind
-                con.execute(f"DROP {kind} IF EXISTS requests_clean")
-        con.execute(f"CREATE TEMP {what} requests_clean AS {CLEAN_REQUESTS_SQL_DUCKDB}")
-        out: dict[str, pd.DataFrame] = {}
-        for name, (sql, keys) in OUTPUT_SQL.items():
-            query = f"SELECT * FROM ({sql}) AS q ORDER BY {', '.join(keys)}"
-            out[name] = _fetch(con, query)
-        if materialize:
-            con.execute("DROP TABLE requests_clean")
-        return out
-    finally:
-        if own:
-            con.close()
-
-
-def _seconds(ts: pd.Series) -> np.ndarray:
-    ns = ts.astype("datetime64[ns, UTC]").to_numpy(dtype="datetime64[ns]").view(np.int64)
-    return ns / 1e9
-
-
-def features_from_aggregates(
-    agg: dict[str, pd.DataFrame],
-    accounts: pd.Index | Sequence[str] | None = None,
-    *,
-    warmup: float = RELEASE_WARMUP,
-) -> pd.DataFrame:
-    """Finish the request-derived per-account features from the SQL outputs.
-
-    Columns (same meaning as :data:`linkage.identifiers.features.FEATURE_COLUMNS`):
-    ``n_requests, active_days, req_per_active_hour, n_ips, ip_churn, n_devices,
-    device_churn, hour_entropy, mean_response_tokens, first_ts, last_ts,
-    pivot_lag_hours`` (``req_per_active_hour`` over UTC clock hours).  Index
-    ``account_id``: ``accounts`` when given (accounts without requests get
-    ``n_requests = 0`` and NaN elsewhere), else the accounts with requests.
-    """
-    act = agg["account_activity"].set_index("account_id")
-    n = act["n_requests"].to_numpy(np.float64)
-    hours = act[list(HOUR_COLUMNS)].to_numpy(np.float64)
-    p = hours / n[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
-    n_ip_rows = act["n_ip_rows"].to_numpy(np.float64)
-    n_dev_rows = act["n_device_rows"].to_numpy(np.float64)
-    n_ips = np.where(n_ip_rows > 0, act["n_ips"].to_numpy(np.float64), np.nan)
-    n_dev = np.where(n_dev_rows > 0, act["n_devices"].to_numpy(np.float64), np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        feats = pd.DataFrame(
-            {
-                "n_requests": n,
-                "active_days": act["active_days"].to_numpy(np.float64),
-                "req_per_active_hour": n / act["active_hours"].to_numpy(np.float64),
-                "n_ips": n_ips,
-                "ip_churn": n_ips / n_ip_rows,
-                "n_devices": n_dev,
-                "device_churn": n_dev / n_dev_rows,
-                "hour_entropy": np.abs(terms.sum(axis=1)),
-                "mean_response_tokens": act["mean_response_tokens"].to_numpy(np.float64),
-                "first_ts": _seconds(act["first_ts"]),
-                "last_ts": _seconds(act["last_ts"]),
-            },
-            index=act.index,
-        )
-    feats["pivot_lag_hours"] = _pivot_lag(agg, feats, warmup)
-    if accounts is not None:
-        feats = feats.reindex(pd.Index(accounts, dtype="string"))
-        feats["n_requests"] = feats["n_requests"].fillna(0.0)
-    feats.index.name = "account_id"
-    return feats
-
-
-def _pivot_lag(agg: dict[str, pd.DataFrame], feats: pd.DataFrame, warmup: float) -> pd.Series:
-    """Hours from the release of the newest released model an account used to its
-    first request with it (rules of :func:`linkage.identifiers.timing.model_releases`)."""
-    out = pd.Series(np.nan, index=feats.index)
-    models = agg["model_first_seen"]
-    if not len(feats) or not len(models):
-        return out
-    t0, t1 = feats["first_ts"].min(), feats["last_ts"].max()
-    cutoff = t0 + warmup * (t1 - t0)
-    release = pd.Series(_seconds(models["first_ts"]), index=models["model"].to_numpy())
-    release = release[release > cutoff]
-    pairs = agg["request_pairs"]
-    pairs = pairs[(pairs["kind"] == "model") & pairs["value"].isin(release.index)]
-    if not len(pairs):
-        return out
-    used = pd.DataFrame(
-        {
-            "a": pairs["account_id"].to_numpy(),
-            "rel": release.reindex(pairs["value"].to_numpy()).to_numpy(),
-            "t": _seconds(pairs["first_ts"]),
-        }
+    ts = _time(req_cols, "ts_ns", "ts", dialect)
+    out["requests_clean"] = (
+        "CREATE OR REPLACE TEMP VIEW requests_clean AS\n"
+        f"SELECT {_select(REQUEST_COLUMNS[:1], req_cols)}, {ts} AS ts_ns, "
+        f"{_select(REQUEST_COLUMNS[2:], req_cols)}\n"
+        "FROM requests_source\n"
+        f"WHERE account_id IN (SELECT account_id FROM accounts_source) AND {ts} IS NOT NULL"
     )
-    last = used.sort_values(["a", "rel", "t"]).drop_duplicates("a", keep="last")
-    out.loc[last["a"].to_numpy()] = (last["t"].to_numpy() - last["rel"].to_numpy()) / 3600.0
+    created = _time(acc_cols, "created_ns", "created_at", dialect)
+    out["accounts_clean"] = (
+        "CREATE OR REPLACE TEMP VIEW accounts_clean AS\n"
+        f"SELECT account_id, {created} AS created_ns, {_select(_RAW_ACCOUNT, acc_cols)}\n"
+        "FROM accounts_source WHERE account_id IS NOT NULL"
+    )
+    if ident_cols is not None:
+        present = set(ident_cols)
+        its = _time(present, "ts_ns", "ts", dialect)
+        out["identifiers_clean"] = (
+            "CREATE OR REPLACE TEMP VIEW identifiers_clean AS\n"
+            f"SELECT account_id, {sql_trim('kind')} AS kind, {sql_trim('value')} AS value, "
+            f"{its} AS ts_ns\nFROM identifiers_source\n"
+            "WHERE account_id IN (SELECT account_id FROM accounts_source)"
+        )
+
+    for col in dict.fromkeys(k.request_column for k in req_kinds):
+        out[f"raw_{col}"] = mat.format(
+            name=f"raw_{col}",
+            sql=(
+                f"SELECT account_id, {col} AS raw, COUNT(*) AS n, MIN(ts_ns) AS first_ts, "
+                f"MAX(ts_ns) AS last_ts\nFROM requests_clean WHERE {col} IS NOT NULL\n"
+                f"GROUP BY account_id, {col}"
+            ),
+        )
+
+    for name, (req, acc) in _maps_of(kinds).items():
+        parts = []
+        if req in req_cols:
+            parts.append(f"SELECT raw FROM raw_{req}")
+        if acc in acc_cols:
+            parts.append(f"SELECT {acc} AS raw FROM accounts_clean WHERE {acc} IS NOT NULL")
+        out[f"distinct_{name}"] = (
+            "SELECT DISTINCT raw FROM (\n" + "\nUNION ALL\n".join(parts) + "\n) AS raw_values"
+        )
+
+    for k in req_kinds:
+        value = _value(k, "r.raw", "m")
+        out[f"pairs_{k.name}"] = mat.format(
+            name=f"pairs_{k.name}",
+            sql=(
+                f"SELECT r.account_id, {value} AS value, CAST(SUM(r.n) AS BIGINT) AS n, "
+                "MIN(r.first_ts) AS first_ts, MAX(r.last_ts) AS last_ts\n"
+                f"FROM {_join(k, f'raw_{k.request_column} AS r', 'r.raw')}\n"
+                f"WHERE {value} IS NOT NULL\nGROUP BY r.account_id, {value}"
+            ),
+        )
+
+    edge_parts = []
+    for k in kinds:
+        if not k.edges:
+            continue
+        sources = []
+        if k.request_column in req_cols:
+            sources.append(f"SELECT account_id, value, n, first_ts, last_ts FROM pairs_{k.name}")
+        if k.accounts_column in acc_cols:
+            value = _value(k, f"a.{k.accounts_column}", "m")
+            sources.append(
+                f"SELECT a.account_id, {value} AS value, CAST(1 AS BIGINT) AS n, "
+                "a.created_ns AS first_ts, a.created_ns AS last_ts\n"
+                f"FROM {_join(k, 'accounts_clean AS a', f'a.{k.accounts_column}')}\n"
+                f"WHERE {value} IS NOT NULL"
+            )
+        union = "\nUNION ALL\n".join(sources)
+        edge_parts.append(
+            f"SELECT account_id, '{k.name}' AS kind, value, CAST(SUM(n) AS BIGINT) AS n, "
+            "MIN(first_ts) AS first_ts, MAX(last_ts) AS last_ts\n"
+            f"FROM (\n{union}\n) AS obs_{k.name}\nGROUP BY account_id, value"
+        )
+    if ident_cols is not None:
+        edge_parts.append(
+            f"SELECT account_id, CONCAT('{EXTRA_PREFIX}', kind) AS kind, value, COUNT(*) AS n, "
+            "MIN(ts_ns) AS first_ts, MAX(ts_ns) AS last_ts\n"
+            "FROM identifiers_clean WHERE kind IS NOT NULL AND value IS NOT NULL\n"
+            "GROUP BY account_id, kind, value"
+        )
+    out["edges"] = (
+        "\nUNION ALL\n".join(edge_parts)
+        if edge_parts
+        else "SELECT CAST(NULL AS STRING) AS account_id, CAST(NULL AS STRING) AS kind, "
+        "CAST(NULL AS STRING) AS value, CAST(NULL AS BIGINT) AS n, "
+        "CAST(NULL AS BIGINT) AS first_ts, CAST(NULL AS BIGINT) AS last_ts WHERE 1 = 0"
+    )
+    out["account_kinds"] = (
+        "\nUNION ALL\n".join(
+            f"SELECT account_id, '{k.name}' AS kind, COUNT(*) AS n_values, MAX(n) AS top_n, "
+            f"CAST(SUM(n) AS BIGINT) AS n_rows FROM pairs_{k.name} GROUP BY account_id"
+            for k in req_kinds
+        )
+        if req_kinds
+        else "SELECT CAST(NULL AS STRING) AS account_id, CAST(NULL AS STRING) AS kind, "
+        "CAST(NULL AS BIGINT) AS n_values, CAST(NULL AS BIGINT) AS top_n, "
+        "CAST(NULL AS BIGINT) AS n_rows WHERE 1 = 0"
+    )
+    out["account_activity"] = (
+        "SELECT account_id, COUNT(*) AS n_requests,\n"
+        "    COUNT(CASE WHEN response_tokens >= 0 THEN 1 END) AS n_tokens,\n"
+        "    CAST(SUM(CASE WHEN response_tokens >= 0 THEN response_tokens END) AS DOUBLE)"
+        " AS sum_tokens,\n"
+        "    COUNT(reasoning) AS n_prompts,\n"
+        "    COUNT(CASE WHEN reasoning THEN 1 END) AS n_reasoning\n"
+        "FROM requests_clean GROUP BY account_id"
+    )
+    attrs, joins = [], []
+    for name, (_, acc) in _maps_of(kinds).items():
+        extra = [c for c in VALUE_MAPS[name].columns if c not in {k.name for k in KINDS}]
+        if not extra or acc not in acc_cols:
+            continue
+        attrs += [f"m_{name}.{c}" for c in extra]
+        joins.append(f"LEFT JOIN map_{name} AS m_{name} ON a.{acc} = m_{name}.raw")
+    out["account_attributes"] = (
+        f"SELECT {', '.join(['a.account_id', *attrs])}\nFROM accounts_clean AS a"
+        + "".join(f"\n{j}" for j in joins)
+    )
+    return out
+
+
+Source = pa.Table | str | Path | Sequence[str | Path]
+
+
+def _map_table(name: str, raw: pa.Table, settings: IdentifierSettings) -> pa.Table:
+    """Run value map ``name`` on a one-column table of distinct raw values."""
+    values = raw.column("raw").to_pandas(types_mapper=lambda _: pd.StringDtype())
+    mapped = VALUE_MAPS[name].many(values.astype("string"), settings)
+    cols = {"raw": raw.column("raw").cast(pa.string())}
+    for c in VALUE_MAPS[name].columns:
+        col = mapped[c]
+        if isinstance(col.dtype, pd.BooleanDtype):
+            cols[c] = pa.array(col, type=pa.bool_(), from_pandas=True)
+        else:
+            cols[c] = pa.array(col.astype("string"), type=pa.string(), from_pandas=True)
+    return pa.table(cols)
+
+
+def run_aggregation(
+    engine: SqlEngine,
+    *,
+    requests: Source,
+    accounts: Source,
+    settings: IdentifierSettings,
+    identifiers: Source | None = None,
+) -> dict[str, pa.Table]:
+    """Run :func:`aggregation_sql` on ``engine``; returns the :data:`OUTPUTS` as Arrow
+    tables (rows in no particular order).
+
+    Inputs are Arrow tables or Parquet paths (read lazily by the engine, so data
+    larger than memory streams through the aggregation); columns as in the module
+    docstring.  The engine must run in UTC (every :mod:`linkage.engine` engine does).
+    """
+    engine.register("requests_source", requests)
+    engine.register("accounts_source", accounts)
+    columns = {
+        "requests": engine.columns("requests_source"),
+        "accounts": engine.columns("accounts_source"),
+    }
+    if identifiers is not None:
+        engine.register("identifiers_source", identifiers)
+        columns["identifiers"] = engine.columns("identifiers_source")
+    for need, table in (("account_id", "requests"), ("account_id", "accounts")):
+        if need not in columns[table]:
+            raise LinkageError(f"the {table} input has no {need} column: {columns[table]}")
+    out: dict[str, pa.Table] = {}
+    for name, sql in aggregation_sql(
+        settings=settings, dialect=engine.name, columns=columns
+    ).items():
+        if not sql.lstrip().startswith("SELECT"):
+            engine.execute(sql)
+        elif name.startswith("distinct_"):
+            map_name = name.removeprefix("distinct_")
+            engine.register(f"map_{map_name}", _map_table(map_name, engine.fetch(sql), settings))
+        else:
+            out[name] = engine.fetch(sql)
     return out

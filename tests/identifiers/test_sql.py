@@ -1,10 +1,10 @@
-"""The SQL request aggregation (linkage.identifiers.sql) agrees with the pandas path.
+"""The generated SQL of the identifiers stage (linkage.identifiers.sql).
 
-One generated world, three ways: ``extract`` (pandas), DuckDB over the ingested
-frame, DuckDB scanning the parquet file directly.  Plus hand-made edge cases for
+One generated world, two inputs (the raw Parquet files scanned by the engine, and
+the ingested frames as Arrow tables) give the same tables; the edges equal an
+independent pandas oracle built from the raw files; hand-made edge cases cover
 the text the scan path sees before ingest (offset timestamps, blank and mixed-case
-fingerprints, negative tokens, orphan rows, a missing column), and, where pyspark
-and Java are installed, the same SQL on Spark.
+fingerprints, negative tokens, orphan rows, a missing column).
 """
 
 from __future__ import annotations
@@ -13,38 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("duckdb")
-
 from fixtures import make_world, write_world
-from linkage import Settings
-from linkage.dataset import Dataset
-from linkage.identifiers import Identifiers, extract, normalize_fingerprint
-from linkage.identifiers.sql import (
-    HOUR_COLUMNS,
-    OUTPUT_SQL,
-    aggregate_requests_duckdb,
-    features_from_aggregates,
-)
-from linkage.ingest import load_dataset
+from linkage.engine import DuckDBEngine
+from linkage.errors import LinkageError
+from linkage.identifiers.kinds import KINDS, kind
+from linkage.identifiers.sql import OUTPUTS, TS_NS_SQL, aggregation_sql, run_aggregation
+from linkage.settings import IdentifierSettings
 
-Agg = dict[str, pd.DataFrame]
-PAIR_KEYS = ["account_id", "kind", "value"]
-# Features the SQL outputs determine exactly (req_per_active_hour: see test below).
-SAME_FEATURES = [
-    "n_requests",
-    "active_days",
-    "mean_response_tokens",
-    "n_ips",
-    "ip_churn",
-    "n_devices",
-    "device_churn",
-    "first_ts",
-    "last_ts",
-    "hour_entropy",
-    "pivot_lag_hours",
-]
+SETTINGS = IdentifierSettings()
+EDGE_KEYS = ["account_id", "kind", "value"]
 
 
 @pytest.fixture(scope="module")
@@ -54,172 +35,84 @@ def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def ds(world_dir: Path) -> Dataset:
-    return load_dataset(world_dir)
-
-
-@pytest.fixture(scope="module")
-def ids(ds: Dataset) -> Identifiers:
-    return extract(ds, settings=Settings().identifiers)
-
-
-@pytest.fixture(scope="module")
-def agg(ds: Dataset) -> Agg:
-    return aggregate_requests_duckdb(ds.requests)
-
-
-@pytest.fixture(scope="module")
-def agg_scan(world_dir: Path) -> Agg:
-    return aggregate_requests_duckdb(str(world_dir / "requests.parquet"))
-
-
-def _pandas_pairs(requests: pd.DataFrame) -> pd.DataFrame:
-    """Reference: GROUP BY (account, value) per request-derived kind, in pandas."""
-    values = {
-        "ip": requests["ip"].astype("string"),
-        "device": normalize_fingerprint(requests["device_fingerprint"]),
-        "model": requests["model"].astype("string"),
-    }
-    parts = []
-    for kind, value in values.items():
-        frame = pd.DataFrame(
-            {
-                "account_id": requests["account_id"].astype("string"),
-                "value": value,
-                "ts": requests["ts"],
-            }
-        ).dropna()
-        g = frame.groupby(["account_id", "value"])["ts"].agg(["size", "min", "max"]).reset_index()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "account_id": g["account_id"],
-                    "kind": kind,
-                    "value": g["value"],
-                    "n": g["size"].astype(np.int64),
-                    "first_ts": g["min"],
-                    "last_ts": g["max"],
-                }
-            )
-        )
-    out = pd.concat(parts, ignore_index=True)
-    out["kind"] = out["kind"].astype("string")
-    return out
+def _run(**inputs: object) -> dict[str, pd.DataFrame]:
+    with DuckDBEngine(threads=2) as engine:
+        out = run_aggregation(engine, settings=SETTINGS, **inputs)  # type: ignore[arg-type]
+    return {name: table.to_pandas() for name, table in out.items()}
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def test_world_exercises_every_kind(ds: Dataset, agg: Agg) -> None:
-    pairs = agg["request_pairs"]
-    assert set(pairs["kind"]) == {"ip", "device", "model"}
-    assert ds.requests["device_fingerprint"].isna().any()  # blanks excluded, not a value
-    assert len(agg["account_activity"]) == ds.requests["account_id"].nunique()
-    assert (
-        agg["account_activity"][list(HOUR_COLUMNS)].sum(axis=1)
-        == agg["account_activity"]["n_requests"]
-    ).all()
+@pytest.fixture(scope="module")
+def scan(world_dir: Path) -> dict[str, pd.DataFrame]:
+    return _run(
+        requests=str(world_dir / "requests.parquet"),
+        accounts=str(world_dir / "accounts.parquet"),
+        identifiers=str(world_dir / "identifiers.parquet"),
+    )
 
 
-def test_request_pairs_equal_pandas_groupby(ds: Dataset, agg: Agg) -> None:
-    expected = _sorted(_pandas_pairs(ds.requests), PAIR_KEYS)
-    got = _sorted(agg["request_pairs"], PAIR_KEYS)
-    pd.testing.assert_frame_equal(got, expected.astype(got.dtypes.to_dict()))
+def test_outputs_and_every_kind(scan: dict[str, pd.DataFrame]) -> None:
+    assert list(scan) == list(OUTPUTS)
+    kinds = set(scan["edges"]["kind"])
+    expected = {k.name for k in KINDS if k.edges and k.name != "template"}
+    assert expected <= kinds  # no template column in the raw files
+    assert any(k.startswith("x:") for k in kinds)
+    assert not scan["edges"].duplicated(EDGE_KEYS).any()
+    assert set(scan["account_kinds"]["kind"]) == {"ip", "subnet", "device"}
 
 
-def test_request_pairs_are_the_request_half_of_extract_edges(agg: Agg, ids: Identifiers) -> None:
-    """extract's ip/device edges = SQL request pairs ∪ sign-up observations (n = 1 each)."""
-    for kind in ("ip", "device"):
-        edges = ids.edges[ids.edges["kind"] == kind].set_index(["account_id", "value"])
-        pairs = agg["request_pairs"]
-        pairs = pairs[pairs["kind"] == kind].set_index(["account_id", "value"])
-        assert pairs.index.isin(edges.index).all()
-        both = pairs.join(edges.add_suffix("_edge"), how="left")
-        extra = both["n_edge"] - both["n"]
-        assert extra.isin([0, 1]).all(), kind  # at most the sign-up observation on top
-        assert (both["first_ts_edge"] <= both["first_ts"]).all()
-        assert (both["last_ts_edge"] >= both["last_ts"]).all()
-        unchanged = extra == 0
-        assert (both.loc[unchanged, "first_ts_edge"] == both.loc[unchanged, "first_ts"]).all()
-        assert (both.loc[unchanged, "last_ts_edge"] == both.loc[unchanged, "last_ts"]).all()
-        signup_only = edges[~edges.index.isin(pairs.index)]
-        assert (signup_only["n"] == 1).all(), kind
-        assert (signup_only["first_ts"] == signup_only["last_ts"]).all()
+def test_edges_equal_a_pandas_oracle(world_dir: Path, scan: dict[str, pd.DataFrame]) -> None:
+    """ip/device edges: request rows and the sign-up observation, grouped in pandas."""
+    req = pd.read_parquet(world_dir / "requests.parquet")
+    acc = pd.read_parquet(world_dir / "accounts.parquet")
+    ts = pd.to_datetime(req["ts"], utc=True, format="ISO8601")
+    created = pd.to_datetime(acc["created_at"], utc=True, format="ISO8601")
 
+    def ns(t: pd.Series) -> pd.Series:
+        return pd.Series(t.to_numpy(dtype="datetime64[ns]").view(np.int64), index=t.index)
 
-def test_features_from_sql_equal_extract_features(ds: Dataset, agg: Agg, ids: Identifiers) -> None:
-    feats = features_from_aggregates(agg, ds.accounts["account_id"])
-    expected = ids.features
-    assert feats.index.equals(expected.index)
-    for col in SAME_FEATURES:
-        np.testing.assert_allclose(
-            feats[col].to_numpy(),
-            expected[col].to_numpy(),
-            rtol=1e-12,
-            atol=0,
-            equal_nan=True,
-            err_msg=col,
+    for name, rcol, acol in (("ip", "ip", "signup_ip"), ("device", "device_fingerprint", None)):
+        k = kind(name)
+        norm = {v: k.normalize_one(v, SETTINGS) for v in pd.unique(req[rcol].dropna())}
+        obs = pd.DataFrame(
+            {"account_id": req["account_id"], "value": req[rcol].map(norm), "t": ns(ts)}
         )
-    # the world has accounts without requests and a released model: both paths exercised
-    assert (feats["n_requests"] == 0).any() and feats["active_days"].isna().any()
-    assert feats["pivot_lag_hours"].notna().any()
+        parts = [obs.assign(n=1)]
+        acol = acol or k.accounts_column
+        snorm = {v: k.normalize_one(v, SETTINGS) for v in pd.unique(acc[acol].dropna())}
+        parts.append(
+            pd.DataFrame(
+                {"account_id": acc["account_id"], "value": acc[acol].map(snorm), "t": ns(created)}
+            ).assign(n=1)
+        )
+        both = pd.concat(parts).dropna(subset=["value"])
+        g = both.groupby(["account_id", "value"]).agg(
+            n=("n", "sum"), first_ts=("t", "min"), last_ts=("t", "max")
+        )
+        got = scan["edges"][scan["edges"]["kind"] == name].set_index(["account_id", "value"])
+        got = got[["n", "first_ts", "last_ts"]].sort_index()
+        pd.testing.assert_frame_equal(got, g.sort_index(), check_dtype=False, obj=name)
 
 
-def test_active_hours_are_distinct_utc_clock_hours(ds: Dataset, agg: Agg, ids: Identifiers) -> None:
-    """``active_hours`` counts clock hours; extract's req_per_active_hour buckets hours from
-    the dataset's first request instead, so the two agree only where that makes no difference."""
-    r = ds.requests
-    expected = r.groupby(r["account_id"].astype("string"))["ts"].agg(
-        lambda t: t.dt.floor("h").nunique()
-    )
-    act = agg["account_activity"].set_index("account_id")
-    assert (act["active_hours"] == expected.reindex(act.index)).all()
-    days = r.groupby(r["account_id"].astype("string"))["ts"].agg(
-        lambda t: t.dt.floor("D").nunique()
-    )
-    assert (act["active_days"] == days.reindex(act.index)).all()
-    ns = r["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    rel = (
-        pd.Series((ns - ns.min()) // 3_600_000_000_000)
-        .groupby(r["account_id"].astype("string").to_numpy())
-        .nunique()
-    )
-    pandas_rate = act["n_requests"] / rel.reindex(act.index)
-    np.testing.assert_allclose(
-        pandas_rate.to_numpy(),
-        ids.features.loc[act.index, "req_per_active_hour"].to_numpy(),
-        rtol=1e-12,
-    )
-
-
-def test_model_first_seen_equals_pandas(ds: Dataset, agg: Agg) -> None:
-    g = ds.requests.groupby(ds.requests["model"].astype("string"))["ts"].agg(["min", "size"])
-    got = agg["model_first_seen"].set_index("model")
-    assert list(got.index) == sorted(g.index)
-    assert (got["first_ts"] == g.loc[got.index, "min"]).all()
-    assert (got["n_requests"] == g.loc[got.index, "size"]).all()
-
-
-def test_parquet_scan_equals_frame(agg: Agg, agg_scan: Agg) -> None:
-    """The raw parquet (ts as ISO text, some with offsets) gives exactly the frame's result."""
-    assert set(agg_scan) == set(agg) == set(OUTPUT_SQL)
-    for name in agg:
-        pd.testing.assert_frame_equal(agg_scan[name], agg[name], obj=name)
-
-
-def test_view_mode_and_reused_connection(world_dir: Path, agg_scan: Agg) -> None:
-    import duckdb
-
-    con = duckdb.connect()
-    path = str(world_dir / "requests.parquet")
-    streamed = aggregate_requests_duckdb(path, con=con, materialize=False)
-    again = aggregate_requests_duckdb(path, con=con)
-    con.close()
-    for name in agg_scan:
-        pd.testing.assert_frame_equal(streamed[name], agg_scan[name], obj=name)
-        pd.testing.assert_frame_equal(again[name], agg_scan[name], obj=name)
+def test_arrow_tables_equal_parquet_scan(world_dir: Path, scan: dict[str, pd.DataFrame]) -> None:
+    tables = {
+        name: pq.read_table(world_dir / f"{name}.parquet")
+        for name in ("requests", "accounts", "identifiers")
+    }
+    got = _run(**tables)
+    keys = {
+        "edges": EDGE_KEYS,
+        "account_kinds": ["account_id", "kind"],
+        "account_activity": ["account_id"],
+        "account_attributes": ["account_id"],
+    }
+    for name in OUTPUTS:
+        pd.testing.assert_frame_equal(
+            _sorted(got[name], keys[name]), _sorted(scan[name], keys[name]), obj=name
+        )
 
 
 def test_scan_edge_cases(tmp_path: Path) -> None:
@@ -234,33 +127,54 @@ def test_scan_edge_cases(tmp_path: Path) -> None:
                 "2024-03-02T01:00:00Z",
                 "2024-03-02T01:00:00Z",
             ],
-            "ip": ["10.0.0.1", " 10.0.0.1 ", "", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
+            "ip": ["10.0.0.1", " 10.0.0.1\t", "", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
             "device_fingerprint": ["FP_1", " fp_1", "  ", None, "fp_9", "fp_9"],
-            "model": ["m", "m", None, "m", "m", "m"],
             "response_tokens": [10, -1, 20, 5, 5, 5],
         }
     )
     path = tmp_path / "requests.parquet"
     raw.to_parquet(path)
-    accounts = pd.DataFrame({"account_id": ["a", "b", "c"]})
-    agg = aggregate_requests_duckdb(str(path), accounts=accounts)
-    act = agg["account_activity"].set_index("account_id")
-    assert list(act.index) == ["a"]  # b: unparseable time; ghost: unknown account; None: no account
+    accounts = pa.table(
+        {
+            "account_id": ["a", "b", "c"],
+            "created_at": ["2024-03-01T00:00:00Z", None, "2024-03-01T00:00:00Z"],
+            "email": ["X.Y+farm@GMail.com", "bad address", None],
+        }
+    )
+    out = _run(requests=str(path), accounts=accounts)
+    act = out["account_activity"].set_index("account_id")
+    assert list(act.index) == ["a"]  # b: unparseable time; ghost: unknown; None: no account
     a = act.loc["a"]
-    assert a["n_requests"] == 3 and a["active_days"] == 1 and a["active_hours"] == 1
-    assert a["first_ts"] == pd.Timestamp("2024-03-02T01:10:00Z")
-    assert a["last_ts"] == pd.Timestamp("2024-03-02T01:50:00Z")
-    assert a["h01"] == 3 and a["mean_response_tokens"] == 15.0  # -1 is unknown
-    assert (a["n_ips"], a["n_ip_rows"], a["n_devices"], a["n_device_rows"]) == (1, 2, 1, 2)
-    pairs = agg["request_pairs"].set_index(["kind", "value"])["n"].to_dict()
-    assert pairs == {("device", "fp_1"): 2, ("ip", "10.0.0.1"): 2, ("model", "m"): 2}
-    assert agg["model_first_seen"]["first_ts"].tolist() == [pd.Timestamp("2024-03-02T01:10:00Z")]
+    assert a["n_requests"] == 3 and a["n_tokens"] == 2 and a["sum_tokens"] == 30.0
+    assert a["n_prompts"] == 0  # no reasoning column: unknown
+    edges = out["edges"].set_index(["kind", "value"])
+    assert edges.loc[("ip", "10.0.0.1"), "n"] == 2
+    assert edges.loc[("subnet", "10.0.0.0/24"), "n"] == 2
+    assert edges.loc[("device", "fp_1"), "n"] == 2
+    t0 = pd.Timestamp("2024-03-02T01:10:00Z").value
+    assert edges.loc[("ip", "10.0.0.1"), "first_ts"] == t0
+    # sign-up only kinds: n = 1 at created_at; gmail aliasing; freemail domain is no edge
+    assert edges.loc[("email", "xy@gmail.com"), "n"] == 1
+    assert edges.loc[("email", "xy@gmail.com"), "first_ts"] == pd.Timestamp("2024-03-01").value
+    assert "email_domain" not in set(out["edges"]["kind"])
+    attrs = out["account_attributes"].set_index("account_id")
+    assert attrs.loc["a", "email_alias"] and attrs.loc["a", "email_freemail"]
+    assert pd.isna(attrs.loc["c", "email_alias"])
+    kinds = out["account_kinds"].set_index(["account_id", "kind"])
+    assert kinds.loc[("a", "ip")].tolist() == [1, 2, 2]  # n_values, top_n, n_rows
 
-    # without accounts every account is kept; a missing column reads as all unknown
-    agg2 = aggregate_requests_duckdb(raw.drop(columns=["device_fingerprint"]))
-    act2 = agg2["account_activity"].set_index("account_id")
-    assert list(act2.index) == ["a", "ghost"]
-    assert (act2["n_devices"] == 0).all()
-    feats = features_from_aggregates(agg2, ["a", "c", "ghost"])
-    assert feats.loc["c", "n_requests"] == 0 and np.isnan(feats.loc["c", "hour_entropy"])
-    assert np.isnan(feats.loc["a", "n_devices"]) and feats.loc["a", "hour_entropy"] == 0.0
+
+def test_sql_is_the_same_text_for_both_dialects_but_the_time_parse() -> None:
+    duck = aggregation_sql(settings=SETTINGS, dialect="duckdb")
+    spark = aggregation_sql(settings=SETTINGS, dialect="spark")
+    assert list(duck) == list(spark)
+    for name in duck:
+        a = duck[name].replace(TS_NS_SQL["duckdb"].format(x="ts"), "<ts>")
+        a = a.replace(TS_NS_SQL["duckdb"].format(x="created_at"), "<created>")
+        b = spark[name].replace(TS_NS_SQL["spark"].format(x="ts"), "<ts>")
+        b = b.replace(TS_NS_SQL["spark"].format(x="created_at"), "<created>")
+        b = b.replace("CREATE OR REPLACE TEMP VIEW", "CREATE OR REPLACE TEMP TABLE")
+        a = a.replace("CREATE OR REPLACE TEMP VIEW", "CREATE OR REPLACE TEMP TABLE")
+        assert a == b, name
+    with pytest.raises(LinkageError, match="dialect"):
+        aggregation_sql(settings=SETTINGS, dialect="oracle")
