@@ -312,7 +312,8 @@ def run_method(
     out["counts"] = {k: v for k, v in child["counts"].items() if not isinstance(v, dict)}
     out["counts"]["levels"] = child["counts"].get("levels")
     run = load_run(run_dir)
-    labels = pd.read_parquet(dataset / "labels.parquet")
+    labels_file = dataset / "labels.parquet"  # or a directory of parts (sharded worlds)
+    labels = pd.read_parquet(labels_file if labels_file.is_file() else dataset / "labels")
     rep = evaluate(run.accounts, labels)
     out["quality"] = {
         "ap": rep.ap,
