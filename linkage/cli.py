@@ -110,6 +110,12 @@ def detect(
     store: str | None = typer.Option(
         None, help="Store URL: read analyst feedback from it before, import the run into it after."
     ),
+    previous: Path | None = typer.Option(
+        None,
+        "--previous",
+        help="Run directory of an earlier `linkage detect`: Leiden starts from its membership "
+        "(warm start; a daily run on a slightly changed world converges faster).",
+    ),
 ) -> None:
     """Find coordinated account farms in DATASET and write the run to OUT.
 
@@ -142,6 +148,7 @@ def detect(
         feedback=feedback,
         method=method,
         progress=_progress_printer(),
+        previous=previous,
     )
     _print_run_summary(manifest, out)
     if db is not None:

@@ -27,7 +27,8 @@ from linkage import __version__
 from linkage._memory import release_memory
 from linkage.dataset import Dataset
 from linkage.detect import Clustering, detect_clusters
-from linkage.errors import LinkageError
+from linkage.detect.leiden import previous_membership
+from linkage.errors import LinkageError, RunError
 from linkage.explain import build_context, cluster_evidence
 from linkage.graph import AccountGraph, build_graph
 from linkage.identifiers import Identifiers, extract
@@ -112,6 +113,7 @@ def prepare(
     out: Path | None = None,
     progress: Progress | None = None,
     keep_prompts: bool = True,
+    previous: pd.DataFrame | None = None,
 ) -> Prepared:
     """Ingest → identifiers → graph → Leiden → features (everything before scoring).
 
@@ -119,6 +121,8 @@ def prepare(
     the identifiers are extracted (nothing after that stage reads it): at scale it is the
     largest column, and holding it through the graph stage set the run's memory peak.
     A ``Dataset`` passed in is never modified (the returned one is a copy without it).
+    ``previous``: ``account_id, cluster_id`` of a previous run (:func:`read_previous`), the
+    warm start of Leiden.
     """
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)
@@ -142,7 +146,10 @@ def prepare(
             confirmed=confirmed,
         )
     with timer.stage("detect"):
-        clustering = detect_clusters(ag, settings=settings.detect, seed=settings.seed)
+        initial = None if previous is None else previous_membership(ag.accounts, previous)
+        clustering = detect_clusters(
+            ag, settings=settings.detect, seed=settings.seed, initial=initial
+        )
     with timer.stage("features"):
         X, coord = model_inputs(ag, clustering, ids.features)
         if coord.missing:
@@ -248,6 +255,49 @@ def _cluster_records(
     return records
 
 
+COMMUNITIES_FILE = "communities.parquet"
+
+
+def read_previous(run_dir: str | Path) -> pd.DataFrame:
+    """A previous run's membership, the warm start of the next run's Leiden:
+    ``account_id, cluster_id``.
+
+    Leiden's own communities before weak members were released
+    (``RUN_DIR/communities.parquet``, written by graph runs) when present -- the partition
+    Leiden left, so the next run starts where it stopped -- else the clusters of
+    ``RUN_DIR/accounts.csv`` (any run, peers included).
+    """
+    path = Path(run_dir)
+    comm = path / COMMUNITIES_FILE
+    if comm.is_file():
+        frame = pd.read_parquet(comm)
+        return frame.rename(columns={"community": "cluster_id"})[["account_id", "cluster_id"]]
+    acc = path / "accounts.csv"
+    if not acc.is_file():
+        raise RunError(
+            f"--previous {path}: no {COMMUNITIES_FILE} or accounts.csv there; give the "
+            "directory of an earlier `linkage detect` run"
+        )
+    frame = pd.read_csv(acc, usecols=["account_id", "cluster_id"], dtype="string")
+    return frame
+
+
+def _write_communities(out: Path, prep: Prepared) -> None:
+    """Leiden's communities (before release) for the next run's warm start."""
+    comm = prep.clustering.community
+    if comm is None:
+        return
+    frame = pd.DataFrame(
+        {
+            "account_id": prep.graph.accounts.to_numpy(),
+            "community": pd.Series(comm).where(comm >= 0).astype("Int64"),
+        }
+    )
+    tmp = out / (COMMUNITIES_FILE + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(out / COMMUNITIES_FILE)
+
+
 def run_detect(
     source: str | Path | Dataset,
     out: str | Path,
@@ -256,11 +306,19 @@ def run_detect(
     feedback: pd.DataFrame | None = None,
     method: str = "graph",
     progress: Progress | None = None,
+    previous: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run detection end to end and write the run directory; returns the manifest."""
+    """Run detection end to end and write the run directory; returns the manifest.
+
+    ``previous``: the directory of an earlier run; its membership warm-starts Leiden
+    (:func:`read_previous`; graph method only).
+    """
     settings = settings or Settings()
     if method not in METHODS:
         raise LinkageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if previous is not None and method != "graph":
+        raise LinkageError(f"--previous warm-starts the graph method's Leiden, not {method!r}")
+    prev = None if previous is None else read_previous(previous)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -273,6 +331,7 @@ def run_detect(
             out=out,
             progress=progress,
             keep_prompts=False,
+            previous=prev,
         )
         timer = prep.timer
         with timer.stage("score"):
@@ -316,6 +375,8 @@ def run_detect(
     }
     with timer.stage("write"):
         write_run(out, accounts=accounts, clusters=records, manifest=manifest, signup_index=index)
+        if method == "graph":
+            _write_communities(out, prep)
     manifest["timings"] = {k: round(v, 3) for k, v in timer.stages.items()}
     manifest["timings"]["total"] = round(time.perf_counter() - t_start, 3)
     manifest["peak_rss_mb"] = round(_peak_rss_mb(), 1)

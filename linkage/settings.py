@@ -94,6 +94,13 @@ class DetectSettings(_Frozen):
         "igraph",
         description="Leiden implementation: leidenalg (reference) or igraph's C version (faster)",
     )
+    split_below_null: bool = Field(
+        True,
+        description="solve each connected component of the above-null edges (w_uv > "
+        "resolution * k_u k_v / 2M) on its own: an edge at or below the null between two "
+        "such units can never make joining them pay, so it is dropped and kept as "
+        "self-loops (strengths unchanged); proof in docs/MODEL.md",
+    )
     min_cluster_size: int = Field(2, ge=2)
     min_link_bits_share: float = Field(
         0.5,

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from linkage.errors import LinkageError
 from linkage.graph.build import AccountGraph
 from linkage.settings import DetectSettings
 
@@ -46,6 +47,9 @@ class Clustering:
     strength_in: np.ndarray  # per vertex: ties to its own cluster (nats, see cluster_ties)
     strength_total: np.ndarray  # per vertex: ties if all co-holders were in its cluster
     n_components: int
+    # per vertex: Leiden's community before weak members are released (-1 = a unit Leiden
+    # did not solve and the bound did not keep whole); the best warm start for a next run
+    community: np.ndarray | None = None
 
     def labels(self) -> np.ndarray:
         """A cluster label for every vertex: unclustered accounts are their own cluster of one
@@ -112,8 +116,20 @@ def cluster_ties(ag: AccountGraph, community: np.ndarray) -> np.ndarray:
     return np.bincount(ag.incidence["acc"].to_numpy(), weights=inside, minlength=n)
 
 
-def _leiden(sub: ig.Graph, *, resolution: float, settings: DetectSettings, seed: int) -> np.ndarray:
-    """Leiden on one component: modularity with resolution (RB configuration model)."""
+def _leiden(
+    sub: ig.Graph,
+    *,
+    resolution: float,
+    settings: DetectSettings,
+    seed: int,
+    initial: np.ndarray | None = None,
+) -> np.ndarray:
+    """Leiden on one component: modularity with resolution (RB configuration model).
+
+    ``initial``: a starting membership (one int per vertex of ``sub``, labels in
+    ``0..n-1``) that Leiden improves instead of starting from singletons (warm start).
+    """
+    init = None if initial is None else [int(x) for x in initial]
     if settings.backend == "igraph":
         # igraph's C implementation of the same algorithm (same author, much faster on
         # large sparse graphs); it draws from Python's `random`, which we seed.
@@ -125,6 +141,7 @@ def _leiden(sub: ig.Graph, *, resolution: float, settings: DetectSettings, seed:
                 weights="weight",
                 resolution=resolution,
                 n_iterations=settings.n_iterations,
+                initial_membership=init,
             )
         finally:
             random.setstate(state)
@@ -132,6 +149,7 @@ def _leiden(sub: ig.Graph, *, resolution: float, settings: DetectSettings, seed:
     part = la.find_partition(
         sub,
         la.RBConfigurationVertexPartition,
+        initial_membership=init,
         weights="weight",
         resolution_parameter=resolution,
         n_iterations=settings.n_iterations,
@@ -140,81 +158,197 @@ def _leiden(sub: ig.Graph, *, resolution: float, settings: DetectSettings, seed:
     return np.asarray(part.membership, dtype=np.int64)
 
 
+def null_total(ag: AccountGraph, *, settings: DetectSettings) -> float:
+    """The modularity null's total weight ``M`` (the pair null is ``k_u k_v / 2M``).
+
+    ``null = "information"``: the null spreads each account's links over all the identity
+    information of the world (every identifier of every account, shared or not, in nats),
+    not only over what happens to be shared: in a small world of strangers a lone ring
+    would otherwise hold most of the link weight and look "expected" (see docs/MODEL.md).
+    """
+    w_total = float(ag.weight.sum())
+    if settings.null == "information" and not ag.incidence.empty:
+        inc = ag.incidence
+        info = float(
+            (
+                ag.identifiers["weight"].to_numpy()[inc["ident"].to_numpy()] * inc["a"].to_numpy()
+            ).sum()
+        )
+        w_total = max(w_total, info / 2.0)
+    return w_total
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How detection splits the graph: units Leiden solves independently.
+
+    A unit is a connected component of the graph of *above-null* edges
+    (``w_uv > resolution * k_u k_v / 2M``, ``k`` the full strengths). An edge between two
+    units is at or below the null for its pair, and so is every other pair between them
+    (they have no edge at all), so joining any two parts of different units never gains:
+    some optimal partition has every community inside one unit (docs/MODEL.md). Such
+    edges are dropped from the units' subgraphs and their weight kept as a self-loop on
+    each end (``w/2`` each), so every account's strength -- its share of the null -- is
+    unchanged. Without cross edges the units are the connected components.
+    """
+
+    unit: np.ndarray  # unit id per vertex
+    sizes: np.ndarray  # vertices per unit
+    intra: np.ndarray  # edge positions (into ag.src/dst/weight) inside a unit, in edge order
+    loop: np.ndarray  # per vertex: self-loop weight standing for its dropped cross edges
+    m_unit: np.ndarray  # per unit: its edges' weight + its self-loops' (the null's share)
+    whole: np.ndarray  # per unit: proven optimal as one community (no-split bound)
+    w_total: float  # the null's total weight M
+    n_cross: int  # edges dropped between units
+
+
+def plan_units(ag: AccountGraph, *, settings: DetectSettings) -> Plan:
+    """Units, their null shares and which ones the no-split bound settles (see :class:`Plan`)."""
+    n = ag.n_accounts
+    src, dst, w = ag.src, ag.dst, ag.weight
+    w_total = null_total(ag, settings=settings)
+    if len(src) and w_total > 0 and settings.split_below_null:
+        k = np.bincount(src, weights=w, minlength=n) + np.bincount(dst, weights=w, minlength=n)
+        above = w > settings.resolution * k[src] * k[dst] / (2.0 * w_total)
+    else:
+        above = np.ones(len(src), dtype=bool)
+    if n:
+        adj = coo_matrix(
+            (np.ones(int(above.sum()), dtype=np.int8), (src[above], dst[above])), shape=(n, n)
+        )
+        _, unit = connected_components(adj, directed=False)
+        unit = unit.astype(np.int64)
+    else:
+        unit = np.empty(0, dtype=np.int64)
+    sizes = np.bincount(unit, minlength=unit.max() + 1 if n else 0)
+    cross = unit[src] != unit[dst] if len(src) else np.zeros(0, dtype=bool)
+    n_cross = int(cross.sum())
+    if n_cross:
+        cw = w[cross]
+        loop = 0.5 * (
+            np.bincount(src[cross], weights=cw, minlength=n)
+            + np.bincount(dst[cross], weights=cw, minlength=n)
+        )
+        intra = np.flatnonzero(~cross)
+    else:
+        loop = np.zeros(n)
+        intra = np.arange(len(src))
+    eunit = unit[src[intra]]
+    m_unit = np.bincount(eunit, weights=w[intra], minlength=len(sizes))
+    if n_cross:
+        m_unit = m_unit + np.bincount(unit, weights=loop, minlength=len(sizes))
+    # Units whose best partition is provably "all together": splitting unit c into r parts
+    # gains at most resolution * m_c^2 / M * (r-1)/r in the null and costs at least r-1
+    # above-null edges (the parts are connected by them), so if
+    # w_min(c) >= resolution * m_c^2 / M  the single community is optimal and Leiden is
+    # not needed (most small components: families, pairs). Self-loops never cross a cut.
+    w_min = np.full(len(sizes), np.inf)
+    if len(intra):
+        sel = intra[above[intra]]
+        np.minimum.at(w_min, unit[src[sel]], w[sel])
+    bound = settings.resolution * m_unit**2 / w_total if w_total > 0 else np.zeros(len(sizes))
+    whole = (sizes >= 2) & (w_min >= bound)
+    if settings.split_below_null:
+        # a unit of two is joined by one above-null edge: together beats apart, exactly
+        whole |= sizes == 2
+    return Plan(unit, sizes, intra, loop, m_unit, whole, w_total, n_cross)
+
+
+def previous_membership(accounts: pd.Index, previous: pd.DataFrame) -> np.ndarray:
+    """A warm start for :func:`detect_clusters` from a previous run's membership.
+
+    ``previous``: ``account_id, cluster_id`` (a run directory's ``accounts.csv``; cluster
+    ids are any hashable labels, missing = unclustered). Returns one int per account of
+    ``accounts`` (vertex order): the previous cluster's index, -1 for accounts that were
+    unclustered or are new.
+    """
+    prev = previous.loc[previous["cluster_id"].notna(), ["account_id", "cluster_id"]]
+    codes, _ = pd.factorize(prev["cluster_id"].astype(str), sort=True)
+    label = pd.Series(codes, index=pd.Index(prev["account_id"].astype(str)))
+    label = label[~label.index.duplicated(keep="last")]
+    out = label.reindex(pd.Index(accounts).astype(str)).to_numpy(dtype=np.float64)
+    return np.where(np.isnan(out), -1, out).astype(np.int64)
+
+
+def _local_initial(initial: np.ndarray) -> np.ndarray:
+    """Labels ``0..n-1`` for one unit: previous clusters densely, then one label per
+    vertex without a previous cluster (each starts alone)."""
+    out = np.empty(len(initial), dtype=np.int64)
+    has = initial >= 0
+    _, inv = np.unique(initial[has], return_inverse=True)
+    out[has] = inv
+    n_old = int(inv.max()) + 1 if has.any() else 0
+    out[~has] = n_old + np.arange(int((~has).sum()))
+    return out
+
+
 def detect_clusters(
     ag: AccountGraph,
     *,
     settings: DetectSettings,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    initial: np.ndarray | None = None,
 ) -> Clustering:
+    """Candidate clusters: Leiden per unit (:class:`Plan`), then weak members released.
+
+    ``initial``: a warm start, one int label per vertex (-1 = none; see
+    :func:`previous_membership`): Leiden improves that partition instead of starting from
+    singletons, so a daily run on a slightly changed world starts near its optimum.
+    """
     n = ag.n_accounts
-    src, dst, w = ag.src, ag.dst, ag.weight
-    if n:
-        adj = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
-        _, comp = connected_components(adj, directed=False)
-        comp = comp.astype(np.int64)
-    else:
-        comp = np.empty(0, dtype=np.int64)
-    sizes = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
-    community = np.full(n, -1, dtype=np.int64)
-    w_total = float(w.sum())
-    if settings.null == "information" and not ag.incidence.empty:
-        # the null spreads each account's links over all the identity information of the
-        # world (every identifier of every account, shared or not, in nats), not only over
-        # what happens to be shared: in a small world of strangers a lone ring would
-        # otherwise hold most of the link weight and look "expected" (see docs/MODEL.md)
-        inc_ = ag.incidence
-        info = float(
-            (
-                ag.identifiers["weight"].to_numpy()[inc_["ident"].to_numpy()] * inc_["a"].to_numpy()
-            ).sum()
+    if initial is not None and len(initial) != n:
+        raise LinkageError(
+            f"the warm start has {len(initial)} labels for {n} accounts: build it with "
+            "previous_membership(graph.accounts, previous)"
         )
-        w_total = max(w_total, info / 2.0)
-    # Components whose best partition is provably "all together": with the whole graph's
-    # null, any split of component c gains at most resolution * m_c^2 / M in modularity and
-    # costs at least its lightest edge, so if  w_min(c) >= resolution * m_c^2 / M  the single
-    # community is optimal and Leiden is not needed (most small components: families, pairs).
-    ecomp = comp[src] if len(src) else np.empty(0, dtype=np.int64)
-    m_c = np.bincount(ecomp, weights=w, minlength=len(sizes))
-    w_min = np.full(len(sizes), np.inf)
-    if len(src):
-        np.minimum.at(w_min, ecomp, w)
-    bound = settings.resolution * m_c**2 / w_total if w_total > 0 else np.zeros(len(sizes))
-    whole = (sizes >= 2) & (w_min >= bound)
+    src, dst, w = ag.src, ag.dst, ag.weight
+    plan = plan_units(ag, settings=settings)
+    comp, sizes, whole, w_total = plan.unit, plan.sizes, plan.whole, plan.w_total
+    community = np.full(n, -1, dtype=np.int64)
     rank = np.full(len(sizes), -1, dtype=np.int64)
     rank[whole] = np.arange(int(whole.sum()))
     in_whole = rank[comp] >= 0
     community[in_whole] = rank[comp[in_whole]]
     next_label = int(whole.sum())
     big = np.flatnonzero((sizes >= 3) & ~whole)
-    # vertices and edges grouped by component (one stable sort each), so every component's
-    # igraph graph is built straight from its slice of the edge arrays
+    # vertices and edges grouped by unit (one stable sort each), so every unit's igraph
+    # graph is built straight from its slice of the edge arrays
     order = np.argsort(comp, kind="stable")
     bounds = np.r_[0, np.cumsum(sizes)]
-    e_order = np.argsort(ecomp, kind="stable")
+    intra = plan.intra
+    ecomp = comp[src[intra]]
+    e_order = intra[np.argsort(ecomp, kind="stable")]
     e_bounds = np.r_[0, np.cumsum(np.bincount(ecomp, minlength=len(sizes)))]
     local = np.empty(n, dtype=np.int64)
     for done, c in enumerate(big[np.argsort(-sizes[big], kind="stable")], 1):
         verts = order[bounds[c] : bounds[c + 1]]
         local[verts] = np.arange(len(verts))
         es = e_order[e_bounds[c] : e_bounds[c + 1]]
+        s_loc, d_loc, ew = local[src[es]], local[dst[es]], w[es]
+        if plan.n_cross:
+            lv = verts[plan.loop[verts] > 0]
+            s_loc = np.r_[s_loc, local[lv]]
+            d_loc = np.r_[d_loc, local[lv]]
+            ew = np.r_[ew, plan.loop[lv]]
+        # edges as an iterator of int pairs: igraph reads it ~2.5x faster than numpy rows
         sub = ig.Graph(
-            n=len(verts),
-            edges=np.column_stack([local[src[es]], local[dst[es]]]),
-            directed=False,
+            n=len(verts), edges=zip(s_loc.tolist(), d_loc.tolist(), strict=True), directed=False
         )
-        sub.es["weight"] = w[es]
-        # the null model is the whole graph's: scaling the resolution by the component's share
-        # of the total weight makes per-component Leiden optimise the global modularity, so
-        # splitting by component changes nothing and a small isolated group is not shattered
-        res = settings.resolution * m_c[c] / w_total if w_total > 0 else settings.resolution
-        memb = _leiden(sub, resolution=res, settings=settings, seed=seed)
+        sub.es["weight"] = ew.tolist()
+        # the null model is the whole graph's: scaling the resolution by the unit's share
+        # of the total weight makes per-unit Leiden optimise the global modularity, so
+        # splitting by unit changes nothing and a small isolated group is not shattered
+        res = settings.resolution * plan.m_unit[c] / w_total if w_total > 0 else settings.resolution
+        init = None if initial is None else _local_initial(initial[verts])
+        memb = _leiden(sub, resolution=res, settings=settings, seed=seed, initial=init)
         del sub
         community[verts] = memb + next_label
         next_label += int(memb.max()) + 1
         if progress is not None and done % 200 == 0:
             progress(done, len(big))
 
+    leiden_community = community.copy()
     # total ties: what an account would have if every co-holder were in its cluster
     inc = ag.incidence
     if inc.empty:
@@ -250,11 +384,13 @@ def detect_clusters(
         community = np.where(community >= 0, remap[np.maximum(community, 0)], -1)
         ids = ordered.to_list()
     log.info(
-        "detect: %d components (%d whole by the no-split bound), %d solved by Leiden, "
-        "%d clusters covering %d accounts",
+        "detect: %d units (%d edges below the null between them dropped; %d whole by the "
+        "no-split bound), %d solved by Leiden%s, %d clusters covering %d accounts",
         len(sizes),
+        plan.n_cross,
         int(whole.sum()),
         len(big),
+        "" if initial is None else " (warm start)",
         len(ids),
         int((community >= 0).sum()),
     )
@@ -264,4 +400,5 @@ def detect_clusters(
         strength_in=internal,
         strength_total=total,
         n_components=len(sizes),
+        community=leiden_community,
     )
