@@ -87,6 +87,25 @@ def _progress_printer(quiet: bool | None = None):
     return show
 
 
+_ENGINE_HELP = (
+    "SQL engine of the request aggregation (sets identifiers.engine): duckdb = embedded, "
+    "out of core (default); spark = PySpark, local[2] or the cluster in SPARK_MASTER "
+    "(pip install 'linkage\\[spark]' and Java 17+; see docs/SCALING.md)."
+)
+
+
+def _with_engine(settings: Settings, engine: str | None) -> Settings:
+    """``settings`` with ``identifiers.engine`` set from ``--engine`` (when given)."""
+    if engine is None:
+        return settings
+    from linkage.engine import ENGINES
+
+    if engine not in ENGINES:
+        raise LinkageError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    ids = settings.identifiers.model_copy(update={"engine": engine})
+    return settings.model_copy(update={"identifiers": ids})
+
+
 @app.command()
 def detect(
     dataset: Path = typer.Argument(
@@ -116,6 +135,9 @@ def detect(
         help="Run directory of an earlier `linkage detect`: Leiden starts from its membership "
         "(warm start; a daily run on a slightly changed world converges faster).",
     ),
+    engine: str | None = typer.Option(
+        None, "--engine", metavar="[duckdb|spark]", help=_ENGINE_HELP
+    ),
 ) -> None:
     """Find coordinated account farms in DATASET and write the run to OUT.
 
@@ -130,7 +152,7 @@ def detect(
             f"--store serves graph runs only: a `--method {method}` run would replace the "
             "service's clusters with none; drop --store for a peer method"
         )
-    settings = Settings.load(settings_file)
+    settings = _with_engine(Settings.load(settings_file), engine)
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
     feedback = None
@@ -343,6 +365,9 @@ def demo(
     out: Path = typer.Option(
         Path("runs/demo"), "--out", "-o", help="Where to write the demo world and run."
     ),
+    engine: str | None = typer.Option(
+        None, "--engine", metavar="[duckdb|spark]", help=_ENGINE_HELP
+    ),
 ) -> None:
     """Generate the bundled demo world, detect farms in it, and show the result beside the rules baseline.
 
@@ -363,7 +388,11 @@ def demo(
     for method in ("graph", "rules"):
         run_dir = out / ("run" if method == "graph" else f"run-{method}")
         manifest = run_detect(
-            world, run_dir, settings=Settings(), method=method, progress=_progress_printer()
+            world,
+            run_dir,
+            settings=_with_engine(Settings(), engine),
+            method=method,
+            progress=_progress_printer(),
         )
         if method == "graph":
             _print_run_summary(manifest, run_dir)
