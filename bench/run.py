@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m bench.run                          # scales 0.1, 0.3, 1, 3
     python -m bench.run --scales 0.1,0.3,1 --http
+    python -m bench.run --scales 1 --methods graph,fraudar --signups 0   # engine vs FRAUDAR
     python bench/run.py --scales 3 --merge       # add scale 3 to the latest results
 
 For every scale it
@@ -11,11 +12,14 @@ For every scale it
 1. generates the world (seed fixed) once and caches it under ``--cache``;
 2. measures the **floor**: reading the Parquet input with pyarrow (and, separately,
    converting it to pandas), best of three;
-3. runs each method (``graph`` = the engine, ``rules`` = the baseline) in a **fresh
-   subprocess**, so the peak RSS (``ru_maxrss`` of that child, via ``os.wait4``) is
-   the run's own; records per-stage wall times from the manifest, the child's wall
-   time (interpreter start and imports included) and the quality figures of
-   :func:`linkage.evaluate.evaluate` against the world's labels;
+3. runs each method (``graph`` = the engine, ``rules`` = the baseline, ``fraudar`` =
+   the FRAUDAR peer as fast as it can be: DuckDB aggregation straight from the files
+   and a compiled peel, :func:`linkage.baselines.fraudar.detect_files`, none of the
+   engine's stages; ``components``/``louvain`` run on the engine's identifiers
+   stage) in a **fresh subprocess**, so the peak RSS (``ru_maxrss`` of that child,
+   via ``os.wait4``) is the run's own; records per-stage wall times from the
+   manifest, the child's wall time (interpreter start and imports included) and the
+   quality figures of :func:`linkage.evaluate.evaluate` against the world's labels;
 4. measures signup scoring latency in-process (``SignupScorer.score_one``; the
    world's signups in time order, recycled with new account ids and shifted by
    four days per round so the velocity window sees a realistic stream) and, with
@@ -240,8 +244,12 @@ def measure_floor(dataset: Path, repeats: int = 3) -> dict[str, Any]:
 # --------------------------------------------------------------------------- detect runs
 CHILD_CODE = """
 import json, sys
-from linkage.pipeline import run_detect
-m = run_detect(sys.argv[1], sys.argv[2], method=sys.argv[3])
+if sys.argv[3] == "fraudar":  # the stand-alone peer, straight from the files (no engine stage)
+    from linkage.baselines.fraudar import detect_files
+    m = detect_files(sys.argv[1], sys.argv[2])
+else:
+    from linkage.pipeline import run_detect
+    m = run_detect(sys.argv[1], sys.argv[2], method=sys.argv[3])
 json.dump({"timings": m["timings"], "peak_rss_mb": m.get("peak_rss_mb"), "counts": m["counts"]},
           open(sys.argv[4], "w"), default=str)
 """

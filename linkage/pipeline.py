@@ -403,6 +403,7 @@ def _run_baseline(
     progress: Progress | None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], Prepared, Timer, pd.DataFrame]:
     from linkage.baselines import run_baseline
+    from linkage.baselines._common import cluster_records
 
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)
@@ -417,19 +418,7 @@ def _run_baseline(
         res = run_baseline(method, edges=ids.edges, features=ids.features, seed=settings.seed)
     res = res.copy()
     res["account_id"] = res["account_id"].astype(str)
-    records = []
-    clustered = res.dropna(subset=["cluster_id"])
-    for cid, grp in clustered.groupby("cluster_id", sort=True):
-        records.append(
-            {
-                "cluster_id": str(cid),
-                "size": len(grp),
-                "score": round(float(grp["score"].median()), 6),
-                "level": str(grp["level"].mode().iloc[0]),
-                "members": sorted(grp["account_id"].tolist()),
-                "evidence": [],
-            }
-        )
+    records = cluster_records(res)
     # a placeholder graph so the manifest can count edges uniformly
     empty = AccountGraph(
         accounts=pd.Index([]),

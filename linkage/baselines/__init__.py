@@ -17,24 +17,22 @@ on the order of input rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from importlib import import_module
 
 import pandas as pd
-
-from linkage.baselines.components import run_components
-from linkage.baselines.fraudar import run_fraudar
-from linkage.baselines.louvain import run_louvain
-from linkage.baselines.rules import run_rules
 
 __all__ = ["BASELINES", "run_baseline"]
 
 BASELINES: tuple[str, ...] = ("rules", "components", "louvain", "fraudar")
 
-_RUNNERS: dict[str, Callable[..., pd.DataFrame]] = {
-    "rules": run_rules,
-    "components": run_components,
-    "louvain": run_louvain,
-    "fraudar": run_fraudar,
+# imported on first use: importing one peer (e.g. the stand-alone FRAUDAR run in a
+# fresh process by the benchmark) must not pay for the others' imports (igraph
+# pulls in matplotlib, ~1 s)
+_RUNNERS: dict[str, tuple[str, str]] = {
+    "rules": ("linkage.baselines.rules", "run_rules"),
+    "components": ("linkage.baselines.components", "run_components"),
+    "louvain": ("linkage.baselines.louvain", "run_louvain"),
+    "fraudar": ("linkage.baselines.fraudar", "run_fraudar"),
 }
 
 
@@ -47,9 +45,10 @@ def run_baseline(
     ``features.index`` in that order.
     """
     try:
-        runner = _RUNNERS[name]
+        module, func = _RUNNERS[name]
     except KeyError:
         raise ValueError(
             f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}"
         ) from None
+    runner = getattr(import_module(module), func)
     return runner(edges=edges, features=features, seed=seed)

@@ -10,6 +10,7 @@ levels and cluster ids.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,3 +149,26 @@ def cluster_labels(membership: np.ndarray, eligible: np.ndarray, prefix: str) ->
         out = mapped.to_numpy(dtype=object)
         out[pd.isna(out)] = None
     return out
+
+
+def cluster_records(result: pd.DataFrame) -> list[dict[str, Any]]:
+    """``clusters.jsonl`` records of a peer's output (one per ``cluster_id``, sorted by id).
+
+    Each: ``cluster_id, size, score`` (median member score, 6 decimals), ``level``
+    (the members' most common level), ``members`` (sorted ids) and no ``evidence``
+    (peers explain nothing).
+    """
+    records = []
+    clustered = result.dropna(subset=["cluster_id"])
+    for cid, grp in clustered.groupby("cluster_id", sort=True):
+        records.append(
+            {
+                "cluster_id": str(cid),
+                "size": len(grp),
+                "score": round(float(grp["score"].median()), 6),
+                "level": str(grp["level"].mode().iloc[0]),
+                "members": sorted(grp["account_id"].astype(str).tolist()),
+                "evidence": [],
+            }
+        )
+    return records
