@@ -36,7 +36,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from linkage._memory import proc_status_kb
+from linkage.identifiers import _template_kernel as _kernel
 from linkage.identifiers._parallel import map_chunks
+from linkage.identifiers.template_cache import Lookup, TemplateCache, prompt_keys
 from linkage.settings import TemplateSettings
 
 __all__ = [
@@ -380,21 +382,15 @@ def _seed_key(seed: int) -> str:
 
 
 def _hash_strings(arr: pa.Array, *keys: str) -> tuple[np.ndarray, ...]:
-    """Stable 64-bit hash of each string (siphash), one array per ``key``.
-
-    The strings are materialised as Python objects (that conversion, not the
-    hashing, is most of the cost and of the memory) once for all keys, one
-    chunk at a time, so the transient memory does not grow with the input.
+    """Stable 64-bit hash of each string, one array per ``key``: pandas'
+    ``hash_array(values, hash_key=key, categorize=False)`` (SipHash-2-4 of the
+    UTF-8 bytes, SplitMix64 finaliser), computed by a compiled kernel on the
+    Arrow buffers instead of on Python strings (the conversion to Python
+    objects was most of the cost and of the memory). ``arr`` has no nulls.
     """
-    out = tuple(np.empty(len(arr), dtype=np.uint64) for _ in keys)
-    for lo in range(0, len(arr), _HASH_CHUNK):  # bounded: a chunk of Python strings at a time
-        values = arr.slice(lo, _HASH_CHUNK).to_numpy(zero_copy_only=False).astype(object)
-        for o, k in zip(out, keys, strict=True):
-            o[lo : lo + len(values)] = pd.util.hash_array(values, hash_key=k, categorize=False)
-    return out
-
-
-_HASH_CHUNK = 1 << 16
+    if arr.null_count:
+        raise ValueError("_hash_strings needs a null-free string array")
+    return tuple(_kernel.siphash_strings(arr, k) for k in keys)
 
 
 def _hex_ids_fast(h: np.ndarray) -> np.ndarray:
@@ -415,100 +411,9 @@ def _hex_ids_fast(h: np.ndarray) -> np.ndarray:
 
 # Tokens of a skeleton: words, numbers and the slot tokens; punctuation and
 # spaces separate them (so "step-by-step," and "step by step" shingle alike).
+# The definition of the kernel's tokenizer (maximal runs of the complement).
 _TOKEN_SPLIT = r"[^\p{L}\p{N}\p{M}_<>]+"
-_EMPTY = np.uint32(0xFFFFFFFF)
-# Densification offset (Shrivastava 2017, "optimal densification"): an empty
-# bin borrows the value of the next non-empty bin, shifted by this odd
-# constant times the distance so that borrowed values differ between bins.
-_ROTATE = np.uint32(0x9E3779B1)
-_DENSIFY_CHUNK = 1 << 17  # rows per densification chunk (bounds temporaries)
-
-
-# ASCII bytes that belong to a token under ``_TOKEN_SPLIT`` (letters, digits,
-# ``_ < >``); every other ASCII byte separates tokens.
-_ASCII_TOKEN_BYTE = np.zeros(256, dtype=bool)
-_ASCII_TOKEN_BYTE[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789_<>", np.uint8)] = True
-_ASCII_TOKEN_BYTE[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = True
-_SIG_CHUNK = 1 << 14  # documents per signature chunk (bounds the shingle temporaries)
-
-
-def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 offsets, uint8 data) views of a large_string array without nulls."""
-    arr = arr.cast(pa.large_string())
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    if data_buf is None:
-        return offsets, np.empty(0, np.uint8)
-    return offsets, np.frombuffer(data_buf, dtype=np.uint8)
-
-
-def _ascii_tokens(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Tokens of ASCII-only strings and the index of the string each comes from.
-
-    Byte arithmetic instead of a regex split (5x faster), with exactly the
-    tokens ``split_pattern_regex(arr, _TOKEN_SPLIT)`` gives minus the empty
-    ones: on ASCII, ``[\\p{L}\\p{N}\\p{M}_<>]`` is ``[A-Za-z0-9_<>]``. The token
-    bytes are compacted into a new buffer (separators dropped).
-    """
-    offsets, data = _string_buffers(arr)
-    lo, hi = int(offsets[0]), int(offsets[-1])
-    b = data[lo:hi]
-    # Token bytes: [A-Za-z] via (b | 0x20) - "a" < 26 and [0-9] via b - "0" < 10
-    # (uint8 wrap-around), plus "_", "<", ">": a few SIMD passes, no lookup.
-    tok = ((b | np.uint8(0x20)) - np.uint8(97)) < 26
-    tok |= (b - np.uint8(48)) < 10
-    tok |= b == 95
-    tok |= b == 60
-    tok |= b == 62
-    nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
-    first = offsets[nonempty] - lo  # first byte of each non-empty string
-    last = offsets[nonempty + 1] - lo - 1  # and its last byte
-    begin = tok.copy()
-    begin[1:] &= ~tok[:-1]
-    begin[first] = tok[first]  # a string's first byte starts a token if it is one
-    end = tok.copy()
-    end[:-1] &= ~tok[1:]
-    end[last] = tok[last]
-    starts = np.flatnonzero(begin)
-    ends = np.flatnonzero(end)
-    # tokens per string: tokens never straddle strings, so count by position
-    per_string = np.diff(np.searchsorted(starts, first), append=len(starts))
-    parent = np.repeat(nonempty, per_string)
-    compact = b[tok]
-    new_off = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(ends - starts + 1, out=new_off[1:])
-    tokens = pa.LargeStringArray.from_buffers(
-        len(starts), pa.py_buffer(new_off), pa.py_buffer(compact)
-    )
-    return tokens, parent
-
-
-def _regex_tokens(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Non-empty tokens (``_TOKEN_SPLIT``) of any strings, with their string index."""
-    lists = pc.split_pattern_regex(arr, _TOKEN_SPLIT)
-    flat = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
-    keep = pc.greater(pc.utf8_length(flat), 0)
-    return flat.filter(keep).cast(pa.large_string()), parent[keep.to_numpy(zero_copy_only=False)]
-
-
-def _tokens(skel: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Tokens of every skeleton, each skeleton's tokens contiguous and in order.
-
-    ASCII skeletons (most) are split by :func:`_ascii_tokens`, the others by
-    the regex; the two runs are concatenated (a skeleton's tokens stay together).
-    """
-    ascii_ = pc.string_is_ascii(skel).to_numpy(zero_copy_only=False)
-    if ascii_.all():
-        return _ascii_tokens(skel)
-    if not ascii_.any():
-        return _regex_tokens(skel)
-    a_idx = np.flatnonzero(ascii_)
-    u_idx = np.flatnonzero(~ascii_)
-    a_tok, a_par = _ascii_tokens(skel.take(pa.array(a_idx)))
-    u_tok, u_par = _regex_tokens(skel.take(pa.array(u_idx)))
-    tokens = pa.concat_arrays([a_tok, u_tok])
-    return tokens, np.concatenate([a_idx[a_par], u_idx[u_par]])
+_SIG_CHUNK = 1 << 14  # documents per signature chunk (the unit of the thread pool)
 
 
 def _splitmix_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
@@ -523,78 +428,31 @@ def _splitmix_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
     z ^= tmp
 
 
-def _shingle_hashes(skel: pa.Array, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, uint64 hash) of every word ``k``-shingle of every skeleton.
-
-    A skeleton with fewer than ``k`` tokens gets one shingle of all its tokens
-    (short prompts fall back to smaller n-grams); one without any token (only
-    punctuation) gets a shingle of its whole text.
-
-    The hash of the shingle starting at token ``i`` folds tokens ``i..i+k-1``
-    with :func:`_combine`; it is computed for every token position at once from
-    shifted (contiguous) slices of the token hashes, in place, and the
-    positions that do not start a shingle are dropped afterwards.
-    """
-    n_docs = len(skel)
-    tokens, parent = _tokens(skel)
-    enc = pc.dictionary_encode(tokens)
-    key = _seed_key(seed)
-    n = len(parent)
-    tok_hash = np.zeros(n + k, dtype=np.uint64)  # padded: shifted slices stay in range
-    if n:
-        tok_hash[:n] = _hash_strings(enc.dictionary, key)[0][enc.indices.to_numpy()]
-    del enc, tokens
-
-    n_tok = np.bincount(parent, minlength=n_docs)
-    size = np.minimum(n_tok, k)  # shingle size per doc
-    idx = np.arange(n, dtype=np.int64)
-    run_start = np.empty(n, dtype=np.int64)  # first token of the token's doc
-    if n:
-        new_run = np.empty(n, dtype=bool)
-        new_run[0] = True
-        np.not_equal(parent[1:], parent[:-1], out=new_run[1:])
-        np.maximum.accumulate(np.where(new_run, idx, 0), out=run_start)
-    pos = idx - run_start
-    valid = pos <= (n_tok - size)[parent]
-    del idx, run_start, pos
-
-    h = np.full(n, _U64(seed & 0xFFFFFFFF) + _U64(1), dtype=np.uint64)
-    tmp = np.empty_like(h)
-    tok_size = size[parent]
-    for j in range(k):
-        short = np.flatnonzero(tok_size <= j) if j else np.empty(0, np.int64)
-        keep = h[short]
-        h *= _U64(0x9E3779B97F4A7C15)
-        h += tok_hash[j : j + n]
-        _splitmix_inplace(h, tmp)
-        h[short] = keep  # shingles shorter than j + 1 tokens are complete
-    del tmp, tok_hash, tok_size
-    s_doc = parent[valid]
-    h = h[valid]
-
-    empty = np.flatnonzero(n_tok == 0)
-    if len(empty):
-        whole = _hash_strings(skel.take(pa.array(empty)), key)[0]
-        s_doc = np.concatenate([s_doc, empty])
-        h = np.concatenate([h, _splitmix(whole)])
-    return s_doc, h
-
-
 def _signatures(docs: pa.Array, k: int, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signatures of all documents, in chunks of ``_SIG_CHUNK`` docs.
+    """MinHash signatures of all documents (len(docs) x num_perm, uint32).
 
-    Chunking bounds the shingle temporaries (a few MB per chunk instead of
-    tens of bytes per token of the whole corpus) and lets the chunks run on a
-    thread pool (pyarrow and most numpy kernels release the GIL). Every
+    Per document (:func:`linkage.identifiers._template_kernel.minhash_signatures`,
+    compiled): tokens are the maximal runs of ``[\\p{L}\\p{N}\\p{M}_<>]``, each
+    hashed with a seed-salted SipHash; the shingle starting at token ``i`` folds
+    tokens ``i..i+k-1`` (a skeleton with fewer than ``k`` tokens is one shingle
+    of all of them; one without any token, only punctuation, a shingle of its
+    whole text). One-permutation MinHash: each shingle hash picks its bin
+    (``h % num_perm``) and offers its high 32 bits; a bin keeps its minimum.
+    Empty bins are densified by rotation (Shrivastava 2017): an empty bin takes
+    the next non-empty bin to its right (circularly) plus ``distance *
+    0x9E3779B1``, so that the fraction of equal bins between two signatures
+    estimates their Jaccard similarity.
+
+    Row chunks run on a thread pool (the kernel releases the GIL); every
     document is hashed on its own, so the result does not depend on chunking.
     """
     n = len(docs)
     sig = np.empty((n, num_perm), dtype=np.uint32)
+    key = _seed_key(seed)
 
     def work(lo: int) -> None:
         part = docs.slice(lo, _SIG_CHUNK)
-        s_doc, s_hash = _shingle_hashes(part, k, seed)
-        sig[lo : lo + len(part)] = _minhash(s_doc, s_hash, len(part), num_perm)
+        sig[lo : lo + len(part)] = _kernel.minhash_signatures(part, k, num_perm, seed, key)
 
     starts = range(0, n, _SIG_CHUNK)
     workers = max(1, min(len(starts), os.cpu_count() or 1))
@@ -604,40 +462,6 @@ def _signatures(docs: pa.Array, k: int, num_perm: int, seed: int) -> np.ndarray:
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(work, starts))
-    return sig
-
-
-def _minhash(doc: np.ndarray, h: np.ndarray, n_docs: int, num_perm: int) -> np.ndarray:
-    """One-permutation MinHash signatures (n_docs x num_perm, uint32), densified.
-
-    Each shingle hash picks its bin (``h % num_perm``) and offers its high 32
-    bits as the bin's value; a bin keeps its minimum (one pass, ``minimum.at``).
-    Empty bins are filled by rotation so that the fraction of equal bins
-    between two signatures estimates their Jaccard similarity.
-    """
-    sig = np.full(n_docs * num_perm, _EMPTY, dtype=np.uint32)
-    cell = doc.astype(np.int64) * num_perm + (h % _U64(num_perm)).astype(np.int64)
-    np.minimum.at(sig, cell, (h >> _U64(32)).astype(np.uint32))
-    sig = sig.reshape(n_docs, num_perm)
-    empty_rows = np.flatnonzero((sig == _EMPTY).any(axis=1))
-    for lo in range(0, len(empty_rows), _DENSIFY_CHUNK):
-        rows = empty_rows[lo : lo + _DENSIFY_CHUNK]
-        # Column-major copy: the scan below walks the bins of all rows at once.
-        block = np.ascontiguousarray(sig[rows].T)
-        empty = block == _EMPTY
-        # An empty bin takes the next non-empty bin to its right (circularly)
-        # plus ``distance * _ROTATE``, i.e. its right neighbour's final value
-        # plus ``_ROTATE``: one right-to-left scan, twice round the circle so
-        # that the carry is set once the scan reaches the real columns (every
-        # document has at least one shingle, so every row a non-empty bin).
-        carry = block[num_perm - 1].copy()
-        for c in range(2 * num_perm - 1, -1, -1):
-            col = c % num_perm
-            carry += _ROTATE
-            np.copyto(carry, block[col], where=~empty[col])
-            if c < num_perm:
-                block[col] = carry
-        sig[rows] = block.T
     return sig
 
 
@@ -717,16 +541,14 @@ def _candidate_edges(
 
 
 def _n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Number of equal bins between the signatures of ``a[i]`` and ``b[i]``,
-    in blocks (the gathered rows would otherwise be 2 x 4 x num_perm bytes
-    per pair at once: ~600 MB for a first clustering round over 1M skeletons)."""
+    """Number of equal bins between the signatures of ``a[i]`` and ``b[i]``
+    (compiled: no gathered copies of the rows), in blocks on a thread pool."""
     out = np.empty(len(a), dtype=np.int32)
-    step = 1 << 14  # 16k pairs: 2 x 4 MB of gathered rows stay in cache (~2x faster than 64k)
+    step = 1 << 16
+    sig = np.ascontiguousarray(sig)
 
     def block(lo: int) -> None:
-        sa = sig[a[lo : lo + step]]
-        sb = sig[b[lo : lo + step]]
-        out[lo : lo + step] = (sa == sb).sum(axis=1)
+        out[lo : lo + step] = _kernel.n_equal(sig, a[lo : lo + step], b[lo : lo + step])
 
     starts = range(0, len(a), step)
     workers = max(1, min(len(starts), os.cpu_count() or 1))
@@ -874,6 +696,81 @@ def factorize_text(prompts: pd.Series) -> tuple[np.ndarray, pa.Array]:
     return codes.astype(np.int64, copy=False), _as_arrow(uniques)
 
 
+@dataclass
+class _CacheState:
+    """Cache hits of one run's unique prompts (see :mod:`template_cache`)."""
+
+    h1: np.ndarray
+    h2: np.ndarray
+    hits: Lookup
+    valid: np.ndarray  # non-null unique prompts (the only ones cached)
+
+
+def _cached_skeletons(
+    raw: pa.Array, settings: TemplateSettings, seed: int
+) -> tuple[TemplateCache, _CacheState, pa.Array]:
+    """Skeletons of the unique prompts: cached ones read, the others computed."""
+    assert settings.cache_dir is not None
+    cache = TemplateCache(settings.cache_dir, settings, seed)
+    valid = ~raw.is_null().to_numpy(zero_copy_only=False)
+    present = raw if valid.all() else raw.filter(pa.array(valid))
+    h1, h2 = prompt_keys(present)
+    hits = cache.lookup(h1, h2)
+    row = np.full(len(raw), -1, dtype=np.int64)
+    row[valid] = hits.row
+    miss = np.flatnonzero(row < 0)
+    fresh = pa.chunked_array(
+        _skeleton_arrow(raw.take(pa.array(miss)), settings.max_prompt_chars),
+        type=pa.large_string(),
+    ).combine_chunks()
+    # the hits in prompt order, then the misses: one take puts each back in place
+    hit = np.flatnonzero(row >= 0)
+    place = np.empty(len(raw), dtype=np.int64)
+    place[hit] = np.arange(len(hit))
+    place[miss] = len(hit) + np.arange(len(miss))
+    both = pa.concat_arrays([hits.skeleton.cast(pa.large_string()), fresh])
+    return cache, _CacheState(h1, h2, hits, valid), both.take(pa.array(place))
+
+
+def _cached_signatures(
+    docs: pa.Array,
+    u_doc: np.ndarray,
+    cache: TemplateCache,
+    state: _CacheState,
+    settings: TemplateSettings,
+    seed: int,
+) -> np.ndarray:
+    """Signatures of all documents: cached ones read, the others computed; the
+    new prompts' skeletons and signatures are added to the cache.
+
+    A document's signature depends on its text only, so a cached one is the one
+    :func:`_signatures` would compute.
+    """
+    n = len(docs)
+    num_perm = settings.num_perm
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    known = np.zeros(n, dtype=bool)
+    v_doc = u_doc[state.valid]  # document of each non-null unique prompt (-1: empty skeleton)
+    hit = np.flatnonzero((state.hits.row >= 0) & (v_doc >= 0))
+    hit_rank = np.cumsum(state.hits.row >= 0) - 1  # index among the hits
+    sig[v_doc[hit]] = state.hits.sig[hit_rank[hit]]
+    known[v_doc[hit]] = True
+    todo = np.flatnonzero(~known)
+    if len(todo):
+        sig[todo] = _signatures(docs.take(pa.array(todo)), settings.shingle_size, num_perm, seed)
+    new = np.flatnonzero(state.hits.row < 0)
+    if len(new):
+        nd = v_doc[new]
+        skel = docs.take(pa.array(np.maximum(nd, 0), mask=nd < 0)).fill_null("")
+        cache.add(
+            state.h1[new],
+            state.h2[new],
+            skel,
+            np.where((nd >= 0)[:, None], sig[np.maximum(nd, 0)], 0).astype(np.uint32),
+        )
+    return sig
+
+
 def assign_templates(
     prompts: pd.Series,
     *,
@@ -912,7 +809,11 @@ def assign_templates(
     if len(p_uniques) == 0:
         return _empty_assignment(prompts)
     raw = _as_arrow(p_uniques)
-    skel_u = _skeleton_arrow(raw, settings.max_prompt_chars)
+    cache = cached = None
+    if settings.cache_dir is not None:
+        cache, cached, skel_u = _cached_skeletons(raw, settings, seed)
+    else:
+        skel_u = _skeleton_arrow(raw, settings.max_prompt_chars)
     p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
 
     # Unique, non-empty skeletons in lexicographic order = the documents.
@@ -944,8 +845,11 @@ def assign_templates(
     prio = np.empty(n, dtype=np.int64)
     prio[order] = np.arange(n - 1, -1, -1)
 
+    if cache is not None and cached is not None:
+        sig = _cached_signatures(docs, u_doc, cache, cached, settings, seed)
     if n > 1:
-        sig = _signatures(docs, settings.shingle_size, settings.num_perm, seed)
+        if cache is None:
+            sig = _signatures(docs, settings.shingle_size, settings.num_perm, seed)
         src, dst = _candidate_edges(sig, prio, settings.bands)
         ok = _verify(sig, src, dst, settings.threshold)
         center = _center_cluster(sig, src[ok], dst[ok], prio, settings.threshold)

@@ -1,0 +1,334 @@
+"""Compiled (numba) kernels of the template stage: string hashing, shingles, MinHash.
+
+The NumPy formulation of these steps (exploded token arrays, shifted slices,
+``minimum.at``) materialised several arrays per token of the corpus and
+converted every distinct token and skeleton to a Python string for hashing.
+These kernels walk the Arrow string buffers directly, one document at a time,
+so nothing per token is ever allocated, and they release the GIL (``nogil``)
+so row chunks run on a thread pool.
+
+They compute exactly what the array code computed (the tests compare them on
+generated adversarial text): the same tokens (maximal runs of
+``[\\p{L}\\p{N}\\p{M}_<>]``, the class taken from RE2 itself so that Unicode
+versions cannot drift), the same seeded token hashes (pandas' ``hash_array``:
+SipHash-2-4 of the UTF-8 bytes, then the SplitMix64 finaliser), the same
+shingle folding and the same densified one-permutation MinHash.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba as nb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "minhash_signatures",
+    "n_equal",
+    "siphash_strings",
+    "string_buffers",
+    "token_class",
+]
+
+_U64 = np.uint64
+_GOLD = _U64(0x9E3779B97F4A7C15)
+_MIX1 = _U64(0xBF58476D1CE4E5B9)
+_MIX2 = _U64(0x94D049BB133111EB)
+_EMPTY = np.uint32(0xFFFFFFFF)
+_ROTATE = np.uint32(0x9E3779B1)
+
+_JIT = {"nogil": True, "cache": True}
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets, uint8 data) views of a large_string array (nulls read as ``""``
+    only if their offsets say so: callers pass null-free arrays)."""
+    arr = arr.cast(pa.large_string())
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    if data_buf is None:
+        return offsets, np.empty(0, np.uint8)
+    return offsets, np.frombuffer(data_buf, dtype=np.uint8)
+
+
+def key_words(key: str) -> tuple[np.uint64, np.uint64]:
+    """SipHash key (k0, k1) of a 16-character key string, as pandas reads it."""
+    raw = key.encode("utf-8")
+    if len(raw) != 16:
+        raise ValueError(f"hash key must be 16 bytes, got {len(raw)}")
+    k = np.frombuffer(raw, dtype="<u8")
+    return _U64(k[0]), _U64(k[1])
+
+
+@lru_cache(maxsize=1)
+def token_class() -> np.ndarray:
+    """``is_token[code point]`` for ``[\\p{L}\\p{N}\\p{M}_<>]``, evaluated by RE2.
+
+    The table is built by asking RE2 (the engine the rest of the stage uses)
+    about every code point, so it follows RE2's Unicode tables exactly.
+    """
+    cps = np.arange(0x110000, dtype=np.uint32)
+    cps = cps[(cps < 0xD800) | (cps > 0xDFFF)]  # surrogates are not characters
+    chars = pa.array(cps.view("<U1"), type=pa.large_string())
+    hit = pc.match_substring_regex(chars, r"^[\p{L}\p{N}\p{M}_<>]$")
+    table = np.zeros(0x110000, dtype=np.bool_)
+    table[cps] = hit.to_numpy(zero_copy_only=False)
+    return table
+
+
+@nb.njit(inline="always")
+def _rotl(x, b):
+    return (x << _U64(b)) | (x >> _U64(64 - b))
+
+
+@nb.njit(**_JIT)
+def _siphash(data, lo, hi, k0, k1):
+    """SipHash-2-4 of ``data[lo:hi]`` (the reference algorithm, as pandas uses)."""
+    v0 = k0 ^ _U64(0x736F6D6570736575)
+    v1 = k1 ^ _U64(0x646F72616E646F6D)
+    v2 = k0 ^ _U64(0x6C7967656E657261)
+    v3 = k1 ^ _U64(0x7465646279746573)
+    n = hi - lo
+    end = lo + (n - n % 8)
+    i = lo
+    while i < end:
+        m = _U64(0)
+        for j in range(8):
+            m |= _U64(data[i + j]) << _U64(8 * j)
+        v3 ^= m
+        for _ in range(2):
+            v0 += v1
+            v1 = _rotl(v1, 13)
+            v1 ^= v0
+            v0 = _rotl(v0, 32)
+            v2 += v3
+            v3 = _rotl(v3, 16)
+            v3 ^= v2
+            v0 += v3
+            v3 = _rotl(v3, 21)
+            v3 ^= v0
+            v2 += v1
+            v1 = _rotl(v1, 17)
+            v1 ^= v2
+            v2 = _rotl(v2, 32)
+        v0 ^= m
+        i += 8
+    b = _U64(n & 0xFF) << _U64(56)
+    for j in range(n % 8):
+        b |= _U64(data[end + j]) << _U64(8 * j)
+    v3 ^= b
+    for _ in range(2):
+        v0 += v1
+        v1 = _rotl(v1, 13)
+        v1 ^= v0
+        v0 = _rotl(v0, 32)
+        v2 += v3
+        v3 = _rotl(v3, 16)
+        v3 ^= v2
+        v0 += v3
+        v3 = _rotl(v3, 21)
+        v3 ^= v0
+        v2 += v1
+        v1 = _rotl(v1, 17)
+        v1 ^= v2
+        v2 = _rotl(v2, 32)
+    v0 ^= b
+    v2 ^= _U64(0xFF)
+    for _ in range(4):
+        v0 += v1
+        v1 = _rotl(v1, 13)
+        v1 ^= v0
+        v0 = _rotl(v0, 32)
+        v2 += v3
+        v3 = _rotl(v3, 16)
+        v3 ^= v2
+        v0 += v3
+        v3 = _rotl(v3, 21)
+        v3 ^= v0
+        v2 += v1
+        v1 = _rotl(v1, 17)
+        v1 ^= v2
+        v2 = _rotl(v2, 32)
+    return v0 ^ v1 ^ v2 ^ v3
+
+
+@nb.njit(inline="always")
+def _splitmix(z):
+    z ^= z >> _U64(30)
+    z *= _MIX1
+    z ^= z >> _U64(27)
+    z *= _MIX2
+    return z ^ (z >> _U64(31))
+
+
+@nb.njit(**_JIT)
+def _siphash_rows(offsets, data, k0, k1, out):
+    for r in range(len(out)):
+        out[r] = _splitmix(_siphash(data, offsets[r], offsets[r + 1], k0, k1))
+
+
+def siphash_strings(arr: pa.Array, key: str) -> np.ndarray:
+    """pandas ``hash_array(values, hash_key=key, categorize=False)`` of a null-free
+    string array, computed on the Arrow buffers (no Python strings)."""
+    offsets, data = string_buffers(arr)
+    out = np.empty(len(arr), dtype=np.uint64)
+    k0, k1 = key_words(key)
+    _siphash_rows(offsets, data, k0, k1, out)
+    return out
+
+
+@nb.njit(inline="always")
+def _char_at(data, i):
+    """(code point, byte length) of the UTF-8 character at ``data[i]`` (valid UTF-8)."""
+    b = data[i]
+    if b < 0x80:
+        return np.int64(b), 1
+    if b < 0xE0:
+        return (np.int64(b & 0x1F) << 6) | np.int64(data[i + 1] & 0x3F), 2
+    if b < 0xF0:
+        return (
+            (np.int64(b & 0x0F) << 12)
+            | (np.int64(data[i + 1] & 0x3F) << 6)
+            | np.int64(data[i + 2] & 0x3F)
+        ), 3
+    return (
+        (np.int64(b & 0x07) << 18)
+        | (np.int64(data[i + 1] & 0x3F) << 12)
+        | (np.int64(data[i + 2] & 0x3F) << 6)
+        | np.int64(data[i + 3] & 0x3F)
+    ), 4
+
+
+@nb.njit(**_JIT)
+def _signature_rows(offsets, data, is_token, k, num_perm, seed32, k0, k1, out):
+    """MinHash signature of every document ``r`` into ``out[r]`` (see module docs)."""
+    n_docs = out.shape[0]
+    longest = 0
+    for r in range(n_docs):
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    # a token is at least one byte and tokens are separated: at most (bytes + 1) / 2
+    tok_hash = np.empty(longest // 2 + 1, dtype=np.uint64)
+    empty = np.empty(num_perm, dtype=np.bool_)
+    P = _U64(num_perm)
+    for r in range(n_docs):
+        lo = offsets[r]
+        hi = offsets[r + 1]
+        # tokens: maximal runs of token characters, hashed as their UTF-8 bytes
+        n_tok = 0
+        i = lo
+        start = -1
+        while i < hi:
+            cp, width = _char_at(data, i)
+            if is_token[cp]:
+                if start < 0:
+                    start = i
+            elif start >= 0:
+                tok_hash[n_tok] = _splitmix(_siphash(data, start, i, k0, k1))
+                n_tok += 1
+                start = -1
+            i += width
+        if start >= 0:
+            tok_hash[n_tok] = _splitmix(_siphash(data, start, hi, k0, k1))
+            n_tok += 1
+        row = out[r]
+        for b in range(num_perm):
+            row[b] = _EMPTY
+        if n_tok == 0:
+            # no token (only punctuation): one shingle of the whole text
+            h = _splitmix(_splitmix(_siphash(data, lo, hi, k0, k1)))
+            v = np.uint32(h >> _U64(32))
+            b = np.int64(h % P)
+            if v < row[b]:
+                row[b] = v
+        else:
+            # shingle s folds tokens s .. s+size-1 (fewer than k tokens: one shingle of all)
+            size = min(n_tok, k)
+            for s in range(n_tok - size + 1):
+                h = seed32
+                for j in range(size):
+                    h = _splitmix(h * _GOLD + tok_hash[s + j])
+                v = np.uint32(h >> _U64(32))
+                b = np.int64(h % P)
+                if v < row[b]:
+                    row[b] = v
+        # densify: an empty bin takes the next non-empty bin to its right
+        # (circularly) plus _ROTATE per step; two right-to-left passes round the
+        # circle, the first only to set the carry (a real value equal to _EMPTY
+        # counts as empty, as in the array formulation)
+        n_empty = 0
+        for b in range(num_perm):
+            e = row[b] == _EMPTY
+            empty[b] = e
+            n_empty += e
+        if n_empty:
+            carry = row[num_perm - 1]
+            for col in range(num_perm - 1, -1, -1):
+                carry = np.uint32(carry + _ROTATE)
+                if not empty[col]:
+                    carry = row[col]
+            for col in range(num_perm - 1, -1, -1):
+                carry = np.uint32(carry + _ROTATE)
+                if not empty[col]:
+                    carry = row[col]
+                row[col] = carry
+
+
+@nb.njit(**_JIT)
+def _has_non_ascii(data, lo, hi):
+    for i in range(lo, hi):  # noqa: SIM110 (numba compiles no generators)
+        if data[i] >= 0x80:
+            return True
+    return False
+
+
+def minhash_signatures(docs: pa.Array, k: int, num_perm: int, seed: int, key: str) -> np.ndarray:
+    """Densified one-permutation MinHash signatures (len(docs) x num_perm, uint32)
+    of the word ``k``-shingles of null-free documents; ``key``: the token-hash salt."""
+    offsets, data = string_buffers(docs)
+    out = np.empty((len(docs), num_perm), dtype=np.uint32)
+    if len(docs) == 0:
+        return out
+    k0, k1 = key_words(key)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    is_token = token_class() if _has_non_ascii(data, lo, hi) else _ascii_token_class()
+    seed32 = _U64(seed & 0xFFFFFFFF) + _U64(1)
+    _signature_rows(offsets, data, is_token, k, num_perm, seed32, k0, k1, out)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _ascii_token_class() -> np.ndarray:
+    """``token_class`` restricted to ASCII (all an ASCII-only chunk can look up)."""
+    t = np.zeros(128, dtype=np.bool_)
+    t[
+        np.frombuffer(
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_<>", np.uint8
+        )
+    ] = True
+    return t
+
+
+@nb.njit(**_JIT)
+def _n_equal_rows(sig, a, b, out):
+    m = sig.shape[1]
+    for i in range(len(a)):
+        ra = sig[a[i]]
+        rb = sig[b[i]]
+        c = 0
+        for j in range(m):
+            c += ra[j] == rb[j]
+        out[i] = c
+
+
+def n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Number of equal bins between ``sig[a[i]]`` and ``sig[b[i]]`` (int32)."""
+    out = np.empty(len(a), dtype=np.int32)
+    _n_equal_rows(
+        np.ascontiguousarray(sig),
+        np.ascontiguousarray(a, dtype=np.int64),
+        np.ascontiguousarray(b, dtype=np.int64),
+        out,
+    )
+    return out
