@@ -250,8 +250,13 @@ if sys.argv[3] == "fraudar":  # the stand-alone peer, straight from the files (n
 else:
     from linkage.pipeline import run_detect
     m = run_detect(sys.argv[1], sys.argv[2], method=sys.argv[3])
-json.dump({"timings": m["timings"], "peak_rss_mb": m.get("peak_rss_mb"), "counts": m["counts"]},
-          open(sys.argv[4], "w"), default=str)
+hwm = None
+try:  # this program's own peak: VmHWM starts afresh at exec, ru_maxrss does not (see run_method)
+    hwm = int(next(x for x in open("/proc/self/status") if x.startswith("VmHWM:")).split()[1]) / 1024
+except (OSError, StopIteration, ValueError):
+    pass
+json.dump({"timings": m["timings"], "peak_rss_mb": m.get("peak_rss_mb"), "counts": m["counts"],
+           "vm_hwm_mb": hwm}, open(sys.argv[4], "w"), default=str)
 """
 
 
@@ -317,6 +322,13 @@ def run_method(
     child = json.loads(result_path.read_text())
     out["timings"] = child["timings"]
     out["self_reported_peak_rss_mb"] = child.get("peak_rss_mb")
+    if child.get("vm_hwm_mb"):
+        # ru_maxrss of a child keeps the peak of the memory it was spawned from: with
+        # vfork that is this process (the floor measurement read the whole dataset),
+        # which hid any child smaller than it (e.g. fraudar). VmHWM is the exec'd
+        # program's own peak.
+        out["peak_rss_mb_rusage"] = out["peak_rss_mb"]
+        out["peak_rss_mb"] = round(child["vm_hwm_mb"], 1)
     out["counts"] = {k: v for k, v in child["counts"].items() if not isinstance(v, dict)}
     out["counts"]["levels"] = child["counts"].get("levels")
     run = load_run(run_dir)

@@ -91,7 +91,8 @@ def incidence_from_files(dataset: str | Path, *, threads: int | None = None) -> 
 
     ``threads`` caps DuckDB's worker threads (default: DuckDB's own, one per core).
     Raises :class:`linkage.errors.DatasetError` if the directory has no accounts
-    table or a table lacks ``account_id``.
+    table, a table lacks ``account_id`` or a file cannot be read (the peer has no
+    quarantine: a malformed CSV line stops it, where ingest would set it aside).
     """
     try:
         import duckdb
@@ -182,6 +183,8 @@ def incidence_from_files(dataset: str | Path, *, threads: int | None = None) -> 
             if "requests" in sources
             else 0
         )
+    except duckdb.Error as exc:  # a file DuckDB cannot read: say which dataset, keep its reason
+        raise DatasetError(f"{dataset}: DuckDB could not read the tables: {exc}") from None
     finally:
         con.close()
     return FileIncidence(

@@ -328,6 +328,15 @@ def detect_files(
 
 
 def _peak_rss_mb() -> float:
+    """This program's peak RSS: ``VmHWM`` (Linux; restarts at exec), else ``ru_maxrss``
+    (which keeps the peak of the process this one was spawned from)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

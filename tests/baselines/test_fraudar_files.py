@@ -196,3 +196,10 @@ def test_partial_data_and_missing_accounts(tmp_path: Path) -> None:
     nothing = _write(tmp_path / "c", accounts="account_id,email\nx,\ny,\n")
     frame, inc = run_fraudar_files(nothing)
     assert len(inc.rows) == 0 and (frame["level"] == "clear").all()
+
+
+def test_unreadable_file_is_a_dataset_error(tmp_path: Path) -> None:
+    d = _write(tmp_path / "bad", accounts="account_id,email\nx,a@b.c\n")
+    (d / "requests.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DatasetError, match="DuckDB could not read"):
+        incidence_from_files(d)
