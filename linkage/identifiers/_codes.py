@@ -2,9 +2,8 @@
 
 Every normaliser works on the *unique* values of a column and maps the result
 back through integer codes (``pd.factorize``), so a 20M-row column with 100k
-distinct values costs 100k normalisations plus one ``take``.  Aggregations then
-run on integer keys, the way a SQL/Spark ``GROUP BY`` on dictionary-encoded
-columns would.
+distinct values costs 100k normalisations plus one ``take``.  The template and
+topic codes reach the SQL aggregation as integers (:mod:`linkage.identifiers.sql`).
 """
 
 from __future__ import annotations
@@ -122,15 +121,3 @@ def column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name]
     return pd.Series(pd.NA, index=frame.index, dtype="string", name=name)
-
-
-def unify(*columns: Coded) -> list[Coded]:
-    """Re-code several columns onto one shared vocabulary (equal strings, equal codes)."""
-    joint = np.concatenate([c.values for c in columns]) if columns else np.empty(0, object)
-    lut, uniques = pd.factorize(joint, use_na_sentinel=True)
-    values = np.asarray(uniques, dtype=object)
-    out, start = [], 0
-    for c in columns:
-        out.append(c.remap(lut[start : start + c.n_values], values))
-        start += c.n_values
-    return out

@@ -16,7 +16,13 @@ import pandas as pd
 
 from linkage.identifiers._codes import as_string_series, map_unique
 
-__all__ = ["UA_OTHER", "normalize_fingerprint", "user_agent_family", "user_agent_family_one"]
+__all__ = [
+    "UA_OTHER",
+    "fingerprint_one",
+    "normalize_fingerprint",
+    "user_agent_family",
+    "user_agent_family_one",
+]
 
 #: Family of a known but unrecognised user agent (not an identifier: it lumps strangers).
 UA_OTHER = "other"
@@ -63,6 +69,11 @@ def normalize_fingerprint(fingerprints: pd.Series) -> pd.Series:
     s = as_string_series(fingerprints)
     out = s.str.strip().str.translate(_TO_LOWER)
     return out.mask(out == "")
+
+
+def fingerprint_one(raw: str) -> str | None:
+    """One fingerprint, as :func:`normalize_fingerprint` (None if blank)."""
+    return raw.strip().translate(_TO_LOWER) or None
 
 
 _COMPILED = tuple((re.compile(p), f) for p, f in _RULES)

@@ -1,16 +1,15 @@
-"""Account–identifier edges: one row per (account, kind, value).
+"""Account–identifier edges: one row per (account, kind, value), in the public order.
 
-The heavy part is aggregating request rows into (account, value) pairs.  It is
-written as a ``GROUP BY account_code, value_code`` over integer codes (the
-equivalent of ``SELECT account, value, count(*), min(ts), max(ts) ... GROUP BY
-1, 2`` on dictionary-encoded columns), so it maps to SQL/Spark and costs a hash
-aggregation, not a Python loop.  Sign-up attributes become pairs with ``n = 1``
-and ``first_ts = last_ts = created_at`` and are merged with the request pairs
-of the same kind by a second (small) aggregation: sum of ``n``, min/max of the
-timestamps.
+The rows come from the SQL aggregation (:func:`linkage.identifiers.sql.run_aggregation`,
+``edges``: request pairs and sign-up observations of every kind, and the optional
+identifiers table as ``x:<kind>``); this module only puts them in the public schema
+and order: built-in kinds in contract order, then ``x:`` kinds by name; within a
+kind by account (order of the accounts table), then value (code point order).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,190 +17,140 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.contract import BUILTIN_KINDS
-from linkage.identifiers._codes import NAT, Coded, as_string_series, epoch_ns
+from linkage.identifiers._codes import NAT
 
-__all__ = [
-    "EDGE_COLUMNS",
-    "combine_pairs",
-    "edges_frame",
-    "empty_edges",
-    "extra_identifier_edges",
-    "order_edges",
-    "pair_stats",
-    "signup_pairs",
-]
+__all__ = ["EDGE_COLUMNS", "edges_from_table", "empty_edges"]
 
 EDGE_COLUMNS: tuple[str, ...] = ("account_id", "kind", "value", "n", "first_ts", "last_ts")
-PAIR_COLUMNS: tuple[str, ...] = ("a", "v", "n", "first", "last")
 
 
-def _empty_pairs() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "a": np.empty(0, np.int64),
-            "v": np.empty(0, np.int64),
-            "n": np.empty(0, np.int64),
-            "first": np.empty(0, "datetime64[ns]"),
-            "last": np.empty(0, "datetime64[ns]"),
-        }
-    )
+def _string_column(arr: pa.Array | pa.ChunkedArray) -> pd.arrays.ArrowStringArray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pd.arrays.ArrowStringArray(arr.cast(pa.large_string()))
 
 
-def pair_stats(acc: np.ndarray, val: np.ndarray, ts_ns: np.ndarray, n_values: int) -> pd.DataFrame:
-    """Distinct (account code ``a``, value code ``v``) pairs with count and first/last time.
+def _kinds_in_order(kinds: list[str]) -> tuple[list[str], list[int]]:
+    """Kinds with their rank: contract order first, then the others by name."""
+    builtin = {k: i for i, k in enumerate(BUILTIN_KINDS)}
+    order = sorted(kinds, key=lambda k: (k not in builtin, builtin.get(k, 0), k))
+    return order, list(range(len(order)))
 
-    Rows where either code is -1 are skipped.  ``first``/``last`` are naive
-    ``datetime64[ns]`` (UTC).  Aggregates on one int64 key ``a * n_values + v``.
+
+def _ns_timestamps(ns: np.ndarray) -> pd.DatetimeIndex:
+    """int64 epoch ns (``NAT`` = unknown) → ``datetime64[ns, UTC]``."""
+    return pd.DatetimeIndex(ns.view("datetime64[ns]"), copy=False).tz_localize("UTC")
+
+
+def _ns(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.fill_null(column, NAT).to_numpy().astype(np.int64, copy=False)
+
+
+def _dense_rank(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(row → distinct index, distinct index → rank from 0 in code point order): the
+    distinct values are sorted, not the rows (far fewer)."""
+    if len(values) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    encoded = pc.dictionary_encode(values)
+    rank = pc.rank(encoded.dictionary, sort_keys="ascending").to_numpy().astype(np.int64) - 1
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), rank
+
+
+def edges_from_table(
+    table: pa.Table,
+    account_ids: pa.Array,
+    coded: pa.Table | None = None,
+    vocabularies: Mapping[str, pa.Array] | None = None,
+) -> pd.DataFrame:
+    """The SQL edge tables (times in epoch ns) as the public edge frame, sorted.
+
+    ``table``: ``account_code, kind, value, n, first_ts, last_ts`` with ``account_code``
+    the position in ``account_ids``; ``coded``: the same with ``code`` (int) for
+    ``value``, whose strings are ``vocabularies[kind][code]`` (value order then comes
+    from ranking the vocabulary, not the edges).
+
+    Every row gets one packed int64 sort key (kind rank, account, value rank) and the
+    string columns are gathered once, in the final order.
     """
-    m = (acc >= 0) & (val >= 0)
-    if not m.any():
-        return _empty_pairs()
-    if m.all():
-        a, v, t = acc, val, ts_ns
+    words: list[pa.Array] = []  # value strings: the rows' own, then each vocabulary
+    word_idx, value_rank, kind_idx, acc, n, first, last = ([] for _ in range(7))
+    kind_names: list[str] = []
+
+    def add(t: pa.Table, kinds: np.ndarray, names: list[str], idx: np.ndarray, rank: np.ndarray):
+        offset = sum(len(w) for w in words[:-1])
+        kind_idx.append(kinds + len(kind_names))
+        kind_names.extend(names)
+        word_idx.append(idx + offset)
+        value_rank.append(rank)
+        acc.append(t.column("account_code").to_numpy().astype(np.int64, copy=False))
+        n.append(t.column("n").to_numpy().astype(np.int64, copy=False))
+        first.append(_ns(t.column("first_ts")))
+        last.append(_ns(t.column("last_ts")))
+
+    def kinds_of(t: pa.Table) -> tuple[np.ndarray, list[str]]:
+        encoded = pc.dictionary_encode(t.column("kind")).combine_chunks()
+        return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+    if table.num_rows:
+        values = table.column("value").combine_chunks()
+        words.append(values)
+        idx, rank = _dense_rank(values)
+        add(table, *kinds_of(table), np.arange(len(values)), rank[idx])
+    if coded is not None and coded.num_rows:
+        kinds, names = kinds_of(coded)
+        code = coded.column("code").to_numpy().astype(np.int64, copy=False)
+        for j, name in enumerate(names):  # one vocabulary per coded kind
+            rows = np.flatnonzero(kinds == j)
+            vocab = pa.array((vocabularies or {})[name])
+            words.append(vocab)
+            rank = pc.rank(vocab, sort_keys="ascending").to_numpy().astype(np.int64) - 1
+            add(
+                coded.take(pa.array(rows)),
+                np.zeros(len(rows), np.int64),
+                [name],
+                code[rows],
+                rank[code[rows]],
+            )
+    if not kind_names:
+        return empty_edges()
+    order_of_kind, _ = _kinds_in_order(kind_names)
+    krank_of = np.array([order_of_kind.index(k) for k in kind_names], np.int64)
+    krank = krank_of[np.concatenate(kind_idx)]
+    accs, vrank = np.concatenate(acc), np.concatenate(value_rank)
+    if len(account_ids) < 1 << 26 and len(vrank) < 1 << 32 and len(kind_names) < 1 << 5:
+        order = np.argsort((krank << 58) | (accs << 32) | vrank)  # one packed key
     else:
-        a, v, t = acc[m], val[m], ts_ns[m]
-    width = max(n_values, 1)
-    key = a.astype(np.int64) * width + v
-    g = (
-        pd.DataFrame({"k": key, "t": t.view("datetime64[ns]")}, copy=False)
-        .groupby("k", sort=False)["t"]
-        .agg(["size", "min", "max"])
+        order = np.lexsort((vrank, accs, krank))
+    counts = np.bincount(krank, minlength=len(kind_names))
+    kind_column = pa.concat_arrays(
+        [
+            pa.array([k], pa.large_string()).take(np.zeros(c, np.int64))
+            for k, c in zip(order_of_kind, counts, strict=True)
+        ]
     )
-    k = g.index.to_numpy()
+    all_words = pa.concat_arrays([w.cast(pa.large_string()) for w in words])
     return pd.DataFrame(
         {
-            "a": k // width,
-            "v": k % width,
-            "n": g["size"].to_numpy(np.int64),
-            "first": g["min"].to_numpy(),
-            "last": g["max"].to_numpy(),
+            "account_id": _string_column(account_ids.take(pa.array(accs[order]))),
+            "kind": _string_column(kind_column),
+            "value": _string_column(all_words.take(pa.array(np.concatenate(word_idx)[order]))),
+            "n": np.concatenate(n)[order],
+            "first_ts": _ns_timestamps(np.concatenate(first)[order]),
+            "last_ts": _ns_timestamps(np.concatenate(last)[order]),
         }
-    )
-
-
-def signup_pairs(val: Coded, created_ns: np.ndarray) -> pd.DataFrame:
-    """Pairs from a per-account attribute (row i = account code i): ``n = 1``, times = sign-up."""
-    m = val.codes >= 0
-    t = created_ns[m].view("datetime64[ns]")
-    return pd.DataFrame(
-        {
-            "a": np.flatnonzero(m).astype(np.int64),
-            "v": val.codes[m].astype(np.int64),
-            "n": np.ones(int(m.sum()), np.int64),
-            "first": t,
-            "last": t,
-        }
-    )
-
-
-def combine_pairs(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Merge pair frames on the same vocabulary: ``n`` summed, ``first`` min, ``last`` max."""
-    frames = tuple(f for f in frames if len(f))
-    if not frames:
-        return _empty_pairs()
-    if len(frames) == 1:
-        return frames[0]
-    both = pd.concat(frames, ignore_index=True)
-    return (
-        both.groupby(["a", "v"], sort=False)
-        .agg(n=("n", "sum"), first=("first", "min"), last=("last", "max"))
-        .reset_index()
     )
 
 
 def empty_edges() -> pd.DataFrame:
-    return edges_frame(_empty_pairs(), "ip", np.empty(0, object), pd.Index([], dtype="string"))
-
-
-def _arrow_strings(values: pa.Array | pd.Index | np.ndarray) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if isinstance(values, pa.Array):
-        return values.cast(pa.large_string())
-    return pa.array(np.asarray(values, dtype=object), type=pa.large_string())
-
-
-def _string_column(arr: pa.Array) -> pd.arrays.ArrowStringArray:
-    return pd.arrays.ArrowStringArray(arr.cast(pa.large_string()))
-
-
-def edges_frame(
-    pairs: pd.DataFrame,
-    kind: str,
-    values: np.ndarray | pa.Array,
-    account_ids: pd.Index | pa.Array,
-) -> pd.DataFrame:
-    """Turn coded pairs into the public edge schema, sorted by (account order, value).
-
-    String columns are gathered with Arrow ``take`` (no Python string objects).
-    """
-    vals = _arrow_strings(values)
-    accs = _arrow_strings(account_ids)
-    a = pairs["a"].to_numpy(np.int64)
-    v = pairs["v"].to_numpy(np.int64)
-    if len(pairs):
-        rank = pc.rank(vals, sort_keys="ascending").to_numpy()
-        order = np.lexsort((rank[v], a))
-        pairs = pairs.iloc[order]
-        a, v = a[order], v[order]
-    n = len(pairs)
+    """An edge frame without rows (the public dtypes)."""
+    empty = pa.array([], pa.large_string())
     return pd.DataFrame(
         {
-            "account_id": _string_column(accs.take(pa.array(a))),
-            "kind": _string_column(pa.array([kind], pa.large_string()).take(np.zeros(n, np.int64))),
-            "value": _string_column(vals.take(pa.array(v))),
-            "n": pairs["n"].to_numpy(np.int64),
-            "first_ts": pd.DatetimeIndex(pairs["first"].to_numpy(), copy=False).tz_localize("UTC"),
-            "last_ts": pd.DatetimeIndex(pairs["last"].to_numpy(), copy=False).tz_localize("UTC"),
+            "account_id": _string_column(empty),
+            "kind": _string_column(empty),
+            "value": _string_column(empty),
+            "n": np.empty(0, np.int64),
+            "first_ts": _ns_timestamps(np.empty(0, np.int64)),
+            "last_ts": _ns_timestamps(np.empty(0, np.int64)),
         }
     )
-
-
-def extra_identifier_edges(identifiers: pd.DataFrame | None, account_ids: pd.Index) -> pd.DataFrame:
-    """Edges ``x:<kind>`` from the optional identifiers table (kind and value stripped).
-
-    Rows with an unknown account, kind or value make no edge; ``n`` counts rows;
-    ``first_ts``/``last_ts`` are NaT when no row has a time.
-    """
-    if identifiers is None or len(identifiers) == 0:
-        return empty_edges()
-    acc = account_ids.get_indexer(identifiers["account_id"])
-    kind = as_string_series(identifiers["kind"]).str.strip()
-    value = as_string_series(identifiers["value"]).str.strip()
-    kind = kind.mask(kind == "")
-    value = value.mask(value == "")
-    ts = epoch_ns(identifiers["ts"]) if "ts" in identifiers.columns else None
-    if ts is None:
-        ts = np.full(len(identifiers), NAT, dtype=np.int64)
-    kc, kinds = pd.factorize(kind, use_na_sentinel=True)
-    vc, values = pd.factorize(value, use_na_sentinel=True)
-    m = (acc >= 0) & (kc >= 0) & (vc >= 0)
-    frame = pd.DataFrame(
-        {"k": kc[m], "a": acc[m], "v": vc[m], "t": ts[m].view("datetime64[ns]")}, copy=False
-    )
-    g = frame.groupby(["k", "a", "v"], sort=False)["t"].agg(["size", "min", "max"]).reset_index()
-    values = np.asarray(values, dtype=object)
-    parts = []
-    for k in np.argsort(np.asarray(kinds, dtype=object)):
-        sub = g[g["k"] == k]
-        pairs = pd.DataFrame(
-            {
-                "a": sub["a"].to_numpy(np.int64),
-                "v": sub["v"].to_numpy(np.int64),
-                "n": sub["size"].to_numpy(np.int64),
-                "first": sub["min"].to_numpy(),
-                "last": sub["max"].to_numpy(),
-            }
-        )
-        parts.append(edges_frame(pairs, f"x:{kinds[k]}", values, account_ids))
-    return pd.concat(parts, ignore_index=True) if parts else empty_edges()
-
-
-def order_edges(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate per-kind edge frames: built-in kinds in contract order, then ``x:`` kinds."""
-    ordered = [parts[k] for k in BUILTIN_KINDS if k in parts]
-    ordered += [parts[k] for k in sorted(parts) if k not in BUILTIN_KINDS]
-    ordered = [p for p in ordered if len(p)]
-    if not ordered:
-        return empty_edges()
-    return pd.concat(ordered, ignore_index=True)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from linkage.identifiers._codes import as_string_series
 
-__all__ = ["canonical_ip", "ip_subnet", "normalize_ip", "parse_ip", "subnet_of"]
+__all__ = ["canonical_ip", "ip_and_subnet", "ip_subnet", "normalize_ip", "parse_ip", "subnet_of"]
 
 
 def parse_ip(text: str) -> IPv4Address | IPv6Address | None:
@@ -49,27 +49,56 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _V4_RE = r"^" + r"\.".join([_OCTET] * 4) + r"$"
 
 
+def _split(ips: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray, pa.Array]:
+    """(series, codes, unique raw values, plain-IPv4 mask, stripped plain IPv4 uniques)."""
+    s = as_string_series(ips)
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    raw = np.asarray(uniques, dtype=object)
+    u = pc.utf8_trim_whitespace(pa.array(raw, type=pa.string()))
+    is_v4 = pc.fill_null(pc.match_substring_regex(u, _V4_RE), False)
+    return s, codes, raw, is_v4.to_numpy(zero_copy_only=False).astype(bool), u.filter(is_v4)
+
+
+def _octets(v4: pa.Array) -> np.ndarray:
+    return pc.split_pattern(v4, ".").flatten().cast(pa.int64()).to_numpy().reshape(-1, 4)
+
+
+def _back(s: pd.Series, codes: np.ndarray, out: np.ndarray) -> pd.Series:
+    arr = pd.array(out, dtype="string") if len(out) else pd.array([], dtype="string")
+    return pd.Series(arr.take(codes, allow_fill=True), index=s.index, name=s.name)
+
+
 def _apply(
     ips: pd.Series,
     fast: Callable[[pa.Array, np.ndarray], np.ndarray],
     slow: Callable[[str], str | None],
 ) -> pd.Series:
     """Run ``fast(stripped, octets)`` on plain IPv4 uniques, ``slow`` on the other uniques."""
-    s = as_string_series(ips)
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    raw = np.asarray(uniques, dtype=object)
-    u = pc.utf8_trim_whitespace(pa.array(raw, type=pa.string()))
-    is_v4 = pc.fill_null(pc.match_substring_regex(u, _V4_RE), False)
-    is_v4_np = is_v4.to_numpy(zero_copy_only=False).astype(bool)
+    s, codes, raw, is_v4, v4 = _split(ips)
     out = np.full(len(raw), None, dtype=object)
-    if is_v4_np.any():
-        v4 = u.filter(is_v4)
-        octets = pc.split_pattern(v4, ".").flatten().cast(pa.int64()).to_numpy().reshape(-1, 4)
-        out[is_v4_np] = fast(v4, octets)
-    for i in np.flatnonzero(~is_v4_np):
+    if is_v4.any():
+        out[is_v4] = fast(v4, _octets(v4))
+    for i in np.flatnonzero(~is_v4):
         out[i] = slow(raw[i])
-    arr = pd.array(out, dtype="string") if len(out) else pd.array([], dtype="string")
-    return pd.Series(arr.take(codes, allow_fill=True), index=s.index, name=s.name)
+    return _back(s, codes, out)
+
+
+def ip_and_subnet(
+    ips: pd.Series, *, v4_prefix: int = 24, v6_prefix: int = 48
+) -> tuple[pd.Series, pd.Series]:
+    """``normalize_ip(ips)`` and ``ip_subnet`` of it, each address parsed once."""
+    s, codes, raw, is_v4, v4 = _split(ips)
+    ip = np.full(len(raw), None, dtype=object)
+    subnet = np.full(len(raw), None, dtype=object)
+    if is_v4.any():
+        ip[is_v4] = v4.to_numpy(zero_copy_only=False)
+        subnet[is_v4] = _v4_networks(_octets(v4), v4_prefix)
+    for i in np.flatnonzero(~is_v4):
+        addr = parse_ip(raw[i])
+        if addr is not None:
+            ip[i] = str(addr)
+            subnet[i] = _network_of(addr, v4_prefix, v6_prefix)
+    return _back(s, codes, ip), _back(s, codes, subnet)
 
 
 def canonical_ip(text: str) -> str | None:
@@ -108,6 +137,10 @@ def subnet_of(text: str, v4_prefix: int, v6_prefix: int) -> str | None:
         if net.prefixlen < prefix:
             return None
         addr = net.network_address
+    return _network_of(addr, v4_prefix, v6_prefix)
+
+
+def _network_of(addr: IPv4Address | IPv6Address, v4_prefix: int, v6_prefix: int) -> str:
     if isinstance(addr, IPv4Address):
         shift = 32 - v4_prefix
         return str(IPv4Network(((int(addr) >> shift) << shift, v4_prefix)))

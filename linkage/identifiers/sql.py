@@ -13,21 +13,28 @@ Inputs (registered as ``requests_source``, ``accounts_source``, ``identifiers_so
 a missing column reads as all NULL):
 
 - requests: ``account_id``, ``ts`` (timestamp or ISO text; or ``ts_ns``, epoch
-  nanoseconds, which is used as is), the kinds' raw request columns (``ip``,
+  nanoseconds, used as is), the kinds' raw request columns (``ip``,
   ``device_fingerprint``), ``response_tokens``, and the stage's own columns
-  ``template``, ``topic`` (strings) and ``reasoning`` (boolean, NULL = no prompt);
-- accounts: ``account_id``, ``created_at`` (or ``created_ns``) and the kinds' raw
-  sign-up columns;
+  ``template``, ``topic`` (strings, or integer codes: see ``coded``) and
+  ``reasoning`` (boolean, NULL = no prompt);
+- accounts: ``account_id`` (unique), ``created_at`` (or ``created_ns``) and the kinds'
+  raw sign-up columns;
 - identifiers (optional): ``account_id, kind, value, ts`` (or ``ts_ns``).
 
-Requests of unknown accounts or without a parseable time are dropped.
+Every output names an account by ``account_code``: the accounts input's own
+``account_code`` column when it has one (the identifiers stage passes positions,
+and then gives requests an ``account_code`` too, -1 = ignore the row), else the
+account's rank by ``account_id`` (0-based, the same in every engine).  Requests of
+unknown accounts or without a parseable time are dropped.
 
 Statements (in order; see :func:`aggregation_sql`):
 
-1. views ``requests_clean``, ``accounts_clean`` (``ts_ns``/``created_ns`` as epoch ns);
-2. ``raw_<column>``: per request column a kind reads, ``GROUP BY account_id, raw
-   value`` (``n``, ``first_ts``, ``last_ts``): the raw value is grouped first, so
-   normalisation runs on pairs, not rows;
+1. ``accounts_clean`` (kept), ``requests_clean``, ``identifiers_clean``: account
+   codes, times as epoch ns (``ts_ns``, ``created_ns``), the raw columns;
+2. ``raw_<column>``: per request column a kind reads, its rows and the sign-up
+   column of the same kinds, ``GROUP BY account_code, raw value`` (``n_req`` request
+   rows, ``n`` observations, ``first_ts``, ``last_ts``): the raw value is grouped
+   first, so normalisation runs on pairs, not rows;
 3. ``distinct_<map>``: the distinct raw values a per-distinct-value normaliser
    (:class:`~linkage.identifiers.kinds.ValueMap`) needs; :func:`run_aggregation`
    maps them in Python and registers the result as ``map_<map>`` (``raw`` + one
@@ -35,14 +42,15 @@ Statements (in order; see :func:`aggregation_sql`):
 4. ``pairs_<kind>``: the normalised request pairs of each request kind;
 5. outputs (:data:`OUTPUTS`):
 
-   - ``edges``: ``account_id, kind, value, n, first_ts, last_ts``: request pairs and
+   - ``edges``: ``account_code, kind, value, n, first_ts, last_ts``: request pairs and
      sign-up observations (``n = 1`` at ``created_ns``) of every edge kind, plus the
      identifiers table's ``x:<kind>`` rows; times are epoch ns (NULL unknown);
-   - ``account_kinds``: ``account_id, kind, n_values, top_n, n_rows`` per request
+   - ``coded_edges`` (only with ``coded`` columns): the same with ``code`` for ``value``;
+   - ``account_kinds``: ``account_code, kind, n_values, top_n, n_rows`` per request
      kind: distinct values, the top value's rows, rows with a known value;
-   - ``account_activity``: ``account_id, n_requests, n_tokens, sum_tokens,
-     n_prompts, n_reasoning``;
-   - ``account_attributes``: ``account_id`` plus the value maps' per-account
+   - ``account_activity``: ``account_code, n_requests, n_tokens, sum_tokens,
+     n_prompts, n_reasoning`` (negative token counts are unknown);
+   - ``account_attributes``: ``account_code`` plus the value maps' per-account
      attributes (``email_disposable, email_alias, email_freemail``).
 
 Both engines must run with the session time zone set to UTC (naive timestamp text
@@ -65,6 +73,7 @@ from linkage.settings import IdentifierSettings
 __all__ = [
     "ACCOUNT_COLUMNS",
     "DIALECTS",
+    "DUCKDB_THREADS",
     "IDENTIFIER_COLUMNS",
     "MATERIALIZE_SQL",
     "OUTPUTS",
@@ -75,6 +84,10 @@ __all__ = [
 ]
 
 DIALECTS: tuple[str, ...] = ("duckdb", "spark")
+
+#: DuckDB threads of the identifiers stage (the machine's cores are shared with the
+#: numpy template stage's own threads).
+DUCKDB_THREADS = 2
 
 #: Text or timestamp column ``{x}`` → epoch nanoseconds (NULL if unparseable).  DuckDB:
 #: a text→TIMESTAMP cast ignores a UTC offset, TIMESTAMPTZ honours it; Spark's
@@ -104,7 +117,8 @@ REQUEST_COLUMNS: tuple[str, ...] = (
 ACCOUNT_COLUMNS: tuple[str, ...] = ("account_id", "created_at", *_RAW_ACCOUNT)
 IDENTIFIER_COLUMNS: tuple[str, ...] = ("account_id", "kind", "value", "ts")
 
-#: The queries :func:`run_aggregation` returns, in order.
+#: The queries :func:`run_aggregation` returns, in order (plus ``coded_edges`` when
+#: columns are given as codes).
 OUTPUTS: tuple[str, ...] = ("edges", "account_kinds", "account_activity", "account_attributes")
 
 _BOOL_COLUMNS = frozenset({"reasoning"})
@@ -119,15 +133,22 @@ def _null(column: str) -> str:
     return f"CAST(NULL AS STRING) AS {column}"
 
 
-def _select(columns: Sequence[str], present: Collection[str]) -> str:
-    return ", ".join(c if c in present else _null(c) for c in columns)
+#: An account's code when the accounts input has none: its rank by id (the same in every
+#: engine: both order strings by code point).
+_ACCOUNT_RANK = "ROW_NUMBER() OVER (ORDER BY account_id) - 1"
 
 
-def _time(present: Collection[str], ns_column: str, text_column: str, dialect: str) -> str:
+def _select(columns: Sequence[str], present: Collection[str], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{c} AS {c}" if c in present else _null(c) for c in columns)
+
+
+def _time(
+    present: Collection[str], ns_column: str, text_column: str, dialect: str, prefix: str = ""
+) -> str:
     if ns_column in present:
-        return ns_column
+        return f"{prefix}{ns_column}"
     if text_column in present:
-        return TS_NS_SQL[dialect].format(x=text_column)
+        return TS_NS_SQL[dialect].format(x=f"{prefix}{text_column}")
     return "CAST(NULL AS BIGINT)"
 
 
@@ -156,6 +177,7 @@ def aggregation_sql(
     settings: IdentifierSettings,
     dialect: str,
     columns: Mapping[str, Collection[str]] | None = None,
+    coded: Collection[str] = (),
 ) -> dict[str, str]:
     """The stage's SQL, statement name → text, in execution order (module docstring).
 
@@ -163,7 +185,9 @@ def aggregation_sql(
     register ``map_<map>``; an :data:`OUTPUTS` name: a result); any other text is a
     statement to execute.  ``columns``: the columns present in each source
     (``requests``, ``accounts``, ``identifiers``; default: every column the SQL reads,
-    with ``ts``/``created_at`` as text, and no identifiers table).  ``settings`` is
+    with ``ts``/``created_at`` as text, and no identifiers table).  ``coded``: request
+    columns of already-normalised kinds (``template``, ``topic``) given as integer codes
+    (their edges: output ``coded_edges``, with ``code`` for ``value``).  ``settings`` is
     part of the signature because the value maps depend on it (subnet prefixes); the
     SQL text itself does not.
     """
@@ -176,120 +200,166 @@ def aggregation_sql(
     acc_cols = set(columns.get("accounts", ()))
     ident_cols = columns.get("identifiers")
     mat = MATERIALIZE_SQL[dialect]
+    coded = set(coded)
     kinds = [k for k in KINDS if (k.request_column in req_cols) or (k.accounts_column in acc_cols)]
     req_kinds = [k for k in kinds if k.request_column in req_cols]
     out: dict[str, str] = {}
 
-    ts = _time(req_cols, "ts_ns", "ts", dialect)
-    out["requests_clean"] = (
-        "CREATE OR REPLACE TEMP VIEW requests_clean AS\n"
-        f"SELECT {_select(REQUEST_COLUMNS[:1], req_cols)}, {ts} AS ts_ns, "
-        f"{_select(REQUEST_COLUMNS[2:], req_cols)}\n"
-        "FROM requests_source\n"
-        f"WHERE account_id IN (SELECT account_id FROM accounts_source) AND {ts} IS NOT NULL"
-    )
     created = _time(acc_cols, "created_ns", "created_at", dialect)
-    out["accounts_clean"] = (
-        "CREATE OR REPLACE TEMP VIEW accounts_clean AS\n"
-        f"SELECT account_id, {created} AS created_ns, {_select(_RAW_ACCOUNT, acc_cols)}\n"
-        "FROM accounts_source WHERE account_id IS NOT NULL"
+    code = "account_code" if "account_code" in acc_cols else _ACCOUNT_RANK
+    out["accounts_clean"] = mat.format(
+        name="accounts_clean",
+        sql=(
+            f"SELECT account_id, {code} AS account_code, {created} AS created_ns, "
+            f"{_select(_RAW_ACCOUNT, acc_cols)}\n"
+            "FROM accounts_source WHERE account_id IS NOT NULL"
+        ),
     )
+    ts = _time(req_cols, "ts_ns", "ts", dialect, "r.")
+    rest = _select(REQUEST_COLUMNS[2:], req_cols, "r.")
+    if "account_code" in req_cols and "account_code" in acc_cols:  # the caller's codes
+        out["requests_clean"] = (
+            "CREATE OR REPLACE TEMP VIEW requests_clean AS\n"
+            f"SELECT r.account_code AS account_code, {ts} AS ts_ns, {rest}\n"
+            f"FROM requests_source AS r\nWHERE r.account_code >= 0 AND {ts} IS NOT NULL"
+        )
+    else:  # requests of unknown accounts drop out of the join; scanned once, kept
+        out["requests_clean"] = mat.format(
+            name="requests_clean",
+            sql=(
+                f"SELECT c.account_code AS account_code, {ts} AS ts_ns, {rest}\n"
+                "FROM requests_source AS r JOIN accounts_clean AS c "
+                "ON r.account_id = c.account_id\n"
+                f"WHERE {ts} IS NOT NULL"
+            ),
+        )
     if ident_cols is not None:
-        present = set(ident_cols)
-        its = _time(present, "ts_ns", "ts", dialect)
+        its = _time(set(ident_cols), "ts_ns", "ts", dialect, "i.")
         out["identifiers_clean"] = (
             "CREATE OR REPLACE TEMP VIEW identifiers_clean AS\n"
-            f"SELECT account_id, {sql_trim('kind')} AS kind, {sql_trim('value')} AS value, "
-            f"{its} AS ts_ns\nFROM identifiers_source\n"
-            "WHERE account_id IN (SELECT account_id FROM accounts_source)"
+            f"SELECT c.account_code AS account_code, {sql_trim('i.kind')} AS kind, "
+            f"{sql_trim('i.value')} AS value, {its} AS ts_ns\n"
+            "FROM identifiers_source AS i JOIN accounts_clean AS c "
+            "ON i.account_id = c.account_id"
         )
 
-    for col in dict.fromkeys(k.request_column for k in req_kinds):
+    # raw pairs: the request rows and the sign-up attribute of the same kinds together
+    # (a sign-up is one observation at created_ns), so an edge needs one grouping only;
+    # n_req keeps the request rows apart for the per-account request statistics
+    signup_of: dict[str, str | None] = {}
+    for k in req_kinds:
+        acc = k.accounts_column if k.accounts_column in acc_cols else None
+        if signup_of.setdefault(str(k.request_column), acc) != acc:
+            raise LinkageError(f"kinds reading {k.request_column} disagree on the sign-up column")
+    for col, acc in signup_of.items():
+        if col in coded and acc is not None:
+            raise LinkageError(f"the {col} column cannot be given as codes")
+        obs = (
+            f"SELECT account_code, {col} AS raw, 1 AS n_req, ts_ns AS ts "
+            f"FROM requests_clean WHERE {col} IS NOT NULL"
+        )
+        if acc is not None:
+            obs += (
+                f"\nUNION ALL\nSELECT account_code, {acc} AS raw, 0 AS n_req, created_ns AS ts "
+                f"FROM accounts_clean WHERE {acc} IS NOT NULL"
+            )
         out[f"raw_{col}"] = mat.format(
             name=f"raw_{col}",
             sql=(
-                f"SELECT account_id, {col} AS raw, COUNT(*) AS n, MIN(ts_ns) AS first_ts, "
-                f"MAX(ts_ns) AS last_ts\nFROM requests_clean WHERE {col} IS NOT NULL\n"
-                f"GROUP BY account_id, {col}"
+                "SELECT account_code, raw, CAST(SUM(n_req) AS BIGINT) AS n_req, COUNT(*) AS n, "
+                f"MIN(ts) AS first_ts, MAX(ts) AS last_ts\nFROM (\n{obs}\n) AS obs_{col}\n"
+                "GROUP BY account_code, raw"
             ),
         )
 
     for name, (req, acc) in _maps_of(kinds).items():
-        parts = []
-        if req in req_cols:
-            parts.append(f"SELECT raw FROM raw_{req}")
-        if acc in acc_cols:
-            parts.append(f"SELECT {acc} AS raw FROM accounts_clean WHERE {acc} IS NOT NULL")
-        out[f"distinct_{name}"] = (
-            "SELECT DISTINCT raw FROM (\n" + "\nUNION ALL\n".join(parts) + "\n) AS raw_values"
-        )
+        if req in req_cols:  # holds the sign-up values too
+            values = f"SELECT raw FROM raw_{req}"
+        else:
+            values = f"SELECT {acc} AS raw FROM accounts_clean WHERE {acc} IS NOT NULL"
+        out[f"distinct_{name}"] = f"SELECT DISTINCT raw FROM (\n{values}\n) AS raw_values"
 
     for k in req_kinds:
+        if k.sql is None and k.value_map is None:  # already normalised: no regrouping
+            out[f"pairs_{k.name}"] = (
+                f"CREATE OR REPLACE TEMP VIEW pairs_{k.name} AS\n"
+                "SELECT account_code, raw AS value, n_req, n, first_ts, last_ts "
+                f"FROM raw_{k.request_column}"
+            )
+            continue
+        if k.request_column in coded:
+            raise LinkageError(f"the {k.request_column} column cannot be given as codes")
         value = _value(k, "r.raw", "m")
         out[f"pairs_{k.name}"] = mat.format(
             name=f"pairs_{k.name}",
             sql=(
-                f"SELECT r.account_id, {value} AS value, CAST(SUM(r.n) AS BIGINT) AS n, "
-                "MIN(r.first_ts) AS first_ts, MAX(r.last_ts) AS last_ts\n"
+                f"SELECT r.account_code, {value} AS value, CAST(SUM(r.n_req) AS BIGINT) AS n_req, "
+                "CAST(SUM(r.n) AS BIGINT) AS n, MIN(r.first_ts) AS first_ts, "
+                "MAX(r.last_ts) AS last_ts\n"
                 f"FROM {_join(k, f'raw_{k.request_column} AS r', 'r.raw')}\n"
-                f"WHERE {value} IS NOT NULL\nGROUP BY r.account_id, {value}"
+                f"WHERE {value} IS NOT NULL\nGROUP BY r.account_code, {value}"
             ),
         )
 
-    edge_parts = []
+    edge_parts: list[str] = []
+    coded_parts: list[str] = []
     for k in kinds:
         if not k.edges:
             continue
-        sources = []
-        if k.request_column in req_cols:
-            sources.append(f"SELECT account_id, value, n, first_ts, last_ts FROM pairs_{k.name}")
-        if k.accounts_column in acc_cols:
-            value = _value(k, f"a.{k.accounts_column}", "m")
-            sources.append(
-                f"SELECT a.account_id, {value} AS value, CAST(1 AS BIGINT) AS n, "
-                "a.created_ns AS first_ts, a.created_ns AS last_ts\n"
-                f"FROM {_join(k, 'accounts_clean AS a', f'a.{k.accounts_column}')}\n"
-                f"WHERE {value} IS NOT NULL"
+        if k.request_column in coded:  # the caller maps its own codes (no strings here)
+            coded_parts.append(
+                f"SELECT account_code, '{k.name}' AS kind, value AS code, n, first_ts, "
+                f"last_ts FROM pairs_{k.name}"
             )
-        union = "\nUNION ALL\n".join(sources)
-        edge_parts.append(
-            f"SELECT account_id, '{k.name}' AS kind, value, CAST(SUM(n) AS BIGINT) AS n, "
-            "MIN(first_ts) AS first_ts, MAX(last_ts) AS last_ts\n"
-            f"FROM (\n{union}\n) AS obs_{k.name}\nGROUP BY account_id, value"
-        )
+        elif k.request_column in req_cols:  # the pairs hold the sign-up side already
+            edge_parts.append(
+                f"SELECT account_code, '{k.name}' AS kind, value, n, first_ts, last_ts "
+                f"FROM pairs_{k.name}"
+            )
+        else:
+            value = _value(k, f"a.{k.accounts_column}", "m")
+            edge_parts.append(
+                f"SELECT a.account_code, '{k.name}' AS kind, {value} AS value, COUNT(*) AS n, "
+                "MIN(a.created_ns) AS first_ts, MAX(a.created_ns) AS last_ts\n"
+                f"FROM {_join(k, 'accounts_clean AS a', f'a.{k.accounts_column}')}\n"
+                f"WHERE {value} IS NOT NULL\nGROUP BY a.account_code, {value}"
+            )
     if ident_cols is not None:
         edge_parts.append(
-            f"SELECT account_id, CONCAT('{EXTRA_PREFIX}', kind) AS kind, value, COUNT(*) AS n, "
+            f"SELECT account_code, CONCAT('{EXTRA_PREFIX}', kind) AS kind, value, COUNT(*) AS n, "
             "MIN(ts_ns) AS first_ts, MAX(ts_ns) AS last_ts\n"
             "FROM identifiers_clean WHERE kind IS NOT NULL AND value IS NOT NULL\n"
-            "GROUP BY account_id, kind, value"
+            "GROUP BY account_code, kind, value"
         )
     out["edges"] = (
         "\nUNION ALL\n".join(edge_parts)
         if edge_parts
-        else "SELECT CAST(NULL AS STRING) AS account_id, CAST(NULL AS STRING) AS kind, "
+        else "SELECT CAST(NULL AS BIGINT) AS account_code, CAST(NULL AS STRING) AS kind, "
         "CAST(NULL AS STRING) AS value, CAST(NULL AS BIGINT) AS n, "
         "CAST(NULL AS BIGINT) AS first_ts, CAST(NULL AS BIGINT) AS last_ts WHERE 1 = 0"
     )
+    if coded_parts:
+        out["coded_edges"] = "\nUNION ALL\n".join(coded_parts)
     out["account_kinds"] = (
         "\nUNION ALL\n".join(
-            f"SELECT account_id, '{k.name}' AS kind, COUNT(*) AS n_values, MAX(n) AS top_n, "
-            f"CAST(SUM(n) AS BIGINT) AS n_rows FROM pairs_{k.name} GROUP BY account_id"
+            f"SELECT account_code, '{k.name}' AS kind, COUNT(*) AS n_values, "
+            "MAX(n_req) AS top_n, CAST(SUM(n_req) AS BIGINT) AS n_rows\n"
+            f"FROM pairs_{k.name} WHERE n_req > 0 GROUP BY account_code"
             for k in req_kinds
         )
         if req_kinds
-        else "SELECT CAST(NULL AS STRING) AS account_id, CAST(NULL AS STRING) AS kind, "
+        else "SELECT CAST(NULL AS BIGINT) AS account_code, CAST(NULL AS STRING) AS kind, "
         "CAST(NULL AS BIGINT) AS n_values, CAST(NULL AS BIGINT) AS top_n, "
         "CAST(NULL AS BIGINT) AS n_rows WHERE 1 = 0"
     )
     out["account_activity"] = (
-        "SELECT account_id, COUNT(*) AS n_requests,\n"
+        "SELECT account_code, COUNT(*) AS n_requests,\n"
         "    COUNT(CASE WHEN response_tokens >= 0 THEN 1 END) AS n_tokens,\n"
         "    CAST(SUM(CASE WHEN response_tokens >= 0 THEN response_tokens END) AS DOUBLE)"
         " AS sum_tokens,\n"
         "    COUNT(reasoning) AS n_prompts,\n"
         "    COUNT(CASE WHEN reasoning THEN 1 END) AS n_reasoning\n"
-        "FROM requests_clean GROUP BY account_id"
+        "FROM requests_clean GROUP BY account_code"
     )
     attrs, joins = [], []
     for name, (_, acc) in _maps_of(kinds).items():
@@ -299,7 +369,7 @@ def aggregation_sql(
         attrs += [f"m_{name}.{c}" for c in extra]
         joins.append(f"LEFT JOIN map_{name} AS m_{name} ON a.{acc} = m_{name}.raw")
     out["account_attributes"] = (
-        f"SELECT {', '.join(['a.account_id', *attrs])}\nFROM accounts_clean AS a"
+        f"SELECT {', '.join(['a.account_code', *attrs])}\nFROM accounts_clean AS a"
         + "".join(f"\n{j}" for j in joins)
     )
     return out
@@ -329,13 +399,18 @@ def run_aggregation(
     accounts: Source,
     settings: IdentifierSettings,
     identifiers: Source | None = None,
+    coded: Collection[str] = (),
 ) -> dict[str, pa.Table]:
     """Run :func:`aggregation_sql` on ``engine``; returns the :data:`OUTPUTS` as Arrow
     tables (rows in no particular order).
 
     Inputs are Arrow tables or Parquet paths (read lazily by the engine, so data
     larger than memory streams through the aggregation); columns as in the module
-    docstring.  The engine must run in UTC (every :mod:`linkage.engine` engine does).
+    docstring.  ``coded``: request columns of already-normalised kinds given as integer
+    codes (``template``, ``topic``: the template stage's codes, grouped as integers, far
+    cheaper than the id strings); their edges come out as ``coded_edges`` with the
+    ``code`` in place of the value.  The engine must run in UTC
+    (every :mod:`linkage.engine` engine does).
     """
     engine.register("requests_source", requests)
     engine.register("accounts_source", accounts)
@@ -346,12 +421,12 @@ def run_aggregation(
     if identifiers is not None:
         engine.register("identifiers_source", identifiers)
         columns["identifiers"] = engine.columns("identifiers_source")
-    for need, table in (("account_id", "requests"), ("account_id", "accounts")):
-        if need not in columns[table]:
-            raise LinkageError(f"the {table} input has no {need} column: {columns[table]}")
+    for table in ("requests", "accounts"):
+        if not {"account_id", "account_code"} & set(columns[table]):
+            raise LinkageError(f"the {table} input has no account_id column: {columns[table]}")
     out: dict[str, pa.Table] = {}
     for name, sql in aggregation_sql(
-        settings=settings, dialect=engine.name, columns=columns
+        settings=settings, dialect=engine.name, columns=columns, coded=coded
     ).items():
         if not sql.lstrip().startswith("SELECT"):
             engine.execute(sql)
