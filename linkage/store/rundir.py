@@ -6,6 +6,8 @@ Layout (see docs/ARCHITECTURE.md)::
     OUT/clusters.jsonl        one cluster per line: cluster_id, size, score, level, members, evidence
     OUT/manifest.json         settings, input hashes, counts, stage timings, ingest report
     OUT/signup_index.parquet  kind, value, account_id, weight  (for signup verification)
+    OUT/communities.parquet   Leiden's membership before weak members are released
+                              (graph runs; ``linkage detect --previous OUT`` warm-starts from it)
     OUT/quarantine/*.csv      rejected input rows (written by ingest)
 
 Files are written to a temporary name and renamed, so a killed run never leaves a
