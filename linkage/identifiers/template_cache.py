@@ -15,7 +15,7 @@ signature code changes its output), ``shingle_size``, ``num_perm``,
 ``max_prompt_chars`` and the run seed. Rows: ``h1, h2`` (two independent
 64-bit SipHashes of the prompt's UTF-8 bytes: a 128-bit content key, so a
 wrong hit needs a 128-bit collision), ``skeleton`` and ``sig`` (the
-signature, ``num_perm`` little-endian uint32), sorted by ``(h1, h2)``.
+signature, ``num_perm`` little-endian uint32), in the order they were added.
 
 Safety: the file is written to a temporary file in the same directory with
 Parquet page checksums and moved into place (``os.replace``), so a reader
@@ -67,9 +67,11 @@ def prompt_keys(raw: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class Lookup:
     """Cache hits of a batch of prompts: ``row[i]`` is the cache row of prompt
-    ``i`` or -1; ``skeleton``/``sig`` hold the hits' values in prompt order."""
+    ``i`` or -1; hit ``j`` (in file order) is prompt ``prompt[j]``, with skeleton
+    ``skeleton[j]`` and signature ``sig[j]``."""
 
     row: np.ndarray
+    prompt: np.ndarray
     skeleton: pa.Array
     sig: np.ndarray
 
@@ -90,8 +92,9 @@ class TemplateCache:
         digest = hashlib.sha256(self.key.encode()).hexdigest()[:20]
         self.dir = Path(cache_dir)
         self.path = self.dir / f"templates-{digest}.parquet"
-        self._h1 = np.empty(0, np.uint64)
+        self._h1 = np.empty(0, np.uint64)  # keys, sorted by (h1, h2)
         self._h2 = np.empty(0, np.uint64)
+        self._file_row = np.empty(0, np.int64)  # file row of each sorted key
         self._loaded = False
 
     # ------------------------------------------------------------------ read
@@ -127,11 +130,9 @@ class TemplateCache:
                 raise ValueError("null keys")
             h1 = t["h1"].to_numpy()
             h2 = t["h2"].to_numpy()
-            # sorted by (h1, h2), strictly: lookups rely on it
-            step = (h1[1:] > h1[:-1]) | ((h1[1:] == h1[:-1]) & (h2[1:] > h2[:-1]))
-            if not step.all():
-                raise ValueError("keys are not sorted and distinct")
-            self._h1, self._h2 = h1, h2
+            # rows are stored in the order they were added; lookups walk the keys sorted
+            self._file_row = np.lexsort((h2, h1))
+            self._h1, self._h2 = h1[self._file_row], h2[self._file_row]
         except Exception as err:  # any unreadable cache is ignored, never fatal
             self._warn("unreadable, ignored", err)
             self._h1 = self._h2 = np.empty(0, np.uint64)
@@ -142,31 +143,36 @@ class TemplateCache:
         return len(self._h1)
 
     def _rows(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-        """Cache row of each key, -1 if absent."""
-        lo = np.searchsorted(self._h1, h1, side="left")
-        hi = np.searchsorted(self._h1, h1, side="right")
-        row = np.full(len(h1), -1, dtype=np.int64)
-        # almost always one candidate per h1; the rare h1 ties are resolved on h2
-        for span in np.unique(hi - lo):
-            if span == 0:
-                continue
-            sel = np.flatnonzero(hi - lo == span)
-            for j in range(int(span)):
+        """File row of each key, -1 if absent (queries sorted first: a merge-like
+        walk of two sorted arrays instead of random probes)."""
+        q = np.argsort(h1, kind="stable")
+        sh1 = h1[q]
+        lo = np.searchsorted(self._h1, sh1, side="left")
+        hi = np.searchsorted(self._h1, sh1, side="right")
+        found = np.full(len(h1), -1, dtype=np.int64)
+        # almost always at most one candidate per h1; the rare h1 ties are resolved on h2
+        span = hi - lo
+        for width in np.unique(span[span > 0]):
+            sel = np.flatnonzero(span == width)
+            for j in range(int(width)):
                 cand = lo[sel] + j
-                ok = self._h2[cand] == h2[sel]
-                row[sel[ok]] = cand[ok]
+                ok = self._h2[cand] == h2[q[sel]]
+                found[sel[ok]] = self._file_row[cand[ok]]
+        row = np.empty(len(h1), dtype=np.int64)
+        row[q] = found
         return row
 
     def lookup(self, h1: np.ndarray, h2: np.ndarray) -> Lookup:
         """Skeletons and signatures of the prompts with these keys that are cached.
 
-        Reads the value columns batch by batch and keeps the hit rows only, so
-        the memory of a read grows with the hits, not with the file.
+        Reads only the row groups that hold hits, and keeps the hit rows only,
+        so the memory of a read grows with the hits, not with the file.
         """
         if not self._loaded:
             self._load_keys()
         empty = Lookup(
             np.full(len(h1), -1, dtype=np.int64),
+            np.empty(0, dtype=np.int64),
             pa.array([], type=pa.large_string()),
             np.empty((0, self.num_perm), dtype=np.uint32),
         )
@@ -177,7 +183,8 @@ class TemplateCache:
         if len(hit) == 0:
             return empty
         order = np.argsort(row[hit], kind="stable")  # hits in file order
-        wanted = row[hit][order]
+        prompt = hit[order]
+        wanted = row[prompt]
         skel_parts: list[pa.Array] = []
         sig_parts: list[np.ndarray] = []
         try:
@@ -185,13 +192,16 @@ class TemplateCache:
             if pf is None:
                 raise FileNotFoundError("the cache file disappeared")
             start = 0
-            for batch in pf.iter_batches(batch_size=_BATCH, columns=["skeleton", "sig"]):
-                end = start + batch.num_rows
+            for g in range(pf.num_row_groups):
+                end = start + pf.metadata.row_group(g).num_rows
                 a, b = np.searchsorted(wanted, [start, end])
                 if b > a:
+                    t = pf.read_row_group(g, columns=["skeleton", "sig"], use_threads=False)
+                    if t.num_rows != end - start:
+                        raise ValueError("row group length differs from its metadata")
                     take = pa.array(wanted[a:b] - start)
-                    skel_parts.append(batch.column(0).take(take))
-                    raw_sig = batch.column(1).take(take)
+                    skel_parts.append(t.column(0).take(take).combine_chunks())
+                    raw_sig = t.column(1).take(take).combine_chunks()
                     if raw_sig.null_count:
                         raise ValueError("null signatures")
                     buf = np.frombuffer(raw_sig.buffers()[1], dtype="<u4")
@@ -206,37 +216,25 @@ class TemplateCache:
             self._warn("unreadable, ignored", err)
             self._h1 = self._h2 = np.empty(0, np.uint64)
             return empty
-        skel = pa.concat_arrays(skel_parts) if skel_parts else pa.array([], pa.large_string())
-        sig = np.concatenate(sig_parts) if sig_parts else np.empty((0, self.num_perm), np.uint32)
-        # back from file order to prompt order
-        inv = np.empty(len(order), dtype=np.int64)
-        inv[order] = np.arange(len(order))
-        out_row = np.full(len(h1), -1, dtype=np.int64)
-        out_row[hit] = row[hit]
-        skel = skel.take(pa.array(inv))
-        sig = sig[inv]
-        return Lookup(out_row, skel, sig)
+        skel = pa.concat_arrays(skel_parts).cast(pa.large_string())
+        sig = np.concatenate(sig_parts).astype(np.uint32, copy=False)
+        return Lookup(row, prompt, skel, sig)
 
     # ----------------------------------------------------------------- write
 
     def add(self, h1: np.ndarray, h2: np.ndarray, skeleton: pa.Array, sig: np.ndarray) -> None:
         """Write the cache with these new entries added (keys not yet cached).
 
-        The old entries are carried over batch by batch into a temporary file
-        that then replaces the old one atomically. Failures warn and leave the
-        old file in place.
+        The old row groups are copied, the new rows appended, into a temporary
+        file that then replaces the old one atomically. Failures warn and leave
+        the old file in place.
         """
         if len(h1) == 0:
             return
         if not self._loaded:
             self._load_keys()
-        order = np.lexsort((h2, h1))
-        h1, h2, sig = h1[order], h2[order], np.ascontiguousarray(sig[order], dtype="<u4")
-        skeleton = skeleton.take(pa.array(order)).cast(pa.large_string())
-        keep = np.r_[True, (h1[1:] != h1[:-1]) | (h2[1:] != h2[:-1])]  # distinct keys
-        if not keep.all():
-            h1, h2, sig = h1[keep], h2[keep], sig[keep]
-            skeleton = skeleton.filter(pa.array(keep))
+        sig = np.ascontiguousarray(sig, dtype="<u4")
+        skeleton = skeleton.cast(pa.large_string())
         new = pa.table(
             {
                 "h1": h1,
@@ -262,7 +260,7 @@ class TemplateCache:
         self._loaded = False  # re-read on next use
 
     def _merge_write(self, new: pa.Table, tmp: str) -> None:
-        """Merge the sorted old file and the sorted new rows into ``tmp``."""
+        """The old file's row groups, then the new rows, into ``tmp``."""
         schema = _schema(self.num_perm).with_metadata({_META: self.key.encode()})
         old = None
         if len(self._h1):
@@ -271,41 +269,19 @@ class TemplateCache:
             except Exception:  # unreadable old file: start afresh
                 old = None
         with pq.ParquetWriter(
-            tmp, schema, write_page_checksum=True, compression="zstd", compression_level=1
+            tmp,
+            schema,
+            write_page_checksum=True,
+            use_dictionary=False,
+            # keys and signatures are random bits: compressing them costs time for nothing
+            compression={"h1": "none", "h2": "none", "skeleton": "zstd", "sig": "none"},
+            compression_level={"skeleton": 1},
         ) as writer:
-            if old is None:
-                writer.write_table(new.replace_schema_metadata(schema.metadata), _BATCH)
-                return
-            # both sides are sorted by (h1, h2) and share no key: new row j goes right
-            # before old row pos[j] (pos[j] = number of old keys smaller than it)
-            n_old = len(self._h1)
-            h1n = new["h1"].to_numpy()
-            h2n = new["h2"].to_numpy()
-            merged = np.lexsort((np.r_[self._h2, h2n], np.r_[self._h1, h1n]))
-            slot = np.empty(len(merged), dtype=np.int64)
-            slot[merged] = np.arange(len(merged))
-            pos = slot[n_old:] - np.arange(len(new))
-            start = 0
-            nj = 0
-            meta = schema.metadata
-            for batch in old.iter_batches(batch_size=_BATCH):
-                end = start + batch.num_rows
-                part = pa.Table.from_batches([batch]).replace_schema_metadata(meta)
-                nk = int(np.searchsorted(pos, end, side="left"))  # new rows before old row `end`
-                if nk > nj:
-                    both = pa.concat_tables(
-                        [part, new.slice(nj, nk - nj).replace_schema_metadata(meta)]
-                    )
-                    at = np.r_[np.arange(start, end), pos[nj:nk]]
-                    is_old = np.r_[np.ones(end - start), np.zeros(nk - nj)]
-                    part = both.take(pa.array(np.lexsort((is_old, at))))
-                    nj = nk
-                writer.write_table(part, _BATCH)
-                start = end
-            if start != n_old:
-                raise ValueError("the old cache file changed while it was merged")
-            if nj < len(new):
-                writer.write_table(new.slice(nj).replace_schema_metadata(meta), _BATCH)
+            if old is not None:
+                for g in range(old.num_row_groups):
+                    part = old.read_row_group(g, use_threads=False)
+                    writer.write_table(part.replace_schema_metadata(schema.metadata), _BATCH)
+            writer.write_table(new.replace_schema_metadata(schema.metadata), _BATCH)
 
 
 def _schema(num_perm: int) -> pa.Schema:

@@ -723,11 +723,11 @@ def _cached_skeletons(
         _skeleton_arrow(raw.take(pa.array(miss)), settings.max_prompt_chars),
         type=pa.large_string(),
     ).combine_chunks()
-    # the hits in prompt order, then the misses: one take puts each back in place
-    hit = np.flatnonzero(row >= 0)
+    # the hits (in file order), then the misses: one take puts each back in place
+    present = np.flatnonzero(valid)
     place = np.empty(len(raw), dtype=np.int64)
-    place[hit] = np.arange(len(hit))
-    place[miss] = len(hit) + np.arange(len(miss))
+    place[present[hits.prompt]] = np.arange(len(hits.prompt))
+    place[miss] = len(hits.prompt) + np.arange(len(miss))
     both = pa.concat_arrays([hits.skeleton.cast(pa.large_string()), fresh])
     return cache, _CacheState(h1, h2, hits, valid), both.take(pa.array(place))
 
@@ -751,23 +751,22 @@ def _cached_signatures(
     sig = np.empty((n, num_perm), dtype=np.uint32)
     known = np.zeros(n, dtype=bool)
     v_doc = u_doc[state.valid]  # document of each non-null unique prompt (-1: empty skeleton)
-    hit = np.flatnonzero((state.hits.row >= 0) & (v_doc >= 0))
-    hit_rank = np.cumsum(state.hits.row >= 0) - 1  # index among the hits
-    sig[v_doc[hit]] = state.hits.sig[hit_rank[hit]]
-    known[v_doc[hit]] = True
+    hit_doc = v_doc[state.hits.prompt]  # document of each hit (file order)
+    use = hit_doc >= 0
+    sig[hit_doc[use]] = state.hits.sig[use]
+    known[hit_doc[use]] = True
     todo = np.flatnonzero(~known)
-    if len(todo):
+    if len(todo) == n:
+        sig = _signatures(docs, settings.shingle_size, num_perm, seed)
+    elif len(todo):
         sig[todo] = _signatures(docs.take(pa.array(todo)), settings.shingle_size, num_perm, seed)
     new = np.flatnonzero(state.hits.row < 0)
     if len(new):
         nd = v_doc[new]
         skel = docs.take(pa.array(np.maximum(nd, 0), mask=nd < 0)).fill_null("")
-        cache.add(
-            state.h1[new],
-            state.h2[new],
-            skel,
-            np.where((nd >= 0)[:, None], sig[np.maximum(nd, 0)], 0).astype(np.uint32),
-        )
+        new_sig = sig[np.maximum(nd, 0)]
+        new_sig[nd < 0] = 0  # empty skeleton: no document, no signature
+        cache.add(state.h1[new], state.h2[new], skel, new_sig)
     return sig
 
 
