@@ -21,6 +21,7 @@ return the same Arrow schema for the same query (see docs/SCALING.md).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -43,6 +44,7 @@ __all__ = [
     "SparkUnavailableError",
     "arrow_from_spark",
     "arrow_to_spark",
+    "spark_dialect",
     "spark_session",
 ]
 
@@ -196,12 +198,40 @@ def _portable(table: pa.Table) -> pa.Table:
     return table if schema == table.schema else table.cast(schema)
 
 
+#: Dialect hook: a temp view made by :meth:`SparkEngine.execute` is an intermediate result
+#: the aggregation reads more than once (``requests_clean``, ``raw_<column>``,
+#: ``pairs_<kind>``; DuckDB makes them temp tables, ``MATERIALIZE_SQL``), so it is
+#: cached (lazily, memory then disk) instead of recomputed from the source on every read.
+_VIEW = re.compile(r"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+VIEW\s+(\w+)", re.IGNORECASE)
+
+
+_ROW_NUMBER = re.compile(r"ROW_NUMBER\s*\(\s*\)\s*OVER\s*\(", re.IGNORECASE)
+
+
+def spark_dialect(sql: str) -> str:
+    """Dialect hook: ``sql`` as DuckDB types it.  ``ROW_NUMBER() OVER (...)`` is ``INT`` on
+    Spark and ``BIGINT`` on DuckDB, so it is cast to ``BIGINT`` (the only such difference
+    in the aggregation SQL; the tests compare every output schema with DuckDB's)."""
+    out, pos = [], 0
+    for m in _ROW_NUMBER.finditer(sql):
+        if m.start() < pos:  # inside an OVER clause already wrapped
+            continue
+        depth, end = 1, m.end()
+        while end < len(sql) and depth:
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            end += 1
+        out += [sql[pos : m.start()], f"CAST({sql[m.start() : end]} AS BIGINT)"]
+        pos = end
+    return "".join([*out, sql[pos:]])
+
+
 class SparkEngine:
     """Spark SQL as a :class:`linkage.engine.SqlEngine` (local ``local[2]`` by default).
 
     ``session``: use this session (never stopped here); otherwise the active one, or a new
     one from :func:`spark_session` (``master``, ``app_name``, ``config``), which
-    :meth:`close` stops when this engine started it.
+    :meth:`close` stops when this engine started it.  ``cache_views``: cache the temp
+    views :meth:`execute` creates (the aggregation's intermediate results).
     """
 
     name = "spark"
@@ -213,6 +243,7 @@ class SparkEngine:
         app_name: str = "linkage",
         config: Mapping[str, str] | None = None,
         session: SparkSession | None = None,
+        cache_views: bool = True,
     ) -> None:
         if session is None:
             from pyspark.sql import SparkSession
@@ -225,6 +256,7 @@ class SparkEngine:
             self._owns = False
         self._spark: SparkSession | None = session
         self._views: set[str] = set()
+        self._cache_views = cache_views
 
     @property
     def session(self) -> SparkSession:
@@ -251,21 +283,27 @@ class SparkEngine:
         return arrow_to_spark(self.session, table)
 
     def execute(self, sql: str) -> None:
-        self.session.sql(sql)
+        """Run a statement; a temp view it creates is cached (see :data:`_VIEW`)."""
+        self.session.sql(spark_dialect(sql))
+        view = _VIEW.match(sql) if self._cache_views else None
+        if view is not None:
+            self.session.catalog.cacheTable(view.group(1))
+            self._views.add(view.group(1))
 
     def fetch(self, sql: str) -> pa.Table:
         """Run ``sql`` and collect its result to the driver as one Arrow table."""
-        return arrow_from_spark(self.session.sql(sql))
+        return arrow_from_spark(self.session.sql(spark_dialect(sql)))
 
     def frame(self, sql: str) -> DataFrame:
         """The Spark DataFrame of ``sql``, not collected (to write it out from the cluster)."""
-        return self.session.sql(sql)
+        return self.session.sql(spark_dialect(sql))
 
     def columns(self, name: str) -> list[str]:
         return list(self.session.table(name).columns)
 
     def close(self) -> None:
-        """Drop the views this engine registered; stop the session if it started it."""
+        """Drop the views this engine registered or cached (their cache with them); stop
+        the session if it started it."""
         spark, self._spark = self._spark, None
         if spark is None:
             return

@@ -153,3 +153,14 @@ def test_help_names_the_engines(engine: str) -> None:
 
     out = CliRunner().invoke(app, ["detect", "--help"]).output
     assert "--engine" in out and engine in out
+
+
+def test_dialect_hook_types_row_number_as_duckdb_does() -> None:
+    from linkage.engine.spark import spark_dialect
+
+    sql = "SELECT ROW_NUMBER() OVER (ORDER BY lower(a), b) - 1 AS c, x FROM t WHERE (y)"
+    assert spark_dialect(sql) == (
+        "SELECT CAST(ROW_NUMBER() OVER (ORDER BY lower(a), b) AS BIGINT) - 1 AS c, x "
+        "FROM t WHERE (y)"
+    )
+    assert spark_dialect("SELECT 1") == "SELECT 1"
