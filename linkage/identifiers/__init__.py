@@ -1,8 +1,9 @@
 """Identifiers stage: normalise identifiers, build account–identifier edges and features.
 
-``extract(dataset, *, settings, seed) -> Identifiers`` is the stage; the
-normalisers are exported for reuse (signup scoring normalises a new account's
-attributes exactly the way the history was normalised).
+``extract(dataset, *, settings, seed) -> Identifiers`` is the stage: one SQL
+aggregation (:mod:`linkage.identifiers.sql`) generated from the kind declarations
+(:mod:`linkage.identifiers.kinds`), which signup scoring iterates too, so a new
+account's attributes are normalised exactly the way the history was.
 """
 
 from linkage.identifiers.device import normalize_fingerprint, user_agent_family

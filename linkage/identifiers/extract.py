@@ -240,10 +240,13 @@ def extract(
         {c: np.asarray(feats[c], dtype=np.float64) for c in FEATURE_COLUMNS},
         index=pd.Index(account_ids, dtype="string", name="account_id"),
     )
+    templates = _templates_frame(assignment.templates, agg["coded_edges"], tpl.values)
+    del agg, feats, timing
+    release_memory()  # the SQL outputs' Arrow buffers go back before the graph stage
     return Identifiers(
         edges=edges,
         features=features,
-        templates=_templates_frame(assignment.templates, edges),
+        templates=templates,
         request_template=request_template,
     )
 
@@ -325,15 +328,19 @@ def _features(agg: dict[str, pa.Table], n_acc: int) -> dict[str, np.ndarray]:
     return feats
 
 
-def _templates_frame(templates: pd.DataFrame, edges: pd.DataFrame) -> pd.DataFrame:
+def _templates_frame(
+    templates: pd.DataFrame, coded_edges: pa.Table, values: np.ndarray
+) -> pd.DataFrame:
     """The template module's table (most requested first) plus ``n_accounts``.
 
-    ``n_accounts``: distinct accounts using each template (its template edges). The
-    string columns are not copied or re-sorted (at scale they are the largest table
-    of the stage).
+    ``n_accounts``: distinct accounts using each template (its template edges, counted
+    on the integer codes into ``values``). The string columns are not copied or
+    re-sorted (at scale they are the largest table of the stage).
     """
-    tpl_values = edges["value"][(edges["kind"] == "template").to_numpy()]
-    per_id = tpl_values.value_counts(sort=False)
+    tpl = coded_edges.filter(pc.equal(coded_edges.column("kind"), "template"))
+    code = tpl.column("code").to_numpy().astype(np.int64, copy=False)
+    n_accounts = np.bincount(code, minlength=len(values))
+    per_id = pd.Series(n_accounts, index=pd.Index(values, dtype="string"), dtype=np.int64)
     out = templates.copy(deep=False)
     out["template_id"] = as_string_series(out["template_id"])
     out["n_accounts"] = (

@@ -58,3 +58,23 @@ def test_ip_properties(values: list[str | None]) -> None:
     # a valid address always has a subnet, and it is the subnet of its canonical form
     assert sub[ip.notna()].notna().all()
     assert ip_subnet(known).tolist() == sub[known.index].tolist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.ip_addresses().map(str),
+            st.ip_addresses(v=6).map(lambda a: a.exploded.upper()),
+            st.text(max_size=20),
+        ),
+        max_size=30,
+    )
+)
+def test_ip_and_subnet_in_one_pass_equal_the_two_steps(values: list[str]) -> None:
+    from linkage.identifiers.network import ip_and_subnet
+
+    ip, subnet = ip_and_subnet(_s(values), v4_prefix=22, v6_prefix=56)
+    expected = normalize_ip(_s(values))
+    pd.testing.assert_series_equal(ip, expected)
+    pd.testing.assert_series_equal(subnet, ip_subnet(expected, v4_prefix=22, v6_prefix=56))
