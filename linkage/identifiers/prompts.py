@@ -102,7 +102,16 @@ def _classify(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     topic_code = np.full(len(arr), len(TOPICS) - 1, dtype=np.int64)  # "other"
     undecided = np.ones(len(arr), dtype=bool)
     for name, pattern in _TOPIC_RULES:
-        m = _hits(head, pattern) & undecided
+        # a rule only decides rows no earlier rule decided: scan those rows only
+        # (the first rules, coding above all, decide a large share of the prompts)
+        rows = np.flatnonzero(undecided)
+        if len(rows) == 0:
+            break
+        if len(rows) * 4 > len(arr) * 3:  # most rows left: filtering would cost more
+            m = _hits(head, pattern) & undecided
+        else:
+            m = np.zeros(len(arr), dtype=bool)
+            m[rows] = _hits(head.take(pa.array(rows)), pattern)
         topic_code[m] = TOPICS.index(name)
         undecided &= ~m
     return reasoning, topic_code

@@ -14,10 +14,13 @@ raw prompts into **template ids** in two steps:
    estimated Jaccard similarity and clusters the verified pairs with a
    chaining-resistant center clustering; every group gets a deterministic id.
 
-Everything is vectorised: regexes run in pyarrow (RE2) over the *unique*
-prompts, MinHash is numpy arithmetic over exploded shingles, LSH and
-clustering are array operations. Python loops run only over masks, bands,
-bins and clustering rounds, never over prompts or skeletons.
+Regexes run in pyarrow (RE2) over the *unique* prompts; shingles, MinHash
+and string hashing are compiled kernels over the Arrow buffers
+(:mod:`linkage.identifiers._template_kernel`); LSH and clustering are array
+operations. Python loops run only over masks, bands, chunks and clustering
+rounds, never over prompts or skeletons. With ``TemplateSettings.cache_dir``
+set, skeletons and signatures of prompts seen in earlier runs are read from
+the cache (:mod:`linkage.identifiers.template_cache`) instead of recomputed.
 """
 
 from __future__ import annotations
