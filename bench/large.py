@@ -83,6 +83,7 @@ settings = IdentifierSettings()
 t0 = time.perf_counter()
 steps = {}
 with DuckDBEngine(threads=int(threads), memory_limit=mem, temp_directory=tmp) as eng:
+    eng.execute("SET enable_progress_bar = false")
     eng.register("requests_source", f"{root}/requests/*.parquet")
     eng.register("accounts_source", f"{root}/accounts/*.parquet")
     columns = {"requests": eng.columns("requests_source"),
@@ -192,7 +193,7 @@ def aggregate(args: argparse.Namespace) -> dict[str, Any]:
                 str(result),
             ],
             timeout=args.timeout,
-            log_path=args.out / "large-aggregate.log",
+            log_path=args.work / "large-aggregate.log",
             max_rss_mb=args.max_rss_mb,
         )
         child = json.loads(result.read_text()) if result.is_file() else {}
@@ -208,7 +209,7 @@ def aggregate(args: argparse.Namespace) -> dict[str, Any]:
         **child,
     }
     if proc["returncode"] != 0:
-        row["error"] = (args.out / "large-aggregate.log").read_text(errors="replace")[-2000:]
+        row["error"] = (args.work / "large-aggregate.log").read_text(errors="replace")[-2000:]
     return row
 
 
@@ -265,7 +266,8 @@ def render(res: dict[str, Any]) -> str:
         "",
         "Written by `python -m bench.large` (see its docstring). Each run is a fresh "
         "process on the 2-core, 24 GB development machine shared with other jobs; wall "
-        "times are noisy (load average recorded), peak RSS is the process's `ru_maxrss`.",
+        "times are noisy (load average recorded), peak RSS is that process's own peak "
+        "(`bench.run.run_child`).",
         "",
     ]
     gen = [r for r in rows.values() if r["kind"] == "generate"]
