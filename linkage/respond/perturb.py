@@ -369,12 +369,37 @@ def _count_lexicon_words(text: str, iv: list[tuple[int, int]]) -> int:
 
 
 def word_edit_fraction(before: str, after: str) -> float:
-    """Word-level edit share: ``1 - matched / max(len)`` over whitespace words (difflib)."""
-    import difflib
+    """Word-level edit share: ``1 - matched / max(len)`` over whitespace words, where
+    ``matched`` is the longest common subsequence of the two word lists.
 
+    The subsequence is computed exactly, not with difflib's greedy longest-block
+    matching, which can miss the alignment of texts with repeated sentences and count
+    two swapped words as half the text changed.
+    """
     a, b = before.split(), after.split()
     if not a and not b:
         return 0.0
-    sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-    matched = sum(blk.size for blk in sm.get_matching_blocks())
-    return 1.0 - matched / max(len(a), len(b))
+    return 1.0 - _lcs_length(a, b) / max(len(a), len(b))
+
+
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    """Longest common subsequence of two word lists (two-row dynamic programme,
+    common ends trimmed first)."""
+    lo = 0
+    while lo < len(a) and lo < len(b) and a[lo] == b[lo]:
+        lo += 1
+    hi_a, hi_b = len(a), len(b)
+    while hi_a > lo and hi_b > lo and a[hi_a - 1] == b[hi_b - 1]:
+        hi_a -= 1
+        hi_b -= 1
+    common = lo + (len(a) - hi_a)
+    a, b = a[lo:hi_a], b[lo:hi_b]
+    if not a or not b:
+        return common
+    prev = [0] * (len(b) + 1)
+    for wa in a:
+        cur = [0] * (len(b) + 1)
+        for j, wb in enumerate(b, 1):
+            cur[j] = prev[j - 1] + 1 if wa == wb else max(prev[j], cur[j - 1])
+        prev = cur
+    return common + prev[-1]

@@ -174,3 +174,14 @@ def test_plan_scales():
     assert 0 < lo.p_green < hi.p_green == 1.0
     assert lo.budget < hi.budget
     assert Plan.of(0).budget == 0
+
+
+def test_edit_share_is_an_exact_common_subsequence() -> None:
+    """Two swapped words in a text that repeats a sentence are two edits (found by
+    hypothesis: difflib's greedy matching had counted 7 of 13 words as changed)."""
+    before = "Next, we check the large value. big Next, we check the large value. "
+    after = "Next, we check the big value. large Next, we check the large value. "
+    assert word_edit_fraction(before, after) == pytest.approx(2 / 13)
+    assert word_edit_fraction("a b c", "a b c") == 0.0
+    assert word_edit_fraction("a b c", "a c") == pytest.approx(1 / 3)
+    assert word_edit_fraction("x y z", "z x y") == pytest.approx(1 / 3)  # "x y" still matches
