@@ -66,7 +66,7 @@ def test_example_dataset_detect_quiet_and_progress_once(tmp_path: Path) -> None:
     err = loud.stderr
     assert err.count("reading accounts.csv") == 1  # not a log line and a progress line
     assert "stage identifiers:" not in err
-    assert re.search(r"identifiers \[#*\.*\] 2/8 prompt templates", err)
+    assert re.search(r"identifiers \[#*\.*\] 2/5 identifier aggregation", err)
     accounts = (tmp_path / "run" / "accounts.csv").read_text().splitlines()
     assert len(accounts) == 1 + 11  # every account of examples/tiny has a row
     quiet = linkage("-q", "detect", str(EXAMPLE), "--out", str(tmp_path / "run2"))
