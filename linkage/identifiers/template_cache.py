@@ -72,7 +72,7 @@ class Lookup:
 
     row: np.ndarray
     prompt: np.ndarray
-    skeleton: pa.Array
+    skeleton: pa.ChunkedArray
     sig: np.ndarray
 
 
@@ -173,7 +173,7 @@ class TemplateCache:
         empty = Lookup(
             np.full(len(h1), -1, dtype=np.int64),
             np.empty(0, dtype=np.int64),
-            pa.array([], type=pa.large_string()),
+            pa.chunked_array([], type=pa.large_string()),
             np.empty((0, self.num_perm), dtype=np.uint32),
         )
         if len(self._h1) == 0 or len(h1) == 0:
@@ -186,7 +186,7 @@ class TemplateCache:
         prompt = hit[order]
         wanted = row[prompt]
         skel_parts: list[pa.Array] = []
-        sig_parts: list[np.ndarray] = []
+        sig = np.empty((len(wanted), self.num_perm), dtype=np.uint32)
         try:
             pf = self._open()
             if pf is None:
@@ -200,14 +200,16 @@ class TemplateCache:
                     if t.num_rows != end - start:
                         raise ValueError("row group length differs from its metadata")
                     take = pa.array(wanted[a:b] - start)
-                    skel_parts.append(t.column(0).take(take).combine_chunks())
+                    skel_parts.append(
+                        t.column(0).take(take).combine_chunks().cast(pa.large_string())
+                    )
                     raw_sig = t.column(1).take(take).combine_chunks()
                     if raw_sig.null_count:
                         raise ValueError("null signatures")
                     buf = np.frombuffer(raw_sig.buffers()[1], dtype="<u4")
                     off = raw_sig.offset * self.num_perm
-                    sig_parts.append(
-                        buf[off : off + len(raw_sig) * self.num_perm].reshape(-1, self.num_perm)
+                    sig[a:b] = buf[off : off + len(raw_sig) * self.num_perm].reshape(
+                        -1, self.num_perm
                     )
                 start = end
             if start != len(self._h1):
@@ -216,8 +218,8 @@ class TemplateCache:
             self._warn("unreadable, ignored", err)
             self._h1 = self._h2 = np.empty(0, np.uint64)
             return empty
-        skel = pa.concat_arrays(skel_parts).cast(pa.large_string())
-        sig = np.concatenate(sig_parts).astype(np.uint32, copy=False)
+        # chunks as read (concatenating would copy every cached skeleton once more)
+        skel = pa.chunked_array(skel_parts, type=pa.large_string())
         return Lookup(row, prompt, skel, sig)
 
     # ----------------------------------------------------------------- write

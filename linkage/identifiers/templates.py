@@ -711,8 +711,9 @@ class _CacheState:
 
 def _cached_skeletons(
     raw: pa.Array, settings: TemplateSettings, seed: int
-) -> tuple[TemplateCache, _CacheState, pa.Array]:
-    """Skeletons of the unique prompts: cached ones read, the others computed."""
+) -> tuple[TemplateCache, _CacheState, pa.ChunkedArray, np.ndarray]:
+    """Skeletons of the unique prompts, cached ones read, the others computed,
+    and the position of each unique prompt's skeleton in them."""
     assert settings.cache_dir is not None
     cache = TemplateCache(settings.cache_dir, settings, seed)
     valid = ~raw.is_null().to_numpy(zero_copy_only=False)
@@ -722,17 +723,17 @@ def _cached_skeletons(
     row = np.full(len(raw), -1, dtype=np.int64)
     row[valid] = hits.row
     miss = np.flatnonzero(row < 0)
-    fresh = pa.chunked_array(
-        _skeleton_arrow(raw.take(pa.array(miss)), settings.max_prompt_chars),
-        type=pa.large_string(),
-    ).combine_chunks()
-    # the hits (in file order), then the misses: one take puts each back in place
+    # skeletons of the hits (in file order), then of the misses, left where they are:
+    # ``place`` maps each unique prompt to its position (a string take here would
+    # copy every skeleton once more)
+    fresh = _skeleton_arrow(raw.take(pa.array(miss)), settings.max_prompt_chars)
     present = np.flatnonzero(valid)
     place = np.empty(len(raw), dtype=np.int64)
     place[present[hits.prompt]] = np.arange(len(hits.prompt))
     place[miss] = len(hits.prompt) + np.arange(len(miss))
-    both = pa.concat_arrays([hits.skeleton.cast(pa.large_string()), fresh])
-    return cache, _CacheState(h1, h2, hits, valid), both.take(pa.array(place))
+    both = pa.chunked_array([*hits.skeleton.chunks, *fresh.chunks], type=pa.large_string())
+    hits.skeleton = pa.chunked_array([], type=pa.large_string())  # owned by ``both`` now
+    return cache, _CacheState(h1, h2, hits, valid), both, place
 
 
 def _cached_signatures(
@@ -758,6 +759,7 @@ def _cached_signatures(
     use = hit_doc >= 0
     sig[hit_doc[use]] = state.hits.sig[use]
     known[hit_doc[use]] = True
+    state.hits.sig = np.empty((0, num_perm), dtype=np.uint32)  # copied: free it
     todo = np.flatnonzero(~known)
     if len(todo) == n:
         sig = _signatures(docs, settings.shingle_size, num_perm, seed)
@@ -811,9 +813,9 @@ def assign_templates(
     if len(p_uniques) == 0:
         return _empty_assignment(prompts)
     raw = _as_arrow(p_uniques)
-    cache = cached = None
+    cache = cached = place = None
     if settings.cache_dir is not None:
-        cache, cached, skel_u = _cached_skeletons(raw, settings, seed)
+        cache, cached, skel_u, place = _cached_skeletons(raw, settings, seed)
     else:
         skel_u = _skeleton_arrow(raw, settings.max_prompt_chars)
     p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
@@ -823,6 +825,8 @@ def assign_templates(
     # each unique prompt's skeleton; the dictionary is then sorted and the
     # indices remapped to sorted ranks (-1: empty or missing skeleton).
     skel_codes, distinct = _dictionary_encode(skel_u)
+    if place is not None:
+        skel_codes = skel_codes[place]  # back to the unique prompts' order
     del skel_u
     # sorted distinct skeletons, the empty one (if any: it sorts first) left out; one take
     order = pc.array_sort_indices(distinct).to_numpy()
