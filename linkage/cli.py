@@ -138,6 +138,13 @@ def detect(
     engine: str | None = typer.Option(
         None, "--engine", metavar="[duckdb|spark]", help=_ENGINE_HELP
     ),
+    template_cache: Path | None = typer.Option(
+        None,
+        "--template-cache",
+        help="Directory of the cross-run template cache (created if missing): skeletons and "
+        "MinHash signatures of prompts already seen are reused, so a daily run only sketches "
+        "new prompts. Same template ids as without it.",
+    ),
 ) -> None:
     """Find coordinated account farms in DATASET and write the run to OUT.
 
@@ -155,6 +162,11 @@ def detect(
     settings = _with_engine(Settings.load(settings_file), engine)
     if seed is not None:
         settings = settings.model_copy(update={"seed": seed})
+    if template_cache is not None:
+        ids = settings.identifiers
+        tpl = ids.templates.model_copy(update={"cache_dir": str(template_cache)})
+        ids = ids.model_copy(update={"templates": tpl})
+        settings = settings.model_copy(update={"identifiers": ids})
     feedback = None
     db = None
     if store:

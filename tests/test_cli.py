@@ -78,3 +78,20 @@ def test_bad_rows_are_quarantined_and_counted(tmp_path: Path) -> None:
     assert man["counts"]["quarantined_rows"] == 3
     q = (tmp_path / "run" / "quarantine" / "requests.csv").read_text()
     assert "ghost" in q and "not-a-time" in q
+
+
+def test_detect_template_cache_reuses_sketches_and_changes_nothing(tmp_path: Path) -> None:
+    """`--template-cache DIR`: the first run fills the cache, the second reads it, and both
+    write the same run as a run without it (the manifest records the cache directory)."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "tiny"
+    cache = tmp_path / "tpl-cache"
+    linkage("-q", "detect", str(example), "--out", str(tmp_path / "plain"))
+    for name in ("first", "second"):
+        linkage("-q", "detect", str(example), "--out", str(tmp_path / name),
+                "--template-cache", str(cache))  # fmt: skip
+        assert any(cache.iterdir())
+    for name in ("first", "second"):
+        for f in ("accounts.csv", "clusters.jsonl"):
+            assert (tmp_path / name / f).read_bytes() == (tmp_path / "plain" / f).read_bytes()
+    man = json.loads((tmp_path / "second" / "manifest.json").read_text())
+    assert man["settings"]["identifiers"]["templates"]["cache_dir"] == str(cache)
