@@ -33,14 +33,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def local_server(store_url: str, work: Path, *, ready_s: float = 90.0) -> Iterator[str]:
+def local_server(
+    store_url: str, work: Path, *, ready_s: float = 90.0, cpus: set[int] | None = None
+) -> Iterator[str]:
     """``uvicorn api.main:create_app`` on 127.0.0.1 (a free port) over ``store_url``; yields
-    its base URL once ``/readyz`` answers 200, and stops it on exit."""
+    its base URL once ``/readyz`` answers 200, and stops it on exit.  ``cpus``: pin the
+    server to these cores (Linux ``sched_setaffinity``), e.g. to keep the load generator
+    off them."""
     port = free_port()
     env = {**os.environ, "LINKAGE_STORE_URL": store_url, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
            "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, cwd=str(work))
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    proc = subprocess.Popen(cmd, env=env, cwd=str(work), preexec_fn=pin)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_s
@@ -306,7 +311,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=Path("load_signups.json"), help="JSON results")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on core 0, this client on the other cores (needs 2+ cores): the "
+        "client's CPU does not land in the server's latency",
+    )
     args = ap.parse_args(argv)
+    server_cpus = None
+    if args.pin:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            raise SystemExit("--pin needs at least 2 cores")
+        server_cpus = {cores[0]}
+        os.sched_setaffinity(0, set(cores[1:]))
     duration = min(args.duration, 300.0)
     sys.path.insert(0, str(REPO))
     from linkage.store.db import Store
@@ -327,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     res = store.import_run(run_dir)
     _, token = store.create_key("load-test", ["score"])
     store.close()
-    with local_server(url, work) as base:
+    with local_server(url, work, cpus=server_cpus) as base:
         print(f"server ready on {base}", file=sys.stderr, flush=True)
         result = asyncio.run(
             drive(
@@ -347,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         "accounts": res.n_accounts,
         "cpu_count": os.cpu_count(),
         "loadavg": os.getloadavg(),
+        "pinned": bool(args.pin),
         **result,
     }
     args.out.write_text(json.dumps(result, indent=2))
