@@ -54,12 +54,12 @@ m = write_world_shards(sys.argv[1], scale=float(sys.argv[2]), seed=int(sys.argv[
                        shards=int(sys.argv[4]), progress=lambda e: print(json.dumps(e), flush=True))
 """
 
-# run_aggregation's loop, with each output written to Parquet instead of fetched
+# run_aggregation's steps, with each output written to Parquet instead of fetched
 AGGREGATE_CODE = """
 import json, os, resource, sys, threading, time
 from pathlib import Path
 from linkage.engine import DuckDBEngine
-from linkage.identifiers.sql import _map_table, aggregation_sql
+from linkage.identifiers.sql import aggregation_steps
 from linkage.settings import IdentifierSettings
 
 root, out, mem, tmp, threads, result = sys.argv[1:7]
@@ -84,21 +84,14 @@ t0 = time.perf_counter()
 steps = {}
 with DuckDBEngine(threads=int(threads), memory_limit=mem, temp_directory=tmp) as eng:
     eng.execute("SET enable_progress_bar = false")
-    eng.register("requests_source", f"{root}/requests/*.parquet")
-    eng.register("accounts_source", f"{root}/accounts/*.parquet")
-    columns = {"requests": eng.columns("requests_source"),
-               "accounts": eng.columns("accounts_source")}
-    for name, sql in aggregation_sql(settings=settings, dialect=eng.name, columns=columns).items():
-        t = time.perf_counter()
-        if not sql.lstrip().startswith("SELECT"):
-            eng.execute(sql)
-        elif name.startswith("distinct_"):
-            m = name.removeprefix("distinct_")
-            eng.register(f"map_{m}", _map_table(m, eng.fetch(sql), settings))
-        else:
+    t = time.perf_counter()
+    for name, sql in aggregation_steps(eng, requests=f"{root}/requests/*.parquet",
+                                       accounts=f"{root}/accounts/*.parquet", settings=settings):
+        if sql is not None:
             path = str(Path(out) / f"{name}.parquet").replace("'", "''")
             eng.execute(f"COPY ({sql}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
         steps[name] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
     rows = {p.stem: eng.connection.execute(
                 f"SELECT count(*) FROM read_parquet('{p}')").fetchone()[0]
             for p in sorted(Path(out).glob("*.parquet"))}

@@ -59,7 +59,7 @@ is read as UTC).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +80,7 @@ __all__ = [
     "REQUEST_COLUMNS",
     "TS_NS_SQL",
     "aggregation_sql",
+    "aggregation_steps",
     "run_aggregation",
 ]
 
@@ -392,6 +393,49 @@ def _map_table(name: str, raw: pa.Table, settings: IdentifierSettings) -> pa.Tab
     return pa.table(cols)
 
 
+def aggregation_steps(
+    engine: SqlEngine,
+    *,
+    requests: Source,
+    accounts: Source,
+    settings: IdentifierSettings,
+    identifiers: Source | None = None,
+    coded: Collection[str] = (),
+) -> Iterator[tuple[str, str | None]]:
+    """Register the inputs and run :func:`aggregation_sql` on ``engine`` step by step.
+
+    Statements are executed and the per-distinct-value maps registered as they come;
+    each step yields ``(name, sql)``: ``sql`` is the query of an output (one of
+    :data:`OUTPUTS`) for the caller to fetch or write wherever it wants, ``None`` for a
+    step already done.  A step's work happens between the caller's requests for the
+    next item, so the caller can time each one.  Inputs as in :func:`run_aggregation`.
+    """
+    engine.register("requests_source", requests)
+    engine.register("accounts_source", accounts)
+    columns = {
+        "requests": engine.columns("requests_source"),
+        "accounts": engine.columns("accounts_source"),
+    }
+    if identifiers is not None:
+        engine.register("identifiers_source", identifiers)
+        columns["identifiers"] = engine.columns("identifiers_source")
+    for table in ("requests", "accounts"):
+        if not {"account_id", "account_code"} & set(columns[table]):
+            raise LinkageError(f"the {table} input has no account_id column: {columns[table]}")
+    for name, sql in aggregation_sql(
+        settings=settings, dialect=engine.name, columns=columns, coded=coded
+    ).items():
+        if not sql.lstrip().startswith("SELECT"):
+            engine.execute(sql)
+            yield name, None
+        elif name.startswith("distinct_"):
+            map_name = name.removeprefix("distinct_")
+            engine.register(f"map_{map_name}", _map_table(map_name, engine.fetch(sql), settings))
+            yield name, None
+        else:
+            yield name, sql
+
+
 def run_aggregation(
     engine: SqlEngine,
     *,
@@ -410,29 +454,15 @@ def run_aggregation(
     codes (``template``, ``topic``: the template stage's codes, grouped as integers, far
     cheaper than the id strings); their edges come out as ``coded_edges`` with the
     ``code`` in place of the value.  The engine must run in UTC
-    (every :mod:`linkage.engine` engine does).
+    (every :mod:`linkage.engine` engine does).  :func:`aggregation_steps` runs the same
+    steps for a caller that writes the outputs instead of fetching them.
     """
-    engine.register("requests_source", requests)
-    engine.register("accounts_source", accounts)
-    columns = {
-        "requests": engine.columns("requests_source"),
-        "accounts": engine.columns("accounts_source"),
-    }
-    if identifiers is not None:
-        engine.register("identifiers_source", identifiers)
-        columns["identifiers"] = engine.columns("identifiers_source")
-    for table in ("requests", "accounts"):
-        if not {"account_id", "account_code"} & set(columns[table]):
-            raise LinkageError(f"the {table} input has no account_id column: {columns[table]}")
-    out: dict[str, pa.Table] = {}
-    for name, sql in aggregation_sql(
-        settings=settings, dialect=engine.name, columns=columns, coded=coded
-    ).items():
-        if not sql.lstrip().startswith("SELECT"):
-            engine.execute(sql)
-        elif name.startswith("distinct_"):
-            map_name = name.removeprefix("distinct_")
-            engine.register(f"map_{map_name}", _map_table(map_name, engine.fetch(sql), settings))
-        else:
-            out[name] = engine.fetch(sql)
-    return out
+    steps = aggregation_steps(
+        engine,
+        requests=requests,
+        accounts=accounts,
+        settings=settings,
+        identifiers=identifiers,
+        coded=coded,
+    )
+    return {name: engine.fetch(sql) for name, sql in steps if sql is not None}
