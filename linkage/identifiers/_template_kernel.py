@@ -83,6 +83,26 @@ def _rotl(x, b):
     return (x << _U64(b)) | (x >> _U64(64 - b))
 
 
+@nb.njit(inline="always")
+def _sipround(v0, v1, v2, v3):
+    """One SipRound (the reference ARX round), on the four state words."""
+    v0 += v1
+    v1 = _rotl(v1, 13)
+    v1 ^= v0
+    v0 = _rotl(v0, 32)
+    v2 += v3
+    v3 = _rotl(v3, 16)
+    v3 ^= v2
+    v0 += v3
+    v3 = _rotl(v3, 21)
+    v3 ^= v0
+    v2 += v1
+    v1 = _rotl(v1, 17)
+    v1 ^= v2
+    v2 = _rotl(v2, 32)
+    return v0, v1, v2, v3
+
+
 @nb.njit(**_JIT)
 def _siphash(data, lo, hi, k0, k1):
     """SipHash-2-4 of ``data[lo:hi]`` (the reference algorithm, as pandas uses)."""
@@ -99,20 +119,7 @@ def _siphash(data, lo, hi, k0, k1):
             m |= _U64(data[i + j]) << _U64(8 * j)
         v3 ^= m
         for _ in range(2):
-            v0 += v1
-            v1 = _rotl(v1, 13)
-            v1 ^= v0
-            v0 = _rotl(v0, 32)
-            v2 += v3
-            v3 = _rotl(v3, 16)
-            v3 ^= v2
-            v0 += v3
-            v3 = _rotl(v3, 21)
-            v3 ^= v0
-            v2 += v1
-            v1 = _rotl(v1, 17)
-            v1 ^= v2
-            v2 = _rotl(v2, 32)
+            v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
         v0 ^= m
         i += 8
     b = _U64(n & 0xFF) << _U64(56)
@@ -120,37 +127,11 @@ def _siphash(data, lo, hi, k0, k1):
         b |= _U64(data[end + j]) << _U64(8 * j)
     v3 ^= b
     for _ in range(2):
-        v0 += v1
-        v1 = _rotl(v1, 13)
-        v1 ^= v0
-        v0 = _rotl(v0, 32)
-        v2 += v3
-        v3 = _rotl(v3, 16)
-        v3 ^= v2
-        v0 += v3
-        v3 = _rotl(v3, 21)
-        v3 ^= v0
-        v2 += v1
-        v1 = _rotl(v1, 17)
-        v1 ^= v2
-        v2 = _rotl(v2, 32)
+        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
     v0 ^= b
     v2 ^= _U64(0xFF)
     for _ in range(4):
-        v0 += v1
-        v1 = _rotl(v1, 13)
-        v1 ^= v0
-        v0 = _rotl(v0, 32)
-        v2 += v3
-        v3 = _rotl(v3, 16)
-        v3 ^= v2
-        v0 += v3
-        v3 = _rotl(v3, 21)
-        v3 ^= v0
-        v2 += v1
-        v1 = _rotl(v1, 17)
-        v1 ^= v2
-        v2 = _rotl(v2, 32)
+        v0, v1, v2, v3 = _sipround(v0, v1, v2, v3)
     return v0 ^ v1 ^ v2 ^ v3
 
 
