@@ -117,9 +117,25 @@ class ScoreSettings(_Frozen):
     block_threshold: float = Field(0.9, ge=0, le=1)
     model: Literal["coordination", "trained"] = Field(
         "coordination",
-        description="coordination: the out-of-the-box score from the evidence itself (no "
-        "training; docs/MODEL.md); trained: the logistic model shipped with the package, "
-        "fitted on generator worlds on top of the coordination terms",
+        description="coordination (default): the first-principles score (no training; "
+        "docs/MODEL.md), kept as the default because no residual learnt from our world "
+        "families beat it on its worst held-out family without blocking legit populations "
+        "there (`python -m bench.fit_default`, bench/results/default-model.md); trained: "
+        "the residual model shipped in linkage/score/model.json (own generator)",
+    )
+    signup_family_vote: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a new signup inherits a blocked cluster's block when at least two "
+        "independent identifier families tie it there, each through an identifier held at "
+        "least this share inside that cluster (one family alone stays below block)",
+    )
+    block_needs_first_principles: bool = Field(
+        True,
+        description="an account is blocked only if the first-principles coordination score "
+        "alone (no learnt term) reaches review: a learnt residual may rank, but it never "
+        "blocks a group the evidence itself does not call coordinated and hidden",
     )
     model_path: str | None = Field(
         None, description="JSON scoring model from `linkage train` (overrides `model`)"

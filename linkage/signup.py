@@ -288,6 +288,18 @@ class SignupScorer:
             sc = self._cluster_score.get(cid, 0.0) * a
             if sc > link_score or best is None:
                 best, link_score, attach = cid, sc, a
+        block = self.settings.score.block_threshold
+        if best is not None:
+            # a signup that two independent families tie to a blocked farm, each through an
+            # identifier held mostly inside it, is that farm's next account: it inherits the
+            # block; one family alone (one proxy exit, a shared public template) stays below
+            # block, as an account tied by one family does in the batch score
+            vote = self.settings.score.signup_family_vote
+            strong = sum(1 for v in votes[best].values() if v >= vote)
+            if strong < 2:
+                link_score *= block - 1e-3
+            elif self._cluster_level.get(best) == "block":
+                link_score = max(link_score, block)
         evidence: list[Evidence] = []
         if best is not None and link_score > 0:
             links = [

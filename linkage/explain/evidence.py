@@ -73,6 +73,20 @@ EVIDENCE_KIND: dict[str, str] = {
     "open_org_domain": "openness",
     "open_shared_card": "openness",
     "extraction": "extraction",
+    # own traffic and the typical member's, as percentiles of this provider's accounts
+    "p_volume": "volume",
+    "c_p_volume": "volume",
+    "p_rate": "volume",
+    "c_p_rate": "volume",
+    "p_tokens": "volume",
+    "c_p_tokens": "volume",
+    "p_reasoning": "reasoning",
+    "c_p_reasoning": "reasoning",
+    "p_template": "templates",
+    "c_p_template": "templates",
+    "p_always_on": "timing",
+    "c_p_always_on": "timing",
+    "c_cadence": "timing",
 }
 GROUP_OF_KIND = {
     "shared_network": "network",
@@ -104,6 +118,7 @@ class EvidenceContext:
     account_ids: np.ndarray = field(default_factory=lambda: np.empty(0))
     feature_matrix: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     families: dict[str, dict[str, Any]] = field(default_factory=dict)  # cluster -> coordination
+    kinds: frozenset[str] = frozenset()  # identifier kinds the data set has (for wording)
 
     def __post_init__(self) -> None:
         acc = self.scores.accounts
@@ -238,7 +253,8 @@ def build_context(
                     "corroboration": round(float(corr.loc[c])),
                     "kappa": coordination.kappa,
                 }
-    return EvidenceContext(scores, model, tpl, shared_by, rows_by, families=families)
+    kinds = frozenset(str(k) for k in pd.unique(idf["kind"])) if len(idf) else frozenset()
+    return EvidenceContext(scores, model, tpl, shared_by, rows_by, families=families, kinds=kinds)
 
 
 def _text(info: pd.DataFrame, tid: str, col: str, limit: int = 300) -> str:
@@ -278,13 +294,25 @@ def _summary(kind: str, fx: Mapping[str, float], size: int, extra: Mapping[str, 
         return (
             f"sign-ups spread over ~{np.expm1(fx.get('c_signup_spread', 0)):.1f} h (std); "
             f"{fx.get('c_pivot_fast', 0):.0%} switched to the newest model within 24 h; "
-            f"activity hour entropy {fx.get('c_hour_entropy', 0):.2f} bits (24/7 = 4.58)"
+            f"activity hour entropy {fx.get('c_hour_entropy', 0):.2f} bits (24/7 = 4.58); "
+            f"sign-up cadence regularity {fx.get('c_cadence', 0):.2f} (1 = a scheduler's fixed "
+            "interval, 0 = people arriving at random)"
         )
     if kind == "volume":
         return f"~{np.expm1(fx.get('c_log_rate', 0)):.1f} requests per active hour per member, ~{np.expm1(fx.get('c_log_tokens', 0)):.0f} response tokens per request"
     if kind == "concealment" and "conceal_proxy_exposure" in fx:
+        kinds = extra.get("kinds", frozenset())
+        nets = [
+            name
+            for name, present in (
+                ("IP", "ip" in kinds),
+                ("provider-identifier", any(str(k).startswith("x:") for k in kinds)),
+            )
+            if present
+        ]
         return (
-            f"IP ties shared with outsiders {fx.get('conceal_proxy_exposure', 0):.0%}, "
+            f"{' and '.join(nets) or 'network'} ties shared with outsiders "
+            f"{fx.get('conceal_proxy_exposure', 0):.0%}, "
             f"fingerprint churn {fx.get('conceal_fingerprint_churn', 0):.2f}, "
             f"disposable or aliased mail {fx.get('conceal_throwaway_mail', 0):.0%}"
         )
@@ -343,7 +371,7 @@ def cluster_evidence(
             },
             "score_without": round(float(sigmoid(base_logit - total)), 4),
         }
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"kinds": ctx.kinds}
         grp = GROUP_OF_KIND.get(kind)
         if kind == "coordination":
             fam = ctx.families.get(cluster_id, {})

@@ -12,8 +12,9 @@ mailbox through provider aliasing:
 - Yahoo's disposable addresses use ``-keyword`` (``base-keyword@yahoo.com``).
 
 Other domains are left as typed (their aliasing rules are unknown).
-``alias`` is true when the canonical mailbox differs from the lower-cased,
-stripped raw address (so case alone is not an alias).  ``disposable`` uses the
+``alias`` is true for a tagged address (``+tag``, Yahoo's ``-keyword``) at a provider
+that delivers it to the base mailbox; case and Gmail's dots alone are not an alias (an
+ordinary ``first.last@gmail.com``), though dot-variants still share one canonical mailbox.  ``disposable`` uses the
 community-maintained ``disposable_email_domains`` blocklist (a subdomain of a
 listed domain counts too); ``freemail`` uses :data:`FREEMAIL_DOMAINS`.
 
@@ -116,16 +117,23 @@ def _normalize_one(raw: str) -> tuple[str | None, str | None, bool | None]:
         domain = "gmail.com"
     if not _LOCAL_RE.match(local) or local.startswith(".") or local.endswith("."):
         return None, domain, None
+    tagged = False
     if domain == "gmail.com":
+        tagged = "+" in local
         local = local.split("+", 1)[0].replace(".", "")
     elif domain in _PLUS_IGNORED:
+        tagged = "+" in local
         local = local.split("+", 1)[0]
     elif domain in _YAHOO:
+        tagged = "-" in local
         local = local.split("-", 1)[0]
     if not local:  # "+tag@gmail.com", ".@gmail.com": no mailbox left
         return None, domain, None
     canonical = f"{local}@{domain}"
-    return canonical, domain, canonical != s
+    # an alias is a tagged address (+tag, Yahoo -keyword): dots in a Gmail address are how
+    # people write their names (first.last@gmail.com), not an alias; dot-variants of one
+    # mailbox still meet through the canonical mailbox they share
+    return canonical, domain, tagged
 
 
 def email_one(raw: str) -> tuple[str | None, str | None, bool | None, bool | None]:

@@ -47,7 +47,7 @@ import pandas as pd
 
 from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
-from linkage.score.features import KIND_GROUPS
+from linkage.score.features import KIND_GROUPS, cadence, percentile
 
 # identifier kind -> independent family: the evidence groups of the cluster features
 # (extra kinds ``x:<kind>`` are each their own family here, not lumped into "other")
@@ -55,7 +55,7 @@ FAMILY_OF_KIND: dict[str, str] = KIND_GROUPS
 TIMING_FAMILY = "signup_time"
 PRIOR = -1.0
 COORD_SCALE = 2.0
-CONCEAL_CUES = ("proxy_exposure", "fingerprint_churn", "throwaway_mail")
+CONCEAL_CUES = ("proxy_exposure", "fingerprint_churn", "throwaway_mail", "scheduler_cadence")
 OPEN_CUES = ("org_domain", "shared_card")
 EXTRACTION_SCALE = 8.0  # nats per unit of mean percentile above the top quartile
 EXTRACTION_FLOOR = 0.75  # "far above normal use": the group's traffic must sit in the top quarter
@@ -112,19 +112,6 @@ def _timing_ties(
     dd = d[ok]
     idf = np.log(n_ref / np.maximum(dd, 1))
     out[ok] = np.where(dd >= 2, idf * (m - 1) / np.maximum(dd - 1, 1), 0.0)
-    return out
-
-
-def _percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Mid-rank percentile of each value among the reference values (NaN stays NaN)."""
-    ref = np.sort(ref[~np.isnan(ref)])
-    out = np.full(len(values), np.nan)
-    if not len(ref):
-        return out
-    ok = ~np.isnan(values)
-    lo = np.searchsorted(ref, values[ok], side="left")
-    hi = np.searchsorted(ref, values[ok], side="right")
-    out[ok] = (lo + hi) / (2.0 * len(ref))
     return out
 
 
@@ -217,8 +204,21 @@ def coordination(
     cue("conceal_fingerprint_churn", np.clip(churn, 0, 1), +1.0)
     throw = np.fmax(col("email_disposable"), col("email_alias"))
     cue("conceal_throwaway_mail", throw, +1.0)
-    cue("open_org_domain", _majority_share(ag, label, "email_domain", col("email_freemail")), -1.0)
-    cue("open_shared_card", _majority_share(ag, label, "payment", None), -1.0)
+    # a scheduler's sign-ups: accounts opened at a fixed interval (CopyCatch / SynchroTrap's
+    # lockstep, on the one clock every account has); people arriving because of one event
+    # (a class, an onboarding afternoon) arrive at random and score 0
+    created = col("created_ts")
+    regular = cadence(created, label, clustered)
+    known = np.where(np.isnan(created), np.nan, regular)
+    cue("conceal_scheduler_cadence", known, +1.0)
+    # an organisation's domain is neither freemail nor throwaway: a disposable domain
+    # shared by a group is concealment, never openness
+    not_org = np.fmax(col("email_freemail"), col("email_disposable"))
+    cue("open_org_domain", _majority_share(ag, label, "email_domain", not_org), -1.0)
+    # one card paying for many accounts is openness when the accounts say whose they are
+    # (a company's, a lab's domain); behind freemail or throwaway mailboxes posing as
+    # strangers it is one payer hiding many accounts, and no evidence of openness
+    cue("open_shared_card", _majority_share(ag, label, "payment", not_org), -1.0)
 
     # -- 3. extraction relative to this provider's own accounts --------------------
     active = np.nan_to_num(n_req, nan=0.0) > 0
@@ -233,7 +233,7 @@ def coordination(
         if np.isnan(x).all():
             missing.append(f"extraction:{name}")
             continue
-        pcts.append(_percentile(_mean_by(label, x), x))
+        pcts.append(percentile(_mean_by(label, x), x))
     if pcts:
         stack = np.vstack(pcts)
         cnt = (~np.isnan(stack)).sum(axis=0)

@@ -77,8 +77,27 @@ _CLUSTER_MEAN = (
     "pivot_fast",
 )
 
+# own traffic as mid-rank percentiles among *this data set's* accounts with traffic,
+# centred (0 = the provider's median account, +-0.5 its extremes): scale-free, so "far
+# above normal use" means the same at any provider; accounts with no traffic get 0
+PERCENTILE_OF: dict[str, str] = {
+    "p_volume": "n_requests",
+    "p_rate": "req_per_active_hour",
+    "p_reasoning": "reasoning_share",
+    "p_template": "template_top_share",
+    "p_tokens": "mean_response_tokens",
+    "p_always_on": "hour_entropy",
+}
+# the same for the cluster's typical member (median over members with traffic): a farm's
+# accounts each look moderate, its typical member still sits high; a cluster that swept
+# in a few odd accounts keeps its typical member
+CLUSTER_PERCENTILES: tuple[str, ...] = tuple(f"c_{k}" for k in PERCENTILE_OF)
+
 FEATURES: tuple[str, ...] = (
     *_OWN.keys(),
+    *PERCENTILE_OF.keys(),
+    *CLUSTER_PERCENTILES,
+    "c_cadence",
     "pivot_fast",
     "has_requests",
     "clustered",
@@ -92,6 +111,61 @@ FEATURES: tuple[str, ...] = (
     "c_signup_spread",
     *(f"c_{f}" for f in _CLUSTER_MEAN),
 )
+
+
+def percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Mid-rank percentile of each value among the reference values (NaN stays NaN)."""
+    ref = np.sort(ref[~np.isnan(ref)])
+    out = np.full(len(values), np.nan)
+    if not len(ref):
+        return out
+    ok = ~np.isnan(values)
+    lo = np.searchsorted(ref, values[ok], side="left")
+    hi = np.searchsorted(ref, values[ok], side="right")
+    out[ok] = (lo + hi) / (2.0 * len(ref))
+    return out
+
+
+def median_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per account: the median of ``x`` over its label, ignoring NaN (NaN if all are)."""
+    return pd.Series(x).groupby(label).transform("median").to_numpy(dtype=float)
+
+
+def traffic_percentiles(features: pd.DataFrame, accounts: pd.Index) -> pd.DataFrame:
+    """:data:`PERCENTILE_OF` of every account, centred, NaN for accounts with no traffic."""
+    f = features.reindex(accounts)
+    n_req = f["n_requests"].to_numpy(dtype=float) if "n_requests" in f.columns else None
+    active = np.zeros(len(accounts), bool) if n_req is None else np.nan_to_num(n_req) > 0
+    out = pd.DataFrame(index=accounts)
+    for name, col in PERCENTILE_OF.items():
+        x = f[col].to_numpy(dtype=float) if col in f.columns else np.full(len(accounts), np.nan)
+        x = np.where(active, x, np.nan)
+        out[name] = percentile(x, x) - 0.5
+    return out
+
+
+def cadence(created: np.ndarray, label: np.ndarray, clustered: np.ndarray) -> np.ndarray:
+    """Per account: how regular its cluster's sign-ups are, ``clip(1 - CV of the gaps, 0, 1)``.
+
+    People who sign up because of one event (a class, an onboarding afternoon) arrive at
+    random, as a Poisson process does: the gaps between sign-ups have a coefficient of
+    variation near 1 (0 here). A scheduler that opens an account every k minutes leaves
+    gaps of equal length (CV near 0, 1 here). Clusters of fewer than 4 dated members and
+    unclustered accounts get 0 (too few gaps to tell).
+    """
+    n = len(created)
+    out = np.zeros(n)
+    ok = clustered & ~np.isnan(created)
+    if ok.sum() < 4:
+        return out
+    frame = pd.DataFrame({"lab": label[ok], "t": created[ok]}).sort_values(["lab", "t"])
+    gap = frame.groupby("lab")["t"].diff()
+    frame["gap"] = gap
+    stats = frame.dropna(subset=["gap"]).groupby("lab")["gap"].agg(["mean", "std", "size"])
+    stats = stats[(stats["size"] >= 3) & (stats["mean"] > 0)]
+    reg = (1.0 - stats["std"] / stats["mean"]).clip(0.0, 1.0)
+    out[ok] = pd.Series(label[ok]).map(reg).fillna(0.0).to_numpy(dtype=float)
+    return out
 
 
 def _own_features(features: pd.DataFrame, accounts: pd.Index) -> pd.DataFrame:
@@ -201,6 +275,12 @@ def account_features(
 
     for f_ in _CLUSTER_MEAN:
         out[f"c_{f_}"] = cmean(out[f_].to_numpy())
+    pct = traffic_percentiles(features, accounts)
+    for name in PERCENTILE_OF:
+        own_p = pct[name].to_numpy()
+        out[name] = np.nan_to_num(own_p, nan=0.0)
+        out[f"c_{name}"] = np.nan_to_num(median_by(label, own_p), nan=0.0)
+    out["c_cadence"] = cadence(created, label, clustered)
     out.index.name = "account_id"
     return out[list(FEATURES)].astype(float)
 

@@ -116,6 +116,7 @@ def fit_residual(
     C: float = 0.1,
     sample_weight: np.ndarray | None = None,
     meta: dict[str, Any] | None = None,
+    signs: dict[str, int] | None = None,
 ) -> LinearModel:
     """Labels *on top of* a fixed base score: ``logit = sum(base) + base_intercept + b + Z @ beta``.
 
@@ -124,6 +125,10 @@ def fit_residual(
     the intercept shift ``b`` are fitted by weighted maximum likelihood with an L2 penalty
     ``||beta||^2 / (2 C n)`` that pulls the model back to the base score: with few labels
     it stays the unsupervised score, with many it learns what the labels say.
+
+    ``signs`` (feature -> +1 / -1) constrains a coefficient's sign: what first principles
+    say a cue means (concealment can only raise the odds of a farm) is not left to the
+    habits of the training worlds.
     """
     from scipy.optimize import minimize
 
@@ -153,7 +158,12 @@ def fit_residual(
         g = np.concatenate([[r.sum()], Z.T @ r + lam * beta])
         return f, g
 
-    res = minimize(loss, np.zeros(1 + Z.shape[1]), jac=True, method="L-BFGS-B")
+    signs = signs or {}
+    bounds = [(None, None)] + [
+        (0.0, None) if signs.get(f, 0) > 0 else (None, 0.0) if signs.get(f, 0) < 0 else (None, None)
+        for f in features
+    ]
+    res = minimize(loss, np.zeros(1 + Z.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds)
     b, beta = float(res.x[0]), res.x[1:]
     k = len(base)
     return LinearModel(
@@ -164,6 +174,19 @@ def fit_residual(
         base_intercept + b,
         {"kind": "residual-on-coordination", "C": C, **(meta or {})},
     )
+
+
+def shrink_residual(
+    model: LinearModel, weight: float, *, n_base: int, base_intercept: float
+) -> LinearModel:
+    """The residual of ``model`` (every coefficient after the first ``n_base`` base terms,
+    and the intercept shift) scaled by ``weight``: ``0`` is the base score alone, ``1``
+    the fitted model, ``0.5`` the mean of the two log-odds (two judges, one vote each)."""
+    coef = np.asarray(model.coef, dtype=float).copy()
+    coef[n_base:] *= weight
+    intercept = base_intercept + weight * (model.intercept - base_intercept)
+    meta = {**model.meta, "shrink": weight}
+    return LinearModel(model.features, model.mean, model.scale, coef, intercept, meta)
 
 
 def coordination_model() -> LinearModel:
@@ -186,7 +209,9 @@ def coordination_model() -> LinearModel:
 
 
 def load_model(settings: Any) -> LinearModel:
-    """The model a run uses: ``settings.model`` ``coordination`` (default) or ``trained``."""
+    """The model a run uses: ``settings.model_path`` if given, else ``settings.model``:
+    ``coordination`` (default) = the first-principles score alone, ``trained`` = the
+    shipped ``model.json``."""
     if settings.model_path is not None:
         return LinearModel.load(settings.model_path)
     if settings.model == "trained":

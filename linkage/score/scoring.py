@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from linkage.detect.leiden import Clustering
-from linkage.score.model import LinearModel
+from linkage.score.model import LinearModel, coordination_model
 from linkage.settings import ScoreSettings
 
 CLEAR_VERDICTS = ("appeal_upheld", "false_positive")
@@ -49,6 +49,22 @@ def corroboration_cap(
         settings.review_threshold - eps,
         np.where(corroboration < 2, settings.block_threshold - eps, 1.0),
     )
+    return np.asarray(score, dtype=float) * cap
+
+
+def first_principles_gate(
+    score: np.ndarray, X: pd.DataFrame, settings: ScoreSettings
+) -> np.ndarray:
+    """Scores of accounts the first-principles score alone keeps below review, scaled
+    below block (order kept); a no-op for a model that is the first-principles score or
+    when ``X`` lacks its terms."""
+    base = coordination_model()
+    if not set(base.features) <= set(X.columns):
+        return score
+    p0 = base.predict(X)
+    if settings.cap_by_corroboration and "corroboration" in X.columns:
+        p0 = corroboration_cap(p0, X["corroboration"].to_numpy(dtype=float), settings)
+    cap = np.where(p0 < settings.review_threshold, settings.block_threshold - 1e-3, 1.0)
     return np.asarray(score, dtype=float) * cap
 
 
@@ -84,6 +100,8 @@ def score_accounts(
     override = np.full(len(X), "", dtype=object)
     if settings.cap_by_corroboration and "corroboration" in X.columns:
         score = corroboration_cap(score, X["corroboration"].to_numpy(dtype=float), settings)
+    if settings.block_needs_first_principles:
+        score = first_principles_gate(score, X, settings)
 
     verdicts = latest_verdicts(feedback)
     if len(verdicts):

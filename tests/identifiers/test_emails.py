@@ -19,8 +19,15 @@ def test_gmail_dots_plus_and_googlemail_are_one_mailbox() -> None:
     )
     assert out["canonical"].tolist() == ["jdoe@gmail.com"] * 4
     assert out["domain"].tolist() == ["gmail.com"] * 4
-    assert out["alias"].tolist() == [True, True, True, False]
+    # only the +tag is an alias flag; dot-variants meet through the shared canonical mailbox
+    assert out["alias"].tolist() == [True, False, False, False]
     assert out["freemail"].all()
+
+
+def test_an_ordinary_dotted_gmail_address_is_not_an_alias() -> None:
+    out = _norm(["first.last@gmail.com", "first.last+2@gmail.com"])
+    assert out["canonical"].tolist() == ["firstlast@gmail.com"] * 2
+    assert out["alias"].tolist() == [False, True]
 
 
 def test_plus_tags_only_where_the_provider_ignores_them() -> None:
