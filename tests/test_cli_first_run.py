@@ -98,7 +98,7 @@ def test_latin1_byte_in_an_email_keeps_the_account_in_the_output(tmp_path: Path)
     raw = acc.read_bytes()
     assert b"kx82.q@mailinator.com" in raw  # farm-2, line 3
     acc.write_bytes(raw.replace(b"kx82.q@mailinator.com", b"kx82.q\xe9@mailinator.com"))
-    proc = linkage("detect", str(data), "--out", str(tmp_path / "run"), "-q")
+    proc = linkage("-q", "detect", str(data), "--out", str(tmp_path / "run"))
     out = (tmp_path / "run" / "accounts.csv").read_text().splitlines()
     assert len(out) == 1 + 11 and any(line.startswith("farm-2,") for line in out)
     man = json.loads((tmp_path / "run" / "manifest.json").read_text())
