@@ -494,8 +494,8 @@ def demo(
             f"{0 if labels is None else len(labels):,} labels, "
             f"{ds.report.rows_quarantined:,} rows quarantined ({time.perf_counter() - t0:.1f} s)"
         )
-        for notice in ds.report.notices:
-            say(f"warning: {notice}")
+        for notice in ds.report.notices:  # a warning: said even with -q
+            err_console.print(f"[bold yellow]warning:[/] {escape(notice)}", soft_wrap=True)
         reports = {}
         for method, name in (("graph", "linkage"), ("rules", "rules")):
             run_dir = out / ("run" if method == "graph" else f"run-{method}")
