@@ -10,16 +10,45 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from linkage.errors import LinkageError
 from linkage.settings import Settings
 
+#: Root options also accepted after the sub-command (`linkage detect DATA --out RUN
+#: --verbose`, where a user adds them when an error says "rerun with --verbose").
+_ROOT_FLAGS = frozenset({"--verbose", "-v", "--quiet", "-q"})
+
+
+def _hoist_root_flags(args: list[str]) -> list[str]:
+    """``args`` with every root flag found after the sub-command moved in front of it
+    (nothing after a ``--`` is touched; the root has only flags, so its first other
+    token is the sub-command)."""
+    cut = next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))
+    tail = args[cut:]
+    end = tail.index("--") if "--" in tail else len(tail)
+    hoisted = [a for a in tail[:end] if a in _ROOT_FLAGS]
+    if not hoisted:
+        return args
+    rest = [a for a in tail[:end] if a not in _ROOT_FLAGS] + tail[end:]
+    return [*args[:cut], *hoisted, *rest]
+
+
+class _RootGroup(TyperGroup):
+    """The root command group: accepts ``--verbose``/``-q`` after the sub-command too."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        return super().parse_args(ctx, _hoist_root_flags(list(args)))
+
+
 app = typer.Typer(
+    cls=_RootGroup,
     name="linkage",
     help="Graph-based account-linkage engine: finds coordinated account farms "
     "(LLM distillation / model-extraction farms) among API accounts.",
@@ -28,19 +57,37 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True)
-_STATE: dict[str, bool] = {"quiet": False}  # set by the root options (-q)
+_STATE: dict[str, bool] = {"quiet": False, "verbose": False}  # set by the root options
+#: Libraries whose INFO lines are their own bookkeeping, not news for a user (alembic
+#: says "Context impl SQLiteImpl." on every store open): shown with --verbose only.
+_CHATTY_LOGGERS = ("alembic",)
 
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Log debug detail (and the traceback of an internal error) to stderr; "
+        "also accepted after the command.",
+    ),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="Only warnings and errors (data set aside is still said); also accepted "
+        "after the command.",
+    ),
 ) -> None:
     _STATE["quiet"] = quiet
+    _STATE["verbose"] = verbose
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 _STEP_RE = re.compile(r"^(?P<stage>[\w -]+): (?P<done>\d+)/(?P<total>\d+)\b ?(?P<what>.*)$")
@@ -152,8 +199,9 @@ def detect(
     Bad input rows are quarantined to OUT/quarantine/ and counted; a missing table or
     column stops the run with one message listing every problem.
     """
-    from linkage.pipeline import run_detect
+    from linkage.pipeline import check_out_dir, run_detect
 
+    check_out_dir(dataset, out)  # before anything is opened or written
     if store and method != "graph":
         raise LinkageError(
             f"--store serves graph runs only: a `--method {method}` run would replace the "
@@ -213,6 +261,23 @@ def _print_run_summary(manifest: dict, out: Path) -> None:
         t.add_row(f"time {stage}", f"{secs:.2f} s")
     t.add_row("peak RSS", f"{manifest.get('peak_rss_mb', 0):,.0f} MB")
     Console().print(t)
+    _print_ingest_notices(manifest, out)
+
+
+def _print_ingest_notices(manifest: dict, out: Path) -> None:
+    """Say what ingest set aside or changed (a file cut short, quarantined rows, values
+    kept with bad bytes escaped, fields set unknown): warnings, so shown even with -q."""
+    notices = (manifest.get("ingest") or {}).get("notices") or []
+    if not notices:
+        return
+    err_console.print(
+        f"[bold yellow]warning:[/] input rows set aside or changed ({len(notices)} "
+        f"note{'s' if len(notices) != 1 else ''}; details in {out / 'manifest.json'}):",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for notice in notices:
+        err_console.print(f"  - {escape(notice)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -279,11 +344,19 @@ def explain(
         render_cluster(c, Console())
 
 
+class _Level(StrEnum):
+    """The levels of a cluster (``--level``: anything else is a usage error)."""
+
+    block = "block"
+    review = "review"
+    clear = "clear"
+
+
 @app.command()
 def clusters(
     run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
-    level: list[str] = typer.Option(
-        [], "--level", "-l", help="Only clusters of this level (repeat: block, review, clear)."
+    level: list[_Level] = typer.Option(
+        [], "--level", "-l", help="Only clusters of this level (repeat for several)."
     ),
     limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many (0 = all)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line, no members."),
@@ -294,7 +367,8 @@ def clusters(
     from linkage.store import load_run
 
     rr = load_run(run)
-    rows = [c for c in rr.clusters if not level or c.get("level") in level]
+    wanted = {lv.value for lv in level}
+    rows = [c for c in rr.clusters if not wanted or c.get("level") in wanted]
     rows.sort(key=lambda c: (-float(c.get("score") or 0), -int(c.get("size") or 0)))
     total = len(rows)
     if limit:
@@ -384,8 +458,12 @@ def demo(
     """Generate the bundled demo world, detect farms in it, and show the result beside the rules baseline.
 
     Everything runs offline in seconds: a tiny synthetic provider (about a thousand
-    accounts, a few farms and their legit look-alikes) with ground-truth labels.
+    accounts, a few farms and their legit look-alikes) with ground-truth labels.  The
+    world is read once and both methods run on it; a few lines say what happened
+    (a terminal also shows the running stage), the quality table is the result.
     """
+    import time
+
     from fixtures import demo_world
     from linkage.evaluate import compare
     from linkage.evaluate import evaluate as _evaluate
@@ -394,34 +472,95 @@ def demo(
     from linkage.pipeline import run_detect
     from linkage.store import load_run
 
-    world = demo_world(out / "world")
-    err_console.print(f"demo world written to {world}")
-    reports = {}
-    for method in ("graph", "rules"):
-        run_dir = out / ("run" if method == "graph" else f"run-{method}")
-        manifest = run_detect(
-            world,
-            run_dir,
-            settings=_with_engine(Settings(), engine),
-            method=method,
-            progress=_progress_printer(),
+    settings = _with_engine(Settings(), engine)
+    say, status = _demo_printers()
+    root = logging.getLogger()
+    level = root.level
+    if not _STATE["verbose"]:  # the stages' own INFO lines: --verbose only
+        root.setLevel(max(level, logging.WARNING))
+    try:
+        t0 = time.perf_counter()
+        world = demo_world(out / "world")
+        say(
+            f"demo world (synthetic provider, ground truth) → {world} ({time.perf_counter() - t0:.1f} s)"
         )
-        if method == "graph":
-            _print_run_summary(manifest, run_dir)
-        reports["linkage" if method == "graph" else method] = _evaluate(
-            load_run(run_dir).accounts, load_dataset(world).labels
+        t0 = time.perf_counter()
+        ds = load_dataset(
+            world, settings=settings.ingest, quarantine_dir=out / "run" / "quarantine"
         )
+        labels = ds.labels
+        say(
+            f"ingest: {len(ds.accounts):,} accounts, {len(ds.requests):,} requests, "
+            f"{0 if labels is None else len(labels):,} labels, "
+            f"{ds.report.rows_quarantined:,} rows quarantined ({time.perf_counter() - t0:.1f} s)"
+        )
+        for notice in ds.report.notices:  # a warning: said even with -q
+            err_console.print(f"[bold yellow]warning:[/] {escape(notice)}", soft_wrap=True)
+        reports = {}
+        for method, name in (("graph", "linkage"), ("rules", "rules")):
+            run_dir = out / ("run" if method == "graph" else f"run-{method}")
+            manifest = run_detect(ds, run_dir, settings=settings, method=method, progress=status)
+            c = manifest["counts"]
+            lv = c["levels"]
+            say(
+                f"{name}: {c['clusters']:,} clusters, {lv['block']:,} accounts block, "
+                f"{lv['review']:,} review, {lv['clear']:,} clear → {run_dir} "
+                f"({manifest['timings']['total']:.1f} s)"
+            )
+            reports[name] = _evaluate(load_run(run_dir).accounts, labels)
+    finally:
+        root.setLevel(level)
+        status("")
     run = load_run(out / "run")
     flagged = [c for c in run.clusters if c["level"] != "clear"]
     console = Console()
     console.print(
-        f"\n[bold]{len(flagged)} flagged clusters[/] (of {len(run.clusters)}); the top one:"
+        f"[bold]{len(flagged)} flagged clusters[/] (of {len(run.clusters)}); the top one:"
     )
     if flagged:
         render_cluster(flagged[0], console)
     console.print("\n[bold]quality against the world's labels[/]")
     typer.echo(compare(reports))
     console.print(f"\nnext: linkage explain {out / 'run'} <cluster_id>   |   linkage serve --help")
+
+
+def _demo_printers():
+    """``(say, status)`` for the demo: ``say`` prints one line (elapsed time, as the
+    progress of ``detect``); ``status`` shows the running stage on a terminal, redrawn
+    in place and erased by the next line (nothing elsewhere, nothing with -q)."""
+    import shutil
+    import time
+
+    t0 = time.perf_counter()
+    quiet = _STATE["quiet"]
+    live = sys.stderr.isatty() and not quiet
+    shown = [False]
+
+    def clear() -> None:
+        if shown[0]:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            shown[0] = False
+
+    def say(msg: str) -> None:
+        if quiet:
+            return
+        clear()
+        elapsed = f"{time.perf_counter() - t0:7.1f}s"
+        err_console.print(f"[dim]{elapsed}[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
+    def status(msg: str) -> None:
+        if not live:
+            return
+        if not msg:
+            clear()
+            return
+        width = max(20, shutil.get_terminal_size().columns - 10)
+        sys.stderr.write(f"\r\x1b[2K{time.perf_counter() - t0:7.1f}s {msg[:width]}")
+        sys.stderr.flush()
+        shown[0] = True
+
+    return say, status
 
 
 @app.command("settings")
@@ -457,7 +596,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except LinkageError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # soft_wrap: a path or a problem list is never broken at the terminal width
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         err_console.print("aborted")
@@ -474,8 +614,10 @@ def main() -> None:
             raise
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-            "this is a bug in linkage, not in your data; rerun with --verbose for the traceback",
+            "this is a bug in linkage, not in your data; rerun with --verbose (anywhere on "
+            "the command line) for the traceback",
             highlight=False,
+            soft_wrap=True,
         )
         raise SystemExit(1) from None
 

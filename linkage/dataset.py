@@ -26,6 +26,9 @@ class IngestReport:
     problem_counts: dict[str, int] = field(default_factory=dict)  # "table/column/message" -> n
     problem_first: dict[str, int] = field(default_factory=dict)  # same key -> first line/row
     quarantine_files: dict[str, str] = field(default_factory=dict)  # table -> path
+    #: what a user must be told on screen even with -q: rows set aside, a file cut
+    #: short, values kept with bad bytes escaped, fields set unknown (one line each)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def rows_quarantined(self) -> int:
@@ -38,6 +41,7 @@ class IngestReport:
             "problem_first": dict(self.problem_first),
             "problems": [p.to_dict() for p in self.problems],
             "quarantine_files": dict(self.quarantine_files),
+            "notices": list(self.notices),
         }
 
 

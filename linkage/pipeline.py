@@ -298,6 +298,36 @@ def _write_communities(out: Path, prep: Prepared) -> None:
     tmp.replace(out / COMMUNITIES_FILE)
 
 
+def check_out_dir(source: str | Path | Dataset, out: str | Path) -> Path:
+    """``out`` if a run may be written there, else a :class:`LinkageError` (nothing written).
+
+    Refused: an ``out`` that is an existing file (or lies under one), and an ``out``
+    that is, contains or lies inside the input dataset directory (a run writes
+    ``accounts.csv``, which would replace the input's own ``accounts`` table).
+    """
+    out = Path(out)
+    target = out.resolve()
+    for p in (target, *target.parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == target else f"lies under the file {p}"
+            raise LinkageError(f"--out {out} {what}: give a directory for the run (new or a run's)")
+    if isinstance(source, Dataset):
+        return out
+    src = Path(source).resolve()
+    if target == src:
+        how = "is the input dataset directory"
+    elif target.is_relative_to(src):
+        how = f"lies inside the input dataset directory {source}"
+    elif src.is_relative_to(target):
+        how = f"contains the input dataset directory {source}"
+    else:
+        return out
+    raise LinkageError(
+        f"--out {out} {how}: the run would overwrite or mix with the input "
+        "(its accounts.csv replaces the input's); choose a directory outside it"
+    )
+
+
 def run_detect(
     source: str | Path | Dataset,
     out: str | Path,
@@ -318,9 +348,14 @@ def run_detect(
         raise LinkageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if previous is not None and method != "graph":
         raise LinkageError(f"--previous warm-starts the graph method's Leiden, not {method!r}")
+    out = check_out_dir(source, out)
     prev = None if previous is None else read_previous(previous)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LinkageError(
+            f"cannot create the run directory {out}: {exc.strerror or exc}"
+        ) from None
     t_start = time.perf_counter()
     if method == "graph":
         model = load_model(settings.score)

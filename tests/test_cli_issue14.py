@@ -84,9 +84,12 @@ def test_quarantined_lines_on_screen_with_line_numbers(tmp_path: Path) -> None:
     req.write_bytes(b"".join(lines))
     proc = linkage("detect", str(data), "--out", str(tmp_path / "run"))
     assert "1 row: wrong number of fields, first at line 4" in proc.stderr
-    assert "1 row: not valid UTF-8, first at line 7" in proc.stderr
+    # a latin-1 byte costs nothing but a warning: the line is kept, the byte escaped
+    assert "1 value not valid UTF-8, kept with the bad bytes escaped" in proc.stderr
+    assert "first at line 7, column 'prompt'" in proc.stderr
     man = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert man["counts"]["quarantined_rows"] == 2
+    assert man["counts"]["quarantined_rows"] == 1
+    assert man["counts"]["requests"] == 30
     assert "quarantined rows" in proc.stdout
 
 

@@ -123,8 +123,10 @@ def test_feedback_changes_the_outcome(small_world: Path, small_run: Path, tmp_pa
 def test_missing_required_table_is_one_clear_error(tmp_path: Path) -> None:
     from linkage.errors import LinkageError
 
-    (tmp_path / "accounts.csv").write_text(
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "accounts.csv").write_text(
         "account_id,created_at,email,signup_ip\na,2026-01-01T00:00:00Z,a@x.com,1.2.3.4\n"
     )
     with pytest.raises(LinkageError, match="requests"):
-        run_detect(tmp_path, tmp_path / "out", settings=Settings())
+        run_detect(data, tmp_path / "out", settings=Settings())

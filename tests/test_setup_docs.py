@@ -25,12 +25,29 @@ def test_readme_two_commands_and_ci_runs_the_test_one() -> None:
         for ln in (ROOT / ".ci" / "run").read_text().splitlines()
         if ln.strip() and not ln.startswith(("#", "set ", "cd "))
     ]
-    # the README's test command, preceded only by installing a JRE when java is missing
-    # (the Spark engine's tests need one; a no-op where Java is there)
+    # the README's test command, preceded by the README's first command on a fresh clone
+    # (.ci/fresh-demo) and by installing a JRE when java is missing (the Spark engine's
+    # tests need one; a no-op where Java is there)
     assert ci[-1] == "./dev test"
-    before = "\n".join(ci[:-1])
+    assert ci[0] == ".ci/fresh-demo"
+    before = "\n".join(ci[1:-1])
     assert "./dev" not in before and "pytest" not in before
     assert not before or ("command -v java" in before and "default-jre-headless" in before)
+    fresh = (ROOT / ".ci" / "fresh-demo").read_text()
+    assert "git clone" in fresh and 'LINKAGE_VENV="$work/venv" ./dev demo' in fresh
+
+
+def test_fresh_clone_demo_failure_fails_ci(tmp_path: Path) -> None:
+    """.ci/fresh-demo clones the checkout and runs `./dev demo` there: when the demo
+    cannot run (here: no such Python), it exits non-zero with the demo's own words."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": "no-such-python3", "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(
+        [str(ROOT / ".ci" / "fresh-demo")], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "./dev demo failed on a fresh clone" in proc.stderr
+    assert "no no-such-python3 on PATH" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # the clone is removed
 
 
 def test_dev_script_is_valid_and_explains_itself() -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from linkage.contract import ROW_COLUMN, TABLES
-from linkage.dataset import Dataset, IngestReport
+from linkage.dataset import Dataset, IngestReport, TableReport
 from linkage.errors import DatasetError, Problem, SchemaError
 from linkage.ingest.problems import ProblemLog
 from linkage.ingest.readers import (
@@ -25,6 +25,7 @@ from linkage.ingest.readers import (
     read_csv,
     read_parquet,
 )
+from linkage.ingest.tolerant import ESCAPED_MESSAGE
 from linkage.ingest.validate import (
     PROBLEM_COLUMN,
     TableResult,
@@ -119,9 +120,19 @@ def _add_bad_lines(
     result: TableResult, read: ReadResult, tf: TableFile, problems: ProblemLog
 ) -> None:
     """Count the records the reader could not read as read and quarantined, add them
-    to the quarantine (``_row`` = line, ``_problem`` = reason, ``_raw`` = the text)."""
+    to the quarantine (``_row`` = line, ``_problem`` = reason, ``_raw`` = the text);
+    record the reader's file notes and the values it kept with bad bytes escaped."""
     for note in read.notes:
         problems.add(Problem(tf.table, tf.name, None, None, note, None, "warning"))
+    esc = read.escaped
+    for e in esc.listed:
+        problems.add(
+            Problem(tf.table, tf.name, e.line, e.column, ESCAPED_MESSAGE, e.value, "warning")
+        )
+    for col, n in esc.counts.items():
+        listed = sum(1 for e in esc.listed if e.column == col)
+        like = Problem(tf.table, tf.name, esc.first[col], col, ESCAPED_MESSAGE, None, "warning")
+        problems.add_more(like, n - listed)
     if not read.bad:
         return
     for b in read.bad:
@@ -139,6 +150,51 @@ def _add_bad_lines(
     r = result.report
     r.rows_read += len(read.bad)
     r.rows_quarantined += len(read.bad)
+
+
+def _notices(
+    tf: TableFile,
+    read: ReadResult,
+    r: TableReport,
+    problems: ProblemLog,
+    *,
+    quarantined: str | None,
+    reasons: str,
+) -> list[str]:
+    """One line per thing a user must be told about this file (see IngestReport.notices):
+    the file cut short (and how many rows were read before the cut), rows quarantined
+    (how many, where, why), values kept with bad bytes escaped, fields set unknown."""
+    out = [
+        f"{tf.name}: {note}; {r.rows_read:,} rows read before the cut, the rest is lost"
+        if note.startswith("gzip stream ends early")
+        else f"{tf.name}: {note}"
+        for note in read.notes
+    ]
+    if r.rows_quarantined:
+        where = f"→ {quarantined}" if quarantined else "(not written: no quarantine directory)"
+        out.append(
+            f"{tf.name}: {r.rows_quarantined:,} of {r.rows_read:,} rows quarantined {where} "
+            f"({reasons})"
+        )
+    esc = read.escaped
+    if esc.total:
+        col, line = min(esc.first.items(), key=lambda kv: kv[1])
+        more = f"; columns {', '.join(sorted(esc.counts))}" if len(esc.counts) > 1 else ""
+        out.append(
+            f"{tf.name}: {esc.total:,} value{'s' if esc.total != 1 else ''} not valid UTF-8, "
+            f"kept with the bad bytes escaped as \\xNN (first at line {line}, column {col!r}{more})"
+        )
+    if r.fields_nulled:
+        prefix = f"{tf.table}/"
+        kinds = [
+            (n, key[len(prefix) :].replace("/", ": ", 1))
+            for key, n in problems.counts.items()
+            if key.startswith(prefix) and key.endswith("set unknown")
+        ]
+        kinds.sort(key=lambda kv: (-kv[0], kv[1]))
+        shown = "; ".join(f"{n:,} {k}" for n, k in kinds[:3])
+        out.append(f"{tf.name}: {r.fields_nulled:,} fields set unknown ({shown})")
+    return out
 
 
 def load_dataset(
@@ -169,6 +225,14 @@ def load_dataset(
         else:
             log.info(message)
 
+    def notify(message: str) -> None:
+        # data set aside: to the progress callback, else a warning in the log (the
+        # CLI repeats report.notices in its run summary, even with -q)
+        if progress is not None:
+            progress(message)
+        else:
+            log.warning(message)
+
     files = discover(directory)
     headers, cached = _check_headers(directory, files)
     problems = ProblemLog(settings.max_problems_listed)
@@ -198,8 +262,8 @@ def load_dataset(
             say(f"read {tf.name} ({read.table.num_rows:,} rows)")
         if read.tolerant:
             say(
-                f"{tf.name}: {len(read.bad):,} unreadable lines set aside "
-                "(read line by line: the fast reader refused the file)"
+                f"{tf.name}: read line by line (the fast reader refused the file): "
+                f"{read.table.num_rows:,} records read, {len(read.bad):,} unreadable lines set aside"
             )
         nul = nul_rows(read.table) if tf.fmt != "parquet" else None
         lines = read.lines
@@ -246,9 +310,17 @@ def load_dataset(
             out = qdir / f"{name}.csv"
             result.quarantined.to_csv(out, index=False)
             report.quarantine_files[name] = str(out)
-            say(f"quarantined {r.rows_quarantined:,} {name} rows → {out}")
-        if r.rows_quarantined:
-            say(f"{tf.name}: {quarantine_reasons(result.quarantined)}")
+        reasons = quarantine_reasons(result.quarantined) if r.rows_quarantined else ""
+        for notice in _notices(
+            tf,
+            read,
+            r,
+            problems,
+            quarantined=report.quarantine_files.get(name),
+            reasons=reasons,
+        ):
+            report.notices.append(notice)
+            notify(notice)
         result.quarantined = result.quarantined.iloc[:0]  # free memory; the file has them
 
     report.problems = list(problems.problems)

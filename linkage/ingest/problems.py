@@ -74,3 +74,11 @@ class ProblemLog:
                 for i, v in zip(idx, vals, strict=True)
             )
         return n
+
+    def add_more(self, problem: Problem, n: int) -> None:
+        """Count ``n`` more problems like ``problem`` without listing them (a reader
+        that kept only the first ones in detail)."""
+        if n > 0:
+            key = problem_key(problem)
+            self.counts[key] += n
+            self._first(key, problem.row)

@@ -28,7 +28,12 @@ import pyarrow.parquet as pq
 
 from linkage.contract import FILE_SUFFIXES, TABLES
 from linkage.errors import DatasetError, Problem, SchemaError
-from linkage.ingest.tolerant import BadLine, read_csv_tolerant, read_jsonl_tolerant
+from linkage.ingest.tolerant import (
+    BadLine,
+    Escapes,
+    read_csv_tolerant,
+    read_jsonl_tolerant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,7 @@ class ReadResult:
     bad: list[BadLine] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # file-level remarks
     tolerant: bool = False  # True when the slow tolerant reader had to be used
+    escaped: Escapes = field(default_factory=Escapes)  # values kept, bad bytes escaped
 
 
 def _header_bytes(tf: TableFile) -> bytes:
@@ -251,7 +257,7 @@ def read_csv(tf: TableFile, header: list[str]) -> ReadResult:
             ),
         )
     except _READ_ERRORS as exc:
-        log.info("%s: fast reader refused the file (%s); reading it line by line", tf.name, exc)
+        log.debug("%s: fast reader refused the file (%s); reading it line by line", tf.name, exc)
     else:
         head = _header_bytes(tf)
         header_lines = max(1, head.count(b"\n") + (0 if head.endswith(b"\n") else 1))
@@ -260,7 +266,7 @@ def read_csv(tf: TableFile, header: list[str]) -> ReadResult:
         res = read_csv_tolerant(tf.path, header)
     except _READ_ERRORS as exc:
         raise _malformed(tf, exc) from None
-    return ReadResult(res.table, res.lines, res.bad, res.notes, tolerant=True)
+    return ReadResult(res.table, res.lines, res.bad, res.notes, tolerant=True, escaped=res.escaped)
 
 
 def read_parquet(tf: TableFile) -> ReadResult:
@@ -284,11 +290,11 @@ def read_jsonl(tf: TableFile) -> ReadResult:
     try:
         table = pajson.read_json(tf.path, read_options=pajson.ReadOptions(block_size=_CSV_BLOCK))
     except _READ_ERRORS as exc:
-        log.info("%s: fast reader refused the file (%s); reading it line by line", tf.name, exc)
+        log.debug("%s: fast reader refused the file (%s); reading it line by line", tf.name, exc)
     else:
         return ReadResult(table, np.arange(1, table.num_rows + 1, dtype=np.int64))
     try:
         res = read_jsonl_tolerant(tf.path)
     except _READ_ERRORS as exc:
         raise _malformed(tf, exc) from None
-    return ReadResult(res.table, res.lines, res.bad, res.notes, tolerant=True)
+    return ReadResult(res.table, res.lines, res.bad, res.notes, tolerant=True, escaped=res.escaped)

@@ -6,6 +6,11 @@ Arrow readers refuse the whole file for one such line.  These readers go through
 the file record by record (in Python), keep every record that parses, and return
 the others as :class:`BadLine` s with the **1-based line number an editor shows**
 (the header is line 1) and the reason, so the rest of the file is still used.
+
+A byte that is not UTF-8 (a latin-1 ``é`` in an e-mail) does not cost the record:
+the value is kept with each such byte written as the escape ``\\xNN`` (the same
+bytes always give the same text, so an account id still matches across files) and
+reported as an :class:`EscapedValue` with its line and column.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import csv
 import gzip
 import io
 import json
+import re
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +51,49 @@ class BadLine:
         return self.reason.split(" (", 1)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class EscapedValue:
+    """A value kept although its bytes were not UTF-8: each bad byte is ``\\xNN``."""
+
+    line: int  # 1-based line of the record (header = line 1)
+    column: str
+    value: str  # the kept value, bad bytes escaped
+    byte: int  # the first bad byte
+    position: int  # 1-based character of the first bad byte in the value
+
+    @property
+    def detail(self) -> str:
+        return f"byte 0x{self.byte:02x} at character {self.position}"
+
+
+#: Problem message of an :class:`EscapedValue` (a warning: the row is kept).
+ESCAPED_MESSAGE = "not valid UTF-8: value kept with the bad bytes escaped as \\xNN"
+
+
+#: Escaped values kept in detail per file (all are counted: :class:`Escapes`).
+MAX_ESCAPED_LISTED = 1_000
+
+
+@dataclass
+class Escapes:
+    """Values kept with bad bytes escaped: the first ones in detail, all counted."""
+
+    listed: list[EscapedValue] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # column -> values
+    first: dict[str, int] = field(default_factory=dict)  # column -> first line
+
+    def add(self, value: EscapedValue) -> None:
+        col = value.column
+        self.counts[col] = self.counts.get(col, 0) + 1
+        self.first.setdefault(col, value.line)
+        if len(self.listed) < MAX_ESCAPED_LISTED:
+            self.listed.append(value)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
 @dataclass
 class TolerantRead:
     table: pa.Table
@@ -52,6 +101,7 @@ class TolerantRead:
     bad: list[BadLine]
     notes: list[str]  # file-level remarks (e.g. gzip stream cut short)
     header_lines: int = 1
+    escaped: Escapes = field(default_factory=Escapes)
 
 
 def _raw_text(data: bytes) -> str:
@@ -76,24 +126,42 @@ def _physical_lines(path: Path, notes: list[str]) -> Iterator[bytes]:
             )
 
 
-def _not_utf8(data: bytes) -> str | None:
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _decode(data: bytes) -> tuple[str, bool]:
+    """``data`` as text, and whether it held bytes that are not UTF-8 (those come out
+    as lone surrogates, ``surrogateescape``; :func:`_escape` turns them into ``\\xNN``)."""
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        col = len(data[: exc.start].decode("utf-8", errors="replace")) + 1
-        return f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at character {col})"
-    return None
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="surrogateescape"), True
+
+
+def _escape(value: str) -> tuple[str, int, int] | None:
+    """``(value with every bad byte as \\xNN, first bad byte, its 1-based character)``
+    for a value decoded with ``surrogateescape``; None when it has no bad byte."""
+    m = _SURROGATE.search(value)
+    if m is None:
+        return None
+    try:
+        data = value.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is no escaped byte (a JSON "\\ud800")
+        data = value.encode("utf-8", errors="backslashreplace")
+    fixed = data.decode("utf-8", errors="backslashreplace")
+    return fixed, ord(m.group()) - 0xDC00, m.start() + 1
 
 
 def _records(
     lines: Iterator[bytes], ncols_hint: int | None
-) -> Iterator[tuple[int, bytes, list[str] | None, str | None, bool]]:
-    """Yield ``(line_no, raw, fields, reason, last)`` per logical CSV record.
+) -> Iterator[tuple[int, bytes, list[str] | None, str | None, bool, bool]]:
+    """Yield ``(line_no, raw, fields, reason, last, escaped)`` per logical CSV record.
 
     ``fields`` is None when the record is bad (``reason`` says why).  A quote that
     never closes, or whose multi-line record does not parse into the expected
     number of fields, is taken to be a stray quote: that one line is bad and
-    reading resumes on the next line.
+    reading resumes on the next line.  ``escaped``: the record held bytes that are
+    not UTF-8; they are lone surrogates in ``fields`` (see :func:`_escape`).
     """
     pending: deque[tuple[int, bytes]] = deque()
     it = enumerate(lines, start=1)
@@ -126,11 +194,11 @@ def _records(
 
         def stray(
             reason: str, parts: list[tuple[int, bytes]] = parts
-        ) -> tuple[int, bytes, None, str, bool]:
+        ) -> tuple[int, bytes, None, str, bool, bool]:
             # give the lines after the first back, mark only the first one bad
             for p in reversed(parts[1:]):
                 pending.appendleft(p)
-            return (parts[0][0], parts[0][1], None, reason, False)
+            return (parts[0][0], parts[0][1], None, reason, False, False)
 
         if unclosed:  # reached the end of the file (or the cap) inside quotes
             yield stray(_UNBALANCED)
@@ -140,21 +208,11 @@ def _records(
             if multi:
                 yield stray("NUL byte in line")
             else:
-                yield (lineno, data, None, "NUL byte in line", is_last)
+                yield (lineno, data, None, "NUL byte in line", is_last, False)
             continue
-        bad_utf8 = _not_utf8(data)
-        if bad_utf8:
-            if multi and _not_utf8(rec) is None:
-                yield stray(_UNBALANCED)
-            else:
-                yield (lineno, rec if multi else data, None, bad_utf8, is_last)
-                if multi:
-                    for p in reversed(parts[1:]):
-                        pending.appendleft(p)
-            continue
-        text = data.decode("utf-8")
+        text, escaped = _decode(data)
         if quotes == 0:  # no quoting: a plain split is the CSV parse
-            yield (lineno, data, text.rstrip("\r\n").split(","), None, is_last)
+            yield (lineno, data, text.rstrip("\r\n").split(","), None, is_last, escaped)
             continue
         try:
             fields = next(csv.reader(io.StringIO(text, newline=""), strict=True))
@@ -162,12 +220,12 @@ def _records(
             if multi:
                 yield stray(_UNBALANCED)
             else:
-                yield (lineno, data, None, f"malformed quoting ({exc})", is_last)
+                yield (lineno, data, None, f"malformed quoting ({exc})", is_last, False)
             continue
         if multi and ncols_hint is not None and len(fields) != ncols_hint:
             yield stray(_UNBALANCED)
             continue
-        yield (lineno, data, fields, None, is_last)
+        yield (lineno, data, fields, None, is_last, escaped)
 
 
 def _strings(values: list[str | None]) -> pa.Array:
@@ -180,13 +238,14 @@ def read_csv_tolerant(path: Path, header: list[str]) -> TolerantRead:
     notes: list[str] = []
     records = _records(_physical_lines(path, notes), ncols)
     header_lines = 1
-    for lineno, raw, _fields, _reason, _last in records:  # the header record
+    for lineno, raw, _fields, _reason, _last, _esc in records:  # the header record
         header_lines = lineno + raw.count(b"\n") - (1 if raw.endswith(b"\n") else 0)
         break
     cols: list[list[str]] = [[] for _ in range(ncols)]
     chunks: list[pa.Table] = []
     line_nos: list[int] = []
     bad: list[BadLine] = []
+    escaped = Escapes()
     n_in_cols = 0
 
     def flush() -> None:
@@ -196,7 +255,7 @@ def read_csv_tolerant(path: Path, header: list[str]) -> TolerantRead:
         cols = [[] for _ in range(ncols)]
         n_in_cols = 0
 
-    for lineno, raw, fields, reason, last in records:
+    for lineno, raw, fields, reason, last, esc in records:
         if fields is not None and len(fields) != ncols:
             reason = f"wrong number of fields ({len(fields)}, the header has {ncols})"
             fields = None
@@ -205,6 +264,12 @@ def read_csv_tolerant(path: Path, header: list[str]) -> TolerantRead:
                 reason = f"{reason} (last line of the file, without a line end: cut short?)"
             bad.append(BadLine(lineno, str(reason), _raw_text(raw)))
             continue
+        if esc:
+            for i, v in enumerate(fields):
+                hit = _escape(v)
+                if hit is not None:
+                    fields[i] = hit[0]
+                    escaped.add(EscapedValue(lineno, header[i], *hit))
         for c, v in zip(cols, fields, strict=True):
             c.append(v)
         line_nos.append(lineno)
@@ -213,41 +278,45 @@ def read_csv_tolerant(path: Path, header: list[str]) -> TolerantRead:
             flush()
     flush()
     table = pa.concat_tables(chunks) if chunks else pa.table({h: _strings([]) for h in header})
-    return TolerantRead(table, np.asarray(line_nos, dtype=np.int64), bad, notes, header_lines)
+    lines = np.asarray(line_nos, dtype=np.int64)
+    return TolerantRead(table, lines, bad, notes, header_lines, escaped)
 
 
 def read_jsonl_tolerant(path: Path) -> TolerantRead:
     """Read JSON lines one by one: each line must be one JSON object.
 
-    Lines that are not (bad JSON, not an object, not UTF-8) are returned as bad
-    lines with their line number; columns mixing types (a number in one line, a
-    string in another) become strings.
+    Lines that are not (bad JSON, not an object) are returned as bad lines with
+    their line number; columns mixing types (a number in one line, a string in
+    another) become strings; bytes that are not UTF-8 are kept escaped (``\\xNN``,
+    reported as :class:`EscapedValue`).
     """
     notes: list[str] = []
     rows: list[dict] = []
     line_nos: list[int] = []
     bad: list[BadLine] = []
+    escaped = Escapes()
     for lineno, data in enumerate(_physical_lines(path, notes), start=1):
         if lineno == 1 and data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         if not data.strip():
             continue
         last = not data.endswith(b"\n")
-        reason = _not_utf8(data)
-        obj = None
-        if reason is None:
-            try:
-                obj = json.loads(data)
-            except json.JSONDecodeError as exc:
-                reason = f"invalid JSON (at character {exc.colno}: {exc.msg})"
-            else:
-                if not isinstance(obj, dict):
-                    reason = f"not a JSON object (a {type(obj).__name__})"
+        text, esc = _decode(data)
+        reason = None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            reason = f"invalid JSON (at character {exc.colno}: {exc.msg})"
+        else:
+            if not isinstance(obj, dict):
+                reason = f"not a JSON object (a {type(obj).__name__})"
         if reason is not None:
             if last:
                 reason += " (last line of the file, without a line end: cut short?)"
             bad.append(BadLine(lineno, reason, _raw_text(data)))
             continue
+        if esc:
+            obj = _escape_json(lineno, obj, escaped)
         rows.append(obj)
         line_nos.append(lineno)
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
@@ -261,7 +330,35 @@ def read_jsonl_tolerant(path: Path) -> TolerantRead:
         else:
             cols[str(c)] = pa.array(col, from_pandas=True)
     table = pa.table(cols) if cols else pa.table({})
-    return TolerantRead(table, np.asarray(line_nos, dtype=np.int64), bad, notes, 0)
+    return TolerantRead(table, np.asarray(line_nos, dtype=np.int64), bad, notes, 0, escaped)
+
+
+def _escape_json(line: int, obj: dict, found: Escapes) -> dict:
+    """A JSON object with bad bytes escaped in every name and string inside it; one
+    :class:`EscapedValue` per top-level value that had any (nested values are
+    reported by their JSON text, as the column will hold it)."""
+
+    def fix(v: object) -> object:
+        if isinstance(v, str):
+            hit = _escape(v)
+            return v if hit is None else hit[0]
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {fix(k): fix(x) for k, x in v.items()}
+        return v
+
+    out = {}
+    for key, value in obj.items():
+        name = str(fix(key))
+        text = value if isinstance(value, str) else None
+        if isinstance(value, dict | list):
+            text = json.dumps(value, ensure_ascii=False)
+        hit = _escape(text) if text is not None else None
+        if hit is not None:
+            found.add(EscapedValue(line, name, *hit))
+        out[name] = fix(value)
+    return out
 
 
 def _text(v: object) -> str:

@@ -13,6 +13,7 @@ import pytest
 from linkage.errors import SchemaError
 from linkage.ingest import load_dataset, summarize
 from linkage.ingest.loader import quarantine_reasons
+from linkage.ingest.tolerant import ESCAPED_MESSAGE
 
 from .conftest import small_tables, write_dataset
 
@@ -40,7 +41,13 @@ def _errors(ds) -> list[tuple[int | None, str]]:
     return [(p.row, p.message) for p in ds.report.problems if p.severity == "error"]
 
 
-def test_ragged_line_and_bad_utf8_are_quarantined_rest_used(tmp_path: Path) -> None:
+def _warnings(ds) -> list[tuple[int | None, str | None, str, str | None]]:
+    return [
+        (p.row, p.column, p.message, p.value) for p in ds.report.problems if p.severity == "warning"
+    ]
+
+
+def test_ragged_line_quarantined_and_bad_utf8_kept_escaped(tmp_path: Path) -> None:
     payload = (
         HEADER
         + good(1)
@@ -50,16 +57,20 @@ def test_ragged_line_and_bad_utf8_are_quarantined_rest_used(tmp_path: Path) -> N
         + good(3)
     )
     ds, q = _load(tmp_path, "requests.csv", payload)
-    assert ds.requests["prompt"].tolist() == ["prompt 1", "prompt 2", "prompt 3"]
-    assert _errors(ds) == [(3, "wrong number of fields"), (5, "not valid UTF-8")]
-    t = ds.report.tables["requests"]
-    assert (t.rows_read, t.rows_kept, t.rows_quarantined) == (5, 3, 2)
-    assert q["_row"].tolist() == ["3", "5"]
-    assert q["_problem"].tolist() == [
-        "wrong number of fields (2, the header has 7)",
-        "not valid UTF-8 (byte 0xe9 at character 39)",
+    assert ds.requests["prompt"].tolist() == [
+        "prompt 1",
+        "prompt 2",
+        "caf\\xe9 latin-1",
+        "prompt 3",
     ]
-    assert q["_raw"][0] == "onlytwo,fields" and "caf\\xe9" in q["_raw"][1]
+    assert _errors(ds) == [(3, "wrong number of fields")]
+    assert _warnings(ds) == [(5, "prompt", ESCAPED_MESSAGE, "caf\\xe9 latin-1")]
+    t = ds.report.tables["requests"]
+    assert (t.rows_read, t.rows_kept, t.rows_quarantined) == (5, 4, 1)
+    assert q["_row"].tolist() == ["3"]
+    assert q["_problem"].tolist() == ["wrong number of fields (2, the header has 7)"]
+    assert q["_raw"][0] == "onlytwo,fields"
+    assert any("1 value not valid UTF-8" in n and "line 5" in n for n in ds.report.notices)
 
 
 def test_kept_rows_are_the_same_as_from_a_clean_file(tmp_path: Path) -> None:
@@ -161,14 +172,13 @@ def test_jsonl_bad_lines_have_line_numbers(tmp_path: Path) -> None:
     ]
     payload = "\n".join(lines).encode("latin-1") + b"\n"
     ds, q = _load(tmp_path, "requests.jsonl", payload)
-    assert len(ds.requests) == 3
-    assert ds.requests["response_tokens"].tolist() == [3, 3, 7]
-    assert _errors(ds) == [
-        (2, "invalid JSON"),
-        (4, "not a JSON object"),
-        (6, "not valid UTF-8"),
-    ]
-    assert q["_row"].tolist() == ["2", "4", "6"]
+    assert len(ds.requests) == 4
+    assert ds.requests["response_tokens"].tolist() == [3, 3, 3, 7]
+    assert _errors(ds) == [(2, "invalid JSON"), (4, "not a JSON object")]
+    assert q["_row"].tolist() == ["2", "4"]
+    # the latin-1 byte costs nothing: the line is kept, the byte escaped and reported
+    assert ds.requests["prompt"].tolist()[2] == "\\xff"
+    assert (6, "prompt", ESCAPED_MESSAGE, "\\xff") in _warnings(ds)
     assert "byte offset" not in " ".join(q["_problem"])
 
 
@@ -203,3 +213,81 @@ def test_quarantine_reasons_line() -> None:
         "1 row: account_id: account_id not in accounts, first at line 3; "
         "1 row: wrong number of fields, first at line 9"
     )
+
+
+def _latin1(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new))
+
+
+def test_latin1_byte_in_an_email_keeps_the_account_its_requests_and_label(
+    tmp_path: Path,
+) -> None:
+    """The contract's one output row per input account: a byte that is not UTF-8 in
+    one e-mail must not make the account (then its requests, then its label) vanish."""
+    ds_dir = write_dataset(tmp_path / "ds", small_tables())
+    _latin1(ds_dir / "accounts.csv", b"x@example.com", b"caf\xe9@example.com")  # a1, line 2
+    ds = load_dataset(ds_dir, quarantine_dir=tmp_path / "q")
+    assert ds.accounts["account_id"].tolist() == ["a1", "a2", "a3"]
+    assert ds.accounts["email"][0] == "caf\\xe9@example.com"
+    assert (ds.requests["account_id"] == "a1").sum() == 2
+    assert "a1" in set(ds.labels["account_id"])
+    assert ds.report.rows_quarantined == 0 and not (tmp_path / "q").exists()
+    [p] = [p for p in ds.report.problems if p.message == ESCAPED_MESSAGE]
+    assert (p.table, p.file, p.row, p.column, p.severity) == (
+        "accounts",
+        "accounts.csv",
+        2,
+        "email",
+        "warning",
+    )
+    assert ds.report.notices == [
+        "accounts.csv: 1 value not valid UTF-8, kept with the bad bytes escaped as \\xNN "
+        "(first at line 2, column 'email')"
+    ]
+
+
+def test_latin1_account_id_still_joins_its_requests(tmp_path: Path) -> None:
+    """The same bad bytes always give the same text, so an id matches across files."""
+    t = small_tables()
+    t["labels"] = t["labels"][t["labels"]["account_id"] != "s1"]  # no signups table here
+    ds_dir = write_dataset(tmp_path / "ds", {k: t[k] for k in ("accounts", "requests", "labels")})
+    _latin1(ds_dir / "accounts.csv", b"\na2,", b"\na\xe92,")
+    _latin1(ds_dir / "requests.csv", b"\na2,", b"\na\xe92,")
+    _latin1(ds_dir / "labels.csv", b"\na2,", b"\na\xe92,")
+    ds = load_dataset(ds_dir)
+    assert "a\\xe92" in set(ds.accounts["account_id"])
+    assert (ds.requests["account_id"] == "a\\xe92").sum() == 1
+    assert "a\\xe92" in set(ds.labels["account_id"])
+    assert ds.report.rows_quarantined == 0
+    assert ds.report.problem_counts == {
+        f"{t}/account_id/{ESCAPED_MESSAGE}": 1 for t in ("accounts", "labels", "requests")
+    }
+
+
+def test_many_escaped_values_are_all_counted(tmp_path: Path) -> None:
+    """A whole latin-1 export: every row kept, every value counted, a capped sample listed."""
+    from linkage.ingest.tolerant import MAX_ESCAPED_LISTED
+
+    n = MAX_ESCAPED_LISTED + 50
+    body = b"".join(
+        f"a1,2024-02-01T00:00:{i % 60:02d}Z,1.2.3.4,d1,".encode() + b"r\xe9sum\xe9,1,m1\n"
+        for i in range(n)
+    )
+    ds, q = _load(tmp_path, "requests.csv", HEADER + body)
+    assert len(ds.requests) == n and q is None
+    assert ds.report.problem_counts == {f"requests/prompt/{ESCAPED_MESSAGE}": n}
+    assert ds.report.problem_first == {f"requests/prompt/{ESCAPED_MESSAGE}": 2}
+    assert f"{n:,} values not valid UTF-8" in ds.report.notices[0]
+
+
+def test_gzip_cut_short_is_a_notice_with_the_rows_read(tmp_path: Path) -> None:
+    body = HEADER + b"".join(good(i % 60) for i in range(400))
+    packed = gzip.compress(body, mtime=0)
+    ds, _ = _load(tmp_path, "requests.csv.gz", packed[: len(packed) // 2])
+    read = ds.report.tables["requests"].rows_read
+    assert 0 < read < 400
+    [notice] = ds.report.notices
+    assert notice.startswith("requests.csv.gz: gzip stream ends early")
+    assert f"{read:,} rows read before the cut, the rest is lost" in notice
