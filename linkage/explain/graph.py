@@ -1,0 +1,375 @@
+"""A cluster as a networkx graph: its accounts and the identifiers they share.
+
+The same picture the review console draws, for notebooks and other tools
+(Gephi, Cytoscape through ``linkage export-graph``)::
+
+    from linkage.explain.graph import cluster_graph
+    g = cluster_graph("runs/today", "c42")          # a run directory and its cluster id
+    g.graph["evidence"]                              # the evidence records (JSON text)
+    [n for n, d in g.nodes(data=True) if d["type"] == "identifier"]
+
+Nodes
+    ``account:<id>``: ``type="account"``, ``kind="account"``, ``account_id``, ``score``, ``level``.
+    ``<kind>:<value>`` (an identifier held by at least ``min_members`` members, from
+    the run's ``signup_index.parquet``): ``type="identifier"``, ``kind``, ``value``,
+    ``weight`` (rarity, nats), ``holders`` (accounts holding it in the whole
+    history), ``members`` (in this cluster), ``evidence`` (the evidence kind that
+    cites it, or ``""``).
+    ``template:<id>`` (the cluster's top prompt templates from the evidence):
+    ``type="template"``, ``kind="template"``, ``skeleton``, ``requests`` (requests of
+    the cluster using it), ``request_rows`` (raw input rows, comma separated).
+Edges
+    account — identifier: ``weight`` = the identifier's rarity weight (nats);
+    account — template: ``weight`` = the template's weight when the evidence cites
+    it, else 1, and ``request_rows`` = the rows that tie them (read from the
+    run's requests input when it is still there).
+Graph attributes
+    ``cluster_id``, ``size``, ``score``, ``level``, ``run``, and ``evidence``: the
+    evidence records as JSON text.
+
+Every attribute is a string or a number, so GraphML and GEXF can hold the graph as is.
+:func:`read_rows` reads the raw input rows that evidence ``details`` point to.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from linkage.errors import LinkageError, RunError
+from linkage.store.rundir import Run, load_run
+
+__all__ = [
+    "GRAPH_FORMATS",
+    "build_cluster_graph",
+    "cluster_graph",
+    "read_rows",
+    "write_graph",
+]
+
+#: file formats :func:`write_graph` writes
+GRAPH_FORMATS = ("graphml", "gexf")
+
+
+def cluster_graph(
+    run: str | Path | Run,
+    cluster_id: str,
+    *,
+    min_members: int = 2,
+    with_rows: bool = True,
+) -> nx.Graph:
+    """The graph of cluster ``cluster_id`` of a run directory (or a loaded :class:`Run`).
+
+    ``min_members``: keep identifiers held by at least this many members (2 =
+    shared ones).  ``with_rows``: tie templates to the accounts that sent the
+    request rows the evidence lists (reads those rows from the run's requests
+    input; skipped when the input is gone).  Raises :class:`RunError` for an
+    unknown cluster.
+    """
+    rr = run if isinstance(run, Run) else load_run(run)
+    cluster = rr.cluster(str(cluster_id))
+    if cluster is None:
+        raise RunError(
+            f"cluster {cluster_id!r} not found in {rr.path} ({len(rr.clusters)} clusters there)"
+        )
+    members = [str(m) for m in cluster.get("members") or ()]
+    acc = rr.accounts[rr.accounts["account_id"].isin(members)]
+    accounts = {
+        str(a): (float(s), str(lv))
+        for a, s, lv in zip(acc["account_id"], acc["score"], acc["level"], strict=True)
+    }
+    index = rr.signup_index[rr.signup_index["account_id"].isin(members)]
+    rows = None
+    if with_rows:
+        rows = _template_rows(rr.manifest, cluster.get("evidence") or ())
+    return build_cluster_graph(
+        cluster,
+        accounts=accounts,
+        index=index,
+        request_rows=rows,
+        min_members=min_members,
+        run=str(rr.path),
+    )
+
+
+def build_cluster_graph(
+    cluster: Mapping[str, Any],
+    *,
+    accounts: Mapping[str, tuple[float, str]],
+    index: pd.DataFrame,
+    request_rows: pd.DataFrame | None = None,
+    min_members: int = 2,
+    run: str = "",
+) -> nx.Graph:
+    """The graph of one cluster from its parts (what :func:`cluster_graph` reads).
+
+    ``cluster``: ``cluster_id, size, score, level, members, evidence``;
+    ``accounts``: member -> (score, level); ``index``: signup-index rows
+    (``kind, value, account_id, weight[, holders]``) of the members;
+    ``request_rows``: raw request rows (``_row, account_id``) the evidence cites.
+    """
+    members = [str(m) for m in cluster.get("members") or ()]
+    evidence = [dict(e) for e in cluster.get("evidence") or () if isinstance(e, Mapping)]
+    g = nx.Graph(
+        cluster_id=str(cluster.get("cluster_id", "")),
+        size=int(cluster.get("size") or len(members)),
+        score=float(cluster.get("score") or 0.0),
+        level=str(cluster.get("level") or ""),
+        run=run,
+        evidence=json.dumps(evidence, ensure_ascii=False, default=str),
+    )
+    for m in members:
+        score, level = accounts.get(m, (float(cluster.get("score") or 0.0), ""))
+        g.add_node(
+            f"account:{m}", type="account", kind="account", account_id=m, score=score, level=level
+        )
+
+    cited: dict[tuple[str, str], str] = {}
+    tpl_weight: dict[str, float] = {}
+    for e in evidence:
+        for item in (e.get("details") or {}).get("identifiers") or ():
+            if isinstance(item, Mapping):
+                key = (str(item.get("kind")), str(item.get("value")))
+                cited.setdefault(key, str(e.get("kind", "")))
+                if key[0] == "template":
+                    tpl_weight[key[1]] = float(item.get("weight_nats") or 1.0)
+
+    if len(index):
+        idx = index[index["account_id"].astype(str).isin(members)].copy()
+        idx["kind"] = idx["kind"].astype(str)
+        idx["value"] = idx["value"].astype(str)
+        held = idx.groupby(["kind", "value"])["account_id"].nunique()
+        shared = held[held >= min_members]
+        idx = idx.set_index(["kind", "value"]).loc[shared.index].reset_index()
+        if "holders" not in idx.columns:
+            idx["holders"] = idx.groupby(["kind", "value"])["account_id"].transform("nunique")
+        for (kind, value), grp in idx.groupby(["kind", "value"], sort=True):
+            node = f"{kind}:{value}"
+            weight = float(grp["weight"].max())
+            g.add_node(
+                node,
+                type="identifier",
+                kind=kind,
+                value=value,
+                weight=weight,
+                holders=int(grp["holders"].max()),
+                members=int(shared[(kind, value)]),
+                evidence=cited.get((kind, value), ""),
+            )
+            for a, w in zip(grp["account_id"].astype(str), grp["weight"], strict=True):
+                g.add_edge(f"account:{a}", node, weight=float(w))
+
+    owner: dict[int, str] = {}
+    if request_rows is not None and len(request_rows):
+        owner = dict(
+            zip(
+                request_rows["_row"].astype(int),
+                request_rows["account_id"].astype(str),
+                strict=True,
+            )
+        )
+    member_set = set(members)
+    for t in _templates(evidence):
+        tid = str(t.get("template_id"))
+        node = f"template:{tid}"
+        rows = [int(r) for r in t.get("request_rows") or ()]
+        g.add_node(
+            node,
+            type="template",
+            kind="template",
+            value=tid,
+            skeleton=str(t.get("skeleton", "")),
+            requests=int(t.get("requests_in_cluster") or 0),
+            request_rows=",".join(map(str, rows)),
+            weight=tpl_weight.get(tid, 1.0),
+            evidence=cited.get(("template", tid), ""),
+        )
+        by_account: dict[str, list[int]] = {}
+        for r in rows:
+            a = owner.get(r)
+            if a in member_set:
+                by_account.setdefault(a, []).append(r)
+        for a, rs in by_account.items():
+            g.add_edge(
+                f"account:{a}",
+                node,
+                weight=tpl_weight.get(tid, 1.0),
+                request_rows=",".join(map(str, rs)),
+            )
+    return g
+
+
+def _templates(evidence: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The distinct templates the evidence lists (first mention wins)."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for e in evidence:
+        for t in (e.get("details") or {}).get("templates") or ():
+            if isinstance(t, Mapping) and t.get("template_id") is not None:
+                seen.setdefault(str(t["template_id"]), t)
+    return list(seen.values())
+
+
+def _template_rows(
+    manifest: Mapping[str, Any], evidence: Iterable[Mapping[str, Any]]
+) -> pd.DataFrame | None:
+    rows = sorted({int(r) for t in _templates(evidence) for r in t.get("request_rows") or ()})
+    if not rows:
+        return None
+    try:
+        return read_rows(manifest, "requests", rows, columns=["account_id"])
+    except LinkageError:
+        return None  # the input moved or changed: the graph is drawn without those edges
+
+
+def input_path(manifest: Mapping[str, Any], table: str) -> Path:
+    """The input file (or directory of Parquet parts) a run read ``table`` from."""
+    info = (manifest.get("inputs") or {}).get(table) or {}
+    path = info.get("path")
+    if not path:
+        raise RunError(f"the run's manifest records no {table} input")
+    p = Path(path)
+    if not p.exists():
+        raise RunError(f"the run's {table} input {p} is not on this machine any more")
+    size = info.get("bytes")
+    if p.is_file() and size is not None and p.stat().st_size != int(size):
+        raise RunError(
+            f"the run's {table} input {p} changed since the run ({p.stat().st_size} bytes, "
+            f"the run read {size}): its rows no longer match the evidence"
+        )
+    return p
+
+
+def read_rows(
+    manifest: Mapping[str, Any],
+    table: str,
+    rows: Sequence[int],
+    *,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Raw rows of an input table by their 0-based data row number (``_row``).
+
+    ``manifest`` is the run's manifest (it records where each input was read);
+    rows past the end are left out.  Only the Parquet row groups holding the rows
+    are read; CSV and JSON lines are streamed up to the last row wanted.  Raises
+    :class:`RunError` when the input is gone or changed size since the run.
+    """
+    path = input_path(manifest, table)
+    wanted = sorted({int(r) for r in rows if int(r) >= 0})
+    if not wanted:
+        return pd.DataFrame(columns=["_row", *(columns or [])])
+    name = path.name.lower()
+    try:
+        if path.is_dir() or name.endswith(".parquet"):
+            parts = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+            out = _parquet_rows(parts, wanted, columns)
+        elif ".csv" in name:
+            out = _csv_rows(path, wanted, columns)
+        else:
+            out = _jsonl_rows(path, wanted, columns)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise RunError(f"cannot read rows of {path}: {exc}") from None
+    return out.reset_index(drop=True)
+
+
+def _parquet_rows(
+    parts: Sequence[Path], wanted: Sequence[int], columns: Sequence[str] | None
+) -> pd.DataFrame:
+    frames = []
+    start = 0
+    for part in parts:
+        pf = pq.ParquetFile(part)
+        cols = [c for c in columns if c in pf.schema_arrow.names] if columns else None
+        for i in range(pf.num_row_groups):
+            n = pf.metadata.row_group(i).num_rows
+            take = [r - start for r in wanted if start <= r < start + n]
+            if take:
+                t = pf.read_row_group(i, columns=cols).take(pa.array(take))
+                f = t.to_pandas()
+                f.insert(0, "_row", [start + r for r in take])
+                frames.append(f)
+            start += n
+            if start > wanted[-1]:
+                break
+        if start > wanted[-1]:
+            break
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row"])
+
+
+def _csv_rows(path: Path, wanted: Sequence[int], columns: Sequence[str] | None) -> pd.DataFrame:
+    reader = pacsv.open_csv(
+        pa.input_stream(str(path), compression="detect"),
+        read_options=pacsv.ReadOptions(block_size=1 << 22),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            strings_can_be_null=False,
+            column_types={f.name: pa.string() for f in _csv_schema(path)},
+        ),
+    )
+    frames = []
+    start = 0
+    for batch in reader:
+        n = batch.num_rows
+        take = [r - start for r in wanted if start <= r < start + n]
+        if take:
+            t = pa.Table.from_batches([batch]).take(pa.array(take))
+            if columns:
+                t = t.select([c for c in columns if c in t.column_names])
+            f = t.to_pandas()
+            f.insert(0, "_row", [start + r for r in take])
+            frames.append(f)
+        start += n
+        if start > wanted[-1]:
+            break
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row"])
+
+
+def _csv_schema(path: Path) -> list[pa.Field]:
+    reader = pacsv.open_csv(pa.input_stream(str(path), compression="detect"))
+    return list(reader.schema)
+
+
+def _jsonl_rows(path: Path, wanted: Sequence[int], columns: Sequence[str] | None) -> pd.DataFrame:
+    want = set(wanted)
+    last = wanted[-1]
+    records = []
+    n = 0
+    with (
+        pa.input_stream(str(path), compression="detect") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as text,
+    ):
+        for line in text:
+            if not line.strip():
+                continue
+            if n in want:
+                rec = json.loads(line)
+                if columns:
+                    rec = {c: rec.get(c) for c in columns}
+                records.append({"_row": n, **rec})
+            n += 1
+            if n > last:
+                break
+    return pd.DataFrame.from_records(records)
+
+
+def write_graph(g: nx.Graph, out: str | Path, *, fmt: str = "graphml") -> Path:
+    """Write ``g`` as GraphML or GEXF (both open in Gephi and Cytoscape); returns the path."""
+    if fmt not in GRAPH_FORMATS:
+        raise LinkageError(f"unknown graph format {fmt!r}: use one of {', '.join(GRAPH_FORMATS)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if fmt == "graphml":
+        nx.write_graphml(g, tmp)
+    else:
+        nx.write_gexf(g, tmp)
+    tmp.replace(out)
+    return out
