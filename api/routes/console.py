@@ -416,11 +416,17 @@ def cluster_rows(
     return out
 
 
-@router.get("/api/accounts/{account_id}")
-async def account_page(request: Request, account_id: str, key: Read) -> dict[str, Any]:
-    """The ``/v1`` account, plus its action when the key may read actions (``respond``)."""
+@router.get("/api/account")
+async def account_page(
+    request: Request,
+    key: Read,
+    account_id: Annotated[str, Query(alias="id", min_length=1, max_length=256)],
+) -> dict[str, Any]:
+    """The ``/v1`` account, plus its action when the key may read actions (``respond``).
+
+    The id is a query parameter so that any account id (one holding ``/`` too) works."""
     store = _store(request)
-    a = await run_in_threadpool(store.get_account, account_id[:256])
+    a = await run_in_threadpool(store.get_account, account_id)
     if a is None:
         raise ApiError(404, "not_found", f"no account {account_id!r}", {"account_id": account_id})
     out = AccountDetail.model_validate(a).model_dump(mode="json")

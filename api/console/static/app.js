@@ -413,7 +413,7 @@
 
   // ------------------------------------------------------------------ account
   async function accountView(id) {
-    const a = await api(`accounts/${encodeURIComponent(id)}`);
+    const a = await api(`account?id=${encodeURIComponent(id)}`);
     const refresh = async () => { const again = await accountView(id); $("view").replaceChildren(again); document.body.dataset.view = "account"; };
     const act = a.action;
     const own = a.feedback.filter((f) => f.target_type === "account");
