@@ -5,7 +5,7 @@
 // cookie. The CSRF token lives in this closure only (not in any storage).
 "use strict";
 (function () {
-  const state = { csrf: null, key: null, runs: null };
+  const state = { csrf: null, key: null, runs: null, flash: null };
   const timings = (window.consoleTimings = {});
   const LEVELS = ["block", "review", "clear"];
   const VERDICTS = [
@@ -219,7 +219,8 @@
     const verdict = el("select", { name: "verdict" }, VERDICTS.map(([v, t]) => el("option", { value: v }, t)));
     const who = el("input", { name: "who", value: state.key ? state.key.name : "", maxlength: 256, required: true });
     const why = el("textarea", { name: "why", maxlength: 4000, required: true, placeholder: "why: what you checked, ticket link…" });
-    const status = el("span", { class: "verdict-status", role: "status" });
+    const status = el("span", { class: state.flash ? "verdict-status ok" : "verdict-status", role: "status" }, state.flash || "");
+    state.flash = null;
     const submit = el("button", { type: "submit", class: "primary" }, "Record verdict");
     const form = el("form", { class: "verdict", "data-target": targetType },
       el("label", {}, "verdict"), verdict,
@@ -227,7 +228,7 @@
       el("label", {}, "why"), why,
       el("div", { class: "actions" }, submit, status),
     );
-    if (!canWrite) form.append(el("p", { class: "muted" }, "This key has no feedback scope: the server will refuse a verdict."));
+    if (!canWrite) form.append(el("p", { class: "muted note" }, "This key has no feedback scope: the server will refuse a verdict."));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       submit.disabled = true;
@@ -237,6 +238,7 @@
         const f = await api("feedback", { method: "POST", body: { target_type: targetType, target_id: targetId, verdict: verdict.value, who: who.value, why: why.value } });
         status.className = "verdict-status ok";
         status.textContent = `recorded: ${f.verdict} (key ${f.key_id})`;
+        state.flash = status.textContent; // shown again by the refreshed view
         await onDone();
       } catch (e) {
         status.className = "verdict-status error";
@@ -264,7 +266,7 @@
     const s = svg("svg", { class: "graph", viewBox: `0 0 ${W} ${H}`, role: "img", "data-nodes": d.nodes.length, "data-edges": d.edges.length });
     s.append(svg("title", {}, `${d.accounts} accounts and ${d.identifiers} shared identifiers`));
     const at = {};
-    for (const n of d.nodes) at[n.id] = [pad + n.x * (W - 2 * pad), pad + n.y * (H - 2 * pad)];
+    for (const n of d.nodes) at[n.id] = [pad + n.x * (W - 5 * pad), pad + n.y * (H - 2 * pad)];
     const maxW = Math.max(1e-9, ...d.edges.map((e) => e.weight));
     const edges = svg("g", { class: "edges" });
     for (const e of d.edges) {
@@ -282,7 +284,7 @@
         const r = n.count > 1 ? 4 + 2.2 * Math.sqrt(n.count) : 5;
         g.append(svg("circle", { r: r.toFixed(1), fill: LEVEL_COLORS[n.level || ""] || "#98a2b3", stroke: "#fff", "stroke-width": 1 }));
         tip = n.count > 1 ? `${n.label} (${n.level}), best score ${fmt(n.score)}` : `account ${n.label} · ${n.level} · score ${fmt(n.score)}`;
-        if (n.count > 1 || accountNodes <= 30) g.append(svg("text", { x: r + 2, y: 3 }, short(String(n.label), 22)));
+        if (accountNodes <= 30 || n.count >= Math.max(10, d.accounts / 20)) g.append(svg("text", { x: r + 2, y: 3 }, short(String(n.label), 22)));
         if (n.count === 1) {
           g.setAttribute("class", "node link");
           g.addEventListener("click", () => { location.hash = accountHash(n.label); });
