@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
@@ -213,6 +214,13 @@ async def login(body: LoginIn, request: Request, response: Response) -> dict[str
     if not _same_origin(request):
         raise ApiError(403, "csrf", "cross-origin login refused")
     key = await authenticate(request, body.key.strip())
+    if not key.allows("read"):
+        raise ApiError(
+            403,
+            "forbidden",
+            "this key lacks the `read` scope the console needs",
+            {"required_scope": "read", "key_scopes": sorted(key.scopes)},
+        )
     sid, session = _sessions(request).create(body.key.strip())
     response.set_cookie(
         COOKIE,
@@ -334,8 +342,6 @@ def _cluster_drawing(
             rows = read_rows(run["manifest"], "requests", wanted, columns=["account_id"])
         except LinkageError as exc:
             notes.append(f"templates drawn without their accounts: {exc}")
-    import pandas as pd
-
     g = build_cluster_graph(
         {**cluster, "members": members},
         accounts=accounts,

@@ -61,6 +61,10 @@ def test_login_sets_an_httponly_strict_cookie_and_never_echoes_the_key(
     assert world.keys["viewer"] not in cookie and world.keys["viewer"] not in r.text
     assert r.json()["scopes"] == ["read"]
     assert client.get("/console/api/queue").status_code == 200
+    store = client.app.state.store  # type: ignore[attr-defined]
+    _, scorer = store.create_key("scorer", ["score"])
+    refused = client.post("/console/api/login", json={"key": scorer})
+    assert refused.status_code == 403 and "read" in refused.json()["error"]["message"]
 
 
 def test_writes_need_the_csrf_token_and_the_same_origin(

@@ -163,7 +163,9 @@ def test_analyst_walk_from_key_to_verdict(
     assert d.execute_script("return document.cookie") == ""
     assert d.execute_script("return localStorage.length + sessionStorage.length") == 0
     assert world.keys["analyst"] not in d.page_source
-    queue_ms = d.execute_script("return window.consoleTimings.queue")
+    d.refresh()  # a page load of the queue with the session cookie: its first paint
+    wait_view(d, "queue")
+    queue_ms = d.execute_script("return window.consoleTimings.firstPaint")
     first = d.find_element(By.CSS_SELECTOR, "#queue tbody tr")
     assert first.get_attribute("data-cluster") == world.ids["five"]  # the most uncertain
     d.save_screenshot(str(shots / "queue.png"))
@@ -212,7 +214,7 @@ def test_analyst_walk_from_key_to_verdict(
     assert audit["items"][0]["decision"] == "false_positive"
     d.save_screenshot(str(shots / "account.png"))
     print(
-        f"\nconsole timings: queue first paint {queue_ms:.0f} ms, cluster page {cluster_ms:.0f} ms "
+        f"\nconsole timings: queue first paint {queue_ms:.0f} ms after navigation, cluster page {cluster_ms:.0f} ms "
         f"(click to drawn {cluster_wall_ms:.0f} ms), key-to-verdict walk {walk_s:.1f} s"
     )
     assert walk_s < 60

@@ -138,6 +138,8 @@
       main.replaceChildren(content);
       window.scrollTo(0, 0);
       timings[view === "cluster" || view === "account" ? view : "queue"] = performance.now() - t0;
+      // since navigation start: the first view's paint on a page load
+      if (timings.firstPaint === undefined) timings.firstPaint = performance.now();
       document.body.dataset.view = view === "cluster" || view === "account" ? view : "queue";
     } catch (e) {
       if (token !== routeToken || e.status === 401) return;
