@@ -57,6 +57,8 @@ COOKIE = "linkage_console"
 SESSION_SECONDS = 8 * 3600
 #: members fetched for the cluster page (and drawn, grouped above 120)
 MAX_MEMBERS = 5000
+#: members listed on the cluster page (all fetched ones are drawn)
+MEMBERS_SHOWN = 200
 #: raw request rows shown per evidence item
 MAX_ROWS = 50
 PROMPT_CHARS = 4000
@@ -373,6 +375,7 @@ def cluster_page(request: Request, cluster_id: str, _: Read) -> dict[str, Any]:
         pic = _cluster_drawing(detail, run, int(c["size"]))
         cache.put(key, pic)
     detail["drawing"] = pic
+    detail["members"] = detail["members"][:MEMBERS_SHOWN]  # the page lists the top ones
     detail["run"] = {
         "run_id": run.get("run_id"),
         "path": run.get("path"),
