@@ -39,9 +39,10 @@ def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
     keep_ids = others[: max(0, MAX_IDENTIFIERS - len(templates))] + templates
     kept = set(keep_ids)
     notes = []
-    if len(others) + len(templates) > len(keep_ids):
+    n_shared = int(g.graph.get("shared_identifiers", len(others))) + len(templates)
+    if n_shared > len(keep_ids):
         notes.append(
-            f"{len(keep_ids)} of {len(idents)} shared identifiers drawn "
+            f"{len(keep_ids)} of {n_shared} shared identifiers drawn "
             "(those that tie the most members, weighted by rarity)"
         )
 
@@ -141,6 +142,6 @@ def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
         "nodes": nodes,
         "edges": [{"source": a, "target": b, "weight": round(w, 3)} for (a, b), w in edges.items()],
         "accounts": len(accounts),
-        "identifiers": len(idents),
+        "identifiers": n_shared,
         "notes": notes,
     }

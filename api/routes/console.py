@@ -30,19 +30,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.console.drawing import drawing
+from api.console.drawing import MAX_IDENTIFIERS, drawing
 from api.console.queries import QUEUE_SORTS, VERDICT_FILTERS, list_runs, queue, run_info
 from api.deps import authenticate
 from api.errors import ApiError
 from api.schemas import AccountDetail, ClusterDetail, FeedbackIn, FeedbackOut, Level
 from linkage.errors import LinkageError
-from linkage.explain.graph import build_cluster_graph, read_rows
+from linkage.explain.graph import build_cluster_graph, input_path, read_rows
 from linkage.store.db import ApiKey, Store
 
 log = logging.getLogger("api.console")
@@ -315,21 +317,69 @@ class _GraphCache:
                 self._items.popitem(last=False)
 
 
+class _RunFiles:
+    """Per run, read once: its signup index and the ``account_id`` column of its requests
+    input (dictionary-encoded: a few bytes per request), so a cluster page only filters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._index: dict[str, pa.Table | None] = {}
+        self._owners: dict[tuple[str, int, float], pa.ChunkedArray] = {}
+
+    def index(self, run_path: str) -> pa.Table | None:
+        with self._lock:
+            if run_path not in self._index:
+                p = Path(run_path) / "signup_index.parquet"
+                self._index = {
+                    run_path: pq.read_table(p, read_dictionary=["kind", "account_id"])
+                    if p.is_file()
+                    else None
+                }  # keep one run (the one being reviewed)
+            return self._index[run_path]
+
+    def owners(self, manifest: dict[str, Any], rows: list[int]) -> pd.DataFrame:
+        """``_row, account_id`` of request rows (Parquet inputs cached; others read directly)."""
+        path = input_path(manifest, "requests")
+        if not (path.is_dir() or path.name.lower().endswith(".parquet")):
+            return read_rows(manifest, "requests", rows, columns=["account_id"])
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime)
+        with self._lock:
+            col = self._owners.get(key)
+            if col is None:
+                parts = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+                col = pa.chunked_array(
+                    [
+                        c
+                        for part in parts
+                        for c in pq.read_table(
+                            part, columns=["account_id"], read_dictionary=["account_id"]
+                        )["account_id"].chunks
+                    ]
+                )
+                self._owners = {key: col}
+        ok = [r for r in rows if 0 <= r < len(col)]
+        return pd.DataFrame(
+            {"_row": ok, "account_id": col.take(pa.array(ok, pa.int64())).to_pylist()}
+        )
+
+
 def _cluster_drawing(
-    cluster: dict[str, Any], run: dict[str, Any], n_members: int
+    files: _RunFiles, cluster: dict[str, Any], run: dict[str, Any], n_members: int
 ) -> dict[str, Any]:
     members = [m["account_id"] for m in cluster["members"]]
     accounts = {m["account_id"]: (m["score"], m["level"]) for m in cluster["members"]}
-    idx_path = Path(run["path"]) / "signup_index.parquet"
     notes = []
-    index = None
-    if idx_path.is_file():
-        try:
-            index = pq.read_table(idx_path, filters=[("account_id", "in", members)]).to_pandas()
-        except (OSError, ValueError) as exc:
-            notes.append(f"the run's identifier index cannot be read: {exc}")
-    else:
-        notes.append(f"the run's identifier index {idx_path} is not on this server")
+    index = pd.DataFrame(columns=["kind", "value", "account_id", "weight"])
+    try:
+        table = files.index(run["path"])
+        if table is None:
+            notes.append("the run's identifier index is not on this server")
+        else:
+            mask = pc.is_in(table["account_id"].cast(pa.string()), pa.array(members, pa.string()))
+            index = table.filter(mask).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        notes.append(f"the run's identifier index cannot be read: {exc}")
     rows = None
     wanted = sorted(
         {
@@ -341,16 +391,15 @@ def _cluster_drawing(
     )
     if wanted:
         try:
-            rows = read_rows(run["manifest"], "requests", wanted, columns=["account_id"])
-        except LinkageError as exc:
+            rows = files.owners(run["manifest"], wanted)
+        except (LinkageError, OSError, pa.ArrowException) as exc:
             notes.append(f"templates drawn without their accounts: {exc}")
     g = build_cluster_graph(
         {**cluster, "members": members},
         accounts=accounts,
-        index=index
-        if index is not None
-        else pd.DataFrame(columns=["kind", "value", "account_id", "weight"]),
+        index=index,
         request_rows=rows,
+        max_identifiers=MAX_IDENTIFIERS,
     )
     out = drawing(g)
     if n_members > len(members):
@@ -372,7 +421,8 @@ def cluster_page(request: Request, cluster_id: str, _: Read) -> dict[str, Any]:
     key = (cluster_id, c["run_id"], len(c["members"]))
     pic = cache.get(key)
     if pic is None:
-        pic = _cluster_drawing(detail, run, int(c["size"]))
+        files = _state(request, "console_run_files", _RunFiles)
+        pic = _cluster_drawing(files, detail, run, int(c["size"]))
         cache.put(key, pic)
     detail["drawing"] = pic
     detail["members"] = detail["members"][:MEMBERS_SHOWN]  # the page lists the top ones

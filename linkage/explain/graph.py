@@ -24,8 +24,9 @@ Edges
     it, else 1, and ``request_rows`` = the rows that tie them (read from the
     run's requests input when it is still there).
 Graph attributes
-    ``cluster_id``, ``size``, ``score``, ``level``, ``run``, and ``evidence``: the
-    evidence records as JSON text.
+    ``cluster_id``, ``size``, ``score``, ``level``, ``run``, ``shared_identifiers``
+    (how many identifiers at least ``min_members`` members share), and ``evidence``:
+    the evidence records as JSON text.
 
 Every attribute is a string or a number, so GraphML and GEXF can hold the graph as is.
 :func:`read_rows` reads the raw input rows that evidence ``details`` point to.
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -52,6 +54,7 @@ __all__ = [
     "GRAPH_FORMATS",
     "build_cluster_graph",
     "cluster_graph",
+    "input_path",
     "read_rows",
     "write_graph",
 ]
@@ -108,6 +111,7 @@ def build_cluster_graph(
     index: pd.DataFrame,
     request_rows: pd.DataFrame | None = None,
     min_members: int = 2,
+    max_identifiers: int | None = None,
     run: str = "",
 ) -> nx.Graph:
     """The graph of one cluster from its parts (what :func:`cluster_graph` reads).
@@ -115,7 +119,9 @@ def build_cluster_graph(
     ``cluster``: ``cluster_id, size, score, level, members, evidence``;
     ``accounts``: member -> (score, level); ``index``: signup-index rows
     (``kind, value, account_id, weight[, holders]``) of the members;
-    ``request_rows``: raw request rows (``_row, account_id``) the evidence cites.
+    ``request_rows``: raw request rows (``_row, account_id``) the evidence cites;
+    ``max_identifiers``: keep only the shared identifiers that tie the most members,
+    weighted by rarity (None = all; ``g.graph["shared_identifiers"]`` counts them all).
     """
     members = [str(m) for m in cluster.get("members") or ()]
     evidence = [dict(e) for e in cluster.get("evidence") or () if isinstance(e, Mapping)]
@@ -125,6 +131,7 @@ def build_cluster_graph(
         score=float(cluster.get("score") or 0.0),
         level=str(cluster.get("level") or ""),
         run=run,
+        shared_identifiers=0,
         evidence=json.dumps(evidence, ensure_ascii=False, default=str),
     )
     for m in members:
@@ -144,29 +151,57 @@ def build_cluster_graph(
                     tpl_weight[key[1]] = float(item.get("weight_nats") or 1.0)
 
     if len(index):
-        idx = index[index["account_id"].astype(str).isin(members)].copy()
-        idx["kind"] = idx["kind"].astype(str)
-        idx["value"] = idx["value"].astype(str)
-        held = idx.groupby(["kind", "value"])["account_id"].nunique()
-        shared = held[held >= min_members]
-        idx = idx.set_index(["kind", "value"]).loc[shared.index].reset_index()
-        if "holders" not in idx.columns:
-            idx["holders"] = idx.groupby(["kind", "value"])["account_id"].transform("nunique")
-        for (kind, value), grp in idx.groupby(["kind", "value"], sort=True):
-            node = f"{kind}:{value}"
-            weight = float(grp["weight"].max())
-            g.add_node(
-                node,
-                type="identifier",
-                kind=kind,
-                value=value,
-                weight=weight,
-                holders=int(grp["holders"].max()),
-                members=int(shared[(kind, value)]),
-                evidence=cited.get((kind, value), ""),
+        idx = index[index["account_id"].astype(str).isin(members)]
+        idx = pd.DataFrame(
+            {
+                "kind": idx["kind"].astype(str).to_numpy(),
+                "value": idx["value"].astype(str).to_numpy(),
+                "account_id": idx["account_id"].astype(str).to_numpy(),
+                "weight": idx["weight"].astype(float).to_numpy(),
+                "holders": (
+                    idx["holders"].to_numpy() if "holders" in idx.columns else np.zeros(len(idx))
+                ),
+            }
+        ).drop_duplicates(["kind", "value", "account_id"])
+        per = idx.groupby(["kind", "value"], sort=True).agg(
+            members=("account_id", "size"), weight=("weight", "max"), holders=("holders", "max")
+        )
+        per = per[per["members"] >= min_members]
+        if "holders" not in index.columns:
+            per["holders"] = per["members"]
+        g.graph["shared_identifiers"] = len(per)
+        if max_identifiers is not None and len(per) > max_identifiers:
+            strength = per["members"] * per["weight"]
+            per = per.loc[strength.sort_values(ascending=False, kind="stable").index]
+            per = per.iloc[:max_identifiers]
+        g.add_nodes_from(
+            (
+                f"{k}:{v}",
+                {
+                    "type": "identifier",
+                    "kind": k,
+                    "value": v,
+                    "weight": float(w),
+                    "holders": int(h),
+                    "members": int(n),
+                    "evidence": cited.get((k, v), ""),
+                },
             )
-            for a, w in zip(grp["account_id"].astype(str), grp["weight"], strict=True):
-                g.add_edge(f"account:{a}", node, weight=float(w))
+            for (k, v), n, w, h in zip(
+                per.index, per["members"], per["weight"], per["holders"], strict=True
+            )
+        )
+        edges = idx.merge(per[[]], left_on=["kind", "value"], right_index=True)
+        g.add_edges_from(
+            (f"account:{a}", f"{k}:{v}", {"weight": float(w)})
+            for a, k, v, w in zip(
+                edges["account_id"].to_numpy(dtype=object),
+                edges["kind"].to_numpy(dtype=object),
+                edges["value"].to_numpy(dtype=object),
+                edges["weight"].to_numpy(dtype=float),
+                strict=True,
+            )
+        )
 
     owner: dict[int, str] = {}
     if request_rows is not None and len(request_rows):
