@@ -140,16 +140,20 @@ def v1(base: str, path: str, token: str, **params: object) -> dict:
 
 
 def post_verdict(driver: object, verdict: str, why: str) -> str:
+    """Fill and send the verdict form; the status line once the server answered."""
     form = driver.find_element(By.CSS_SELECTOR, "form.verdict")
     Select(form.find_element(By.NAME, "verdict")).select_by_value(verdict)
     form.find_element(By.NAME, "why").send_keys(why)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, ".verdict-status").text.startswith(
-            ("recorded", "refused")
+
+    def answered(d: object) -> str | bool:
+        # the view is re-rendered after a verdict: read the line in one go
+        text = d.execute_script(
+            "const s = document.querySelector('.verdict-status'); return s ? s.textContent : ''"
         )
-    )
-    return driver.find_element(By.CSS_SELECTOR, ".verdict-status").text
+        return text if text.startswith(("recorded", "refused")) else False
+
+    return WebDriverWait(driver, 10).until(answered)
 
 
 def test_analyst_walk_from_key_to_verdict(
