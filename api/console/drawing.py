@@ -72,7 +72,7 @@ def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
         merged: dict[tuple[str, frozenset[str]], list[str]] = dict(head)
         for (level, _sig), members in tail:  # the rest: one group per level, links unioned
             merged.setdefault((level, frozenset({"*rest*"})), []).extend(members)
-        for i, ((level, _sig), members) in enumerate(
+        for i, ((level, sig), members) in enumerate(
             sorted(merged.items(), key=lambda kv: -len(kv[1]))
         ):
             gid = f"group:{i}"
@@ -83,7 +83,7 @@ def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
                 "id": gid,
                 "type": "account",
                 "kind": "account",
-                "label": f"{n} account{'s' if n != 1 else ''}"
+                "label": _group_label(n, sig)
                 if n > 1
                 else g.nodes[members[0]].get("account_id", members[0]),
                 "level": level,
@@ -145,3 +145,11 @@ def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
         "identifiers": n_shared,
         "notes": notes,
     }
+
+
+def _group_label(n: int, sig: frozenset[str]) -> str:
+    if not sig:
+        return f"{n:,} accounts, none of the drawn identifiers"
+    if "*rest*" in sig:
+        return f"{n:,} other accounts"
+    return f"{n:,} accounts"

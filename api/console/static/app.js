@@ -278,12 +278,14 @@
     s.append(edges);
     const accountNodes = d.nodes.filter((n) => n.type === "account").length;
     const nodes = svg("g", { class: "nodes" });
-    for (const n of d.nodes) {
+    // accounts first, identifiers on top of them
+    const order = [...d.nodes.filter((n) => n.type === "account"), ...d.nodes.filter((n) => n.type !== "account")];
+    for (const n of order) {
       const [x, y] = at[n.id];
       const g = svg("g", { class: "node", "data-type": n.type, "data-kind": n.kind || "", transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
       let tip;
       if (n.type === "account") {
-        const r = n.count > 1 ? 4 + 2.2 * Math.sqrt(n.count) : 5;
+        const r = n.count > 1 ? Math.min(26, 4 + 2.2 * Math.sqrt(n.count)) : 5;
         g.append(svg("circle", { r: r.toFixed(1), fill: LEVEL_COLORS[n.level || ""] || "#98a2b3", stroke: "#fff", "stroke-width": 1 }));
         tip = n.count > 1 ? `${n.label} (${n.level}), best score ${fmt(n.score)}` : `account ${n.label} · ${n.level} · score ${fmt(n.score)}`;
         if (accountNodes <= 30 || n.count >= Math.max(10, d.accounts / 20)) g.append(svg("text", { x: r + 2, y: 3 }, short(String(n.label), 22)));
