@@ -242,3 +242,40 @@ def test_static_files_ship_with_the_package() -> None:
     for unsafe in (".innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert unsafe not in text, unsafe
     assert "localStorage" not in text and "sessionStorage" not in text
+
+
+def test_lineage_and_the_run_filter_follow_a_second_run(
+    world: ConsoleWorld, tmp_path: Path
+) -> None:
+    import shutil
+
+    from linkage.store.db import Store
+
+    db = tmp_path / "store.db"
+    shutil.copyfile(world.db, db)
+    shutil.copyfile(f"{world.db}.keysecret", f"{db}.keysecret")
+    url = f"sqlite:///{db}"
+    store = Store(url)
+    second = store.import_run(world.run_dir)  # the same farms seen again: ids continue
+    store.close()
+    assert second.run_id == 2 and second.cluster_ids["five"] == world.ids["five"]
+    app = create_app(ServiceSettings(store_url=url))
+    with TestClient(app, base_url=BASE) as client:
+        login(client, world.keys["viewer"])
+        c = client.get(f"/console/api/clusters/{world.ids['five']}").json()
+        assert c["run_id"] == 2 and c["current"]
+        assert [(p["relation"], p["run_id"]) for p in c["lineage"]["parents"]] == [
+            ("new", 1),
+            ("continued", 2),
+        ]
+        v1 = client.get(
+            f"/v1/clusters/{world.ids['five']}",
+            headers={"Authorization": f"Bearer {world.keys['admin']}"},
+        ).json()
+        assert c["lineage"] == v1["lineage"]
+        assert client.get("/console/api/queue").json()["run_id"] == 2
+        old = client.get("/console/api/queue", params={"run": 1}).json()
+        assert old["run_id"] == 1 and old["total"] == 4
+        runs = client.get("/console/api/runs").json()["runs"]
+        assert [r["run_id"] for r in runs] == [2, 1]
+    app.state.store.close()
