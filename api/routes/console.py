@@ -368,7 +368,11 @@ def _cluster_drawing(
     files: _RunFiles, cluster: dict[str, Any], run: dict[str, Any], n_members: int
 ) -> dict[str, Any]:
     members = [m["account_id"] for m in cluster["members"]]
-    accounts = {m["account_id"]: (m["score"], m["level"]) for m in cluster["members"]}
+    # members are coloured by the level the API resolves after verdicts when it gives one
+    accounts = {
+        m["account_id"]: (m["score"], m.get("effective_level") or m["level"])
+        for m in cluster["members"]
+    }
     notes = []
     index = pd.DataFrame(columns=["kind", "value", "account_id", "weight"])
     try:

@@ -250,13 +250,24 @@ def test_lineage_and_the_run_filter_follow_a_second_run(
     import shutil
 
     from linkage.store.db import Store
+    from linkage.store.rundir import load_run, write_run
 
     db = tmp_path / "store.db"
     shutil.copyfile(world.db, db)
     shutil.copyfile(f"{world.db}.keysecret", f"{db}.keysecret")
     url = f"sqlite:///{db}"
+    run = load_run(world.run_dir)  # the same farms seen again, the office gone: ids continue
+    kept = [c for c in run.clusters if c["cluster_id"] != "office"]
+    manifest = {k: v for k, v in run.manifest.items() if k not in ("files", "format_version")}
+    run2 = write_run(
+        tmp_path / "run2",
+        accounts=run.accounts[run.accounts["cluster_id"] != "office"],
+        clusters=kept,
+        manifest=manifest,
+        signup_index=run.signup_index,
+    )
     store = Store(url)
-    second = store.import_run(world.run_dir)  # the same farms seen again: ids continue
+    second = store.import_run(run2)
     store.close()
     assert second.run_id == 2 and second.cluster_ids["five"] == world.ids["five"]
     app = create_app(ServiceSettings(store_url=url))

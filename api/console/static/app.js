@@ -388,20 +388,24 @@
   async function clusterView(id) {
     const c = await api(`clusters/${encodeURIComponent(id)}`);
     const last = c.feedback.length ? c.feedback[c.feedback.length - 1] : null;
+    // the API's own resolution when it gives one (verdict, effective_level), else the latest
+    const verdictNow = "verdict" in c ? c.verdict : last ? last.verdict : null;
+    const effective = c.effective_level || c.level;
     const refresh = async () => { const again = await clusterView(id); $("view").replaceChildren(again); document.body.dataset.view = "cluster"; };
     const lineage = (items, word) => items.length
       ? el("ul", { class: "plain" }, items.map((x) => word === "from" && !x.parent_cluster_id ? el("li", {}, `${x.relation} in run ${x.run_id}`) : el("li", {}, `${x.relation} ${word} `, link(clusterHash(word === "from" ? x.parent_cluster_id || "" : x.cluster_id), (word === "from" ? x.parent_cluster_id : x.cluster_id) || "–"), el("span", { class: "muted" }, ` · run ${x.run_id} · overlap ${fmt(x.overlap, 2)}`))))
       : el("p", { class: "muted" }, word === "from" ? "First seen in this run (no parent)." : "No later cluster derives from it.");
     const members = c.members.slice(0, 200).map((m) => el("tr", { class: "row-link" },
-      el("td", {}, link(accountHash(m.account_id), m.account_id)), el("td", {}, badge(m.level)), el("td", { class: "num" }, fmt(m.score))));
+      el("td", {}, link(accountHash(m.account_id), m.account_id)), el("td", {}, badge(m.effective_level || m.level)), el("td", { class: "num" }, fmt(m.score))));
     return el("div", { id: "cluster", "data-cluster": c.cluster_id },
       el("p", {}, link("#/queue", "← queue")),
-      el("h1", {}, "Cluster ", el("span", { class: "mono", id: "cluster-id" }, c.cluster_id), " ", badge(c.level)),
+      el("h1", {}, "Cluster ", el("span", { class: "mono", id: "cluster-id" }, c.cluster_id), " ", badge(effective)),
       el("div", { class: "facts" },
         el("div", {}, el("b", {}, fmt(c.score)), el("span", {}, "score")),
         el("div", {}, el("b", {}, int(c.size)), el("span", {}, "accounts")),
         el("div", {}, el("b", {}, `run ${c.run_id}`), el("span", {}, c.current ? "latest run" : "not in the latest run")),
-        el("div", {}, el("b", { id: "cluster-verdict" }, last ? last.verdict.replace("_", " ") : "none"), el("span", {}, "latest verdict on the cluster")),
+        el("div", {}, el("b", { id: "cluster-verdict" }, verdictNow ? verdictNow.replace("_", " ") : "none"), el("span", {}, "verdict on the cluster")),
+        el("div", {}, el("b", { id: "cluster-level" }, `${c.level}${effective !== c.level ? ` → ${effective}` : ""}`), el("span", {}, "engine level → after verdicts")),
         el("div", {}, el("b", {}, `${c.run.review_threshold} / ${c.run.block_threshold}`), el("span", {}, "review / block lines"))),
       counterfactual(c),
       el("div", { class: "grid" },
