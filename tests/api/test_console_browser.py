@@ -9,6 +9,7 @@ and of the cluster page at 5 and at 500 accounts are written to the test's tmp d
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -155,6 +156,16 @@ def post_verdict(driver: object, verdict: str, why: str) -> str:
     return WebDriverWait(driver, 10).until(answered)
 
 
+def drawn_share(element: object) -> float:
+    """Share of an element's screenshot pixels that differ from its background colour."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(element.screenshot_as_png)).convert("RGB")
+    colours = img.getcolors(maxcolors=1 << 24) or []
+    background = max(colours)[0]
+    return 1 - background / (img.width * img.height)
+
+
 def test_analyst_walk_from_key_to_verdict(
     browser: object, server: str, world: ConsoleWorld, shots: Path
 ) -> None:
@@ -188,6 +199,8 @@ def test_analyst_walk_from_key_to_verdict(
     assert len(svg.find_elements(By.CSS_SELECTOR, "line")) > 0
     size = svg.size
     assert size["width"] > 400 and size["height"] > 300  # rendered, not collapsed
+    # not blank: 3.4% of the pixels are drawn (the frame alone is 0.6%)
+    assert drawn_share(svg) > 0.02
     assert (
         "Without shared payment the score would be 0.40"
         in d.find_element(By.ID, "counterfactual").text
@@ -277,4 +290,5 @@ def test_a_500_account_cluster_reads_as_groups(
     assert len(accounts) == len([n for n in api["nodes"] if n["type"] == "account"]) <= 120
     assert len(svg.find_elements(By.CSS_SELECTOR, "g.node")) == len(api["nodes"])
     assert "500 accounts drawn as" in d.find_element(By.ID, "cluster").text
+    assert drawn_share(svg) > 0.05  # 22% measured
     d.save_screenshot(str(shots / "cluster-500.png"))
