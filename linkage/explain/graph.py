@@ -5,6 +5,7 @@ The same picture the review console draws, for notebooks and other tools
 
     from linkage.explain.graph import cluster_graph
     g = cluster_graph("runs/today", "c42")          # a run directory and its cluster id
+    g = store_cluster_graph(Store(url), "cl-000042")  # or a store's stable cluster id
     g.graph["evidence"]                              # the evidence records (JSON text)
     [n for n, d in g.nodes(data=True) if d["type"] == "identifier"]
 
@@ -56,6 +57,7 @@ __all__ = [
     "cluster_graph",
     "input_path",
     "read_rows",
+    "store_cluster_graph",
     "write_graph",
 ]
 
@@ -101,6 +103,39 @@ def cluster_graph(
         request_rows=rows,
         min_members=min_members,
         run=str(rr.path),
+    )
+
+
+def store_cluster_graph(store: Any, cluster_id: str, *, min_members: int = 2) -> nx.Graph:
+    """The graph of a store's cluster by its **stable** id (``cl-000042``), as last seen.
+
+    Members, levels and evidence come from the store (``Store.get_cluster``); the shared
+    identifiers from the signup index of the run directory the store imported it from.
+    Raises :class:`RunError` for an unknown cluster.
+    """
+    from sqlalchemy import select
+
+    from linkage.store.models import RunRow
+
+    c = store.get_cluster(cluster_id, members_limit=1_000_000)
+    if c is None:
+        raise RunError(f"no cluster {cluster_id!r} in the store")
+    with store.engine.connect() as conn:
+        run = conn.execute(
+            select(RunRow.path, RunRow.manifest).where(RunRow.id == c["run_id"])
+        ).first()
+    members = [m["account_id"] for m in c["members"]]
+    index = pd.DataFrame(columns=["kind", "value", "account_id", "weight"])
+    idx_path = Path(run.path) / "signup_index.parquet" if run is not None else None
+    if idx_path is not None and idx_path.is_file():
+        index = pq.read_table(idx_path, filters=[("account_id", "in", members)]).to_pandas()
+    return build_cluster_graph(
+        {**c, "members": members},
+        accounts={m["account_id"]: (m["score"], m["level"]) for m in c["members"]},
+        index=index,
+        request_rows=_template_rows(run.manifest or {}, c["evidence"]) if run else None,
+        min_members=min_members,
+        run=run.path if run is not None else "",
     )
 
 

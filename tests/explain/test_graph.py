@@ -171,3 +171,22 @@ def test_export_graph_cli(tmp_path: Path) -> None:
     bad = subprocess.run([*cmd[:-1], "nope", "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "cluster 'nope' not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_store_cluster_graph_reads_a_stable_id(tmp_path: Path) -> None:
+    from linkage.explain.graph import store_cluster_graph
+    from linkage.store.db import Store
+
+    run = _run(tmp_path)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        stable = store.import_run(run).cluster_ids["c1"]
+        g = store_cluster_graph(store, stable)
+        direct = cluster_graph(run, "c1")
+        assert sorted(g.nodes) == sorted(direct.nodes)
+        assert sorted(g.edges) == sorted(direct.edges)
+        assert g.graph["cluster_id"] == stable
+        with pytest.raises(RunError, match="no cluster"):
+            store_cluster_graph(store, "cl-999999")
+    finally:
+        store.close()
