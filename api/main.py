@@ -74,6 +74,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    # the review console (/console): imported beside its one use
+    from api.routes import console as console_routes
+
+    app.include_router(console_routes.router)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=registry)  # outermost: counts 413s too

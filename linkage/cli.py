@@ -571,6 +571,37 @@ def show_settings(
     typer.echo(Settings.load(settings_file).to_json())
 
 
+@app.command("export-graph")
+def export_graph(
+    run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
+    cluster_id: str = typer.Argument(
+        ..., help="Cluster id (see clusters.jsonl or `linkage clusters`)."
+    ),
+    fmt: str = typer.Option(
+        "graphml", "--format", "-f", help="graphml or gexf (both open in Gephi and Cytoscape)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="File to write."),
+) -> None:
+    """Write one cluster as a graph file: its accounts and the identifiers and templates
+    they share, weights and evidence as attributes (see linkage.explain.graph)."""
+    from linkage.explain.graph import cluster_graph, write_graph
+
+    if fmt not in ("graphml", "gexf"):
+        raise LinkageError(f"unknown --format {fmt!r}: use graphml or gexf")
+    g = cluster_graph(run, cluster_id)
+    write_graph(g, out, fmt=fmt)
+    kinds: dict[str, int] = {}
+    for _, d in g.nodes(data=True):
+        kinds[d["type"]] = kinds.get(d["type"], 0) + 1
+    err_console.print(
+        f"wrote {out} ({fmt}): {g.number_of_nodes():,} nodes "
+        f"({', '.join(f'{n:,} {k}s' for k, n in sorted(kinds.items()))}), "
+        f"{g.number_of_edges():,} edges",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _register_plugins() -> None:
     from api.cli import register as register_api
     from fixtures.cli import register as register_fixtures

@@ -158,66 +158,77 @@ plt.show()
 
 # %% [markdown]
 # ## 2. What do the accounts share?
-# The bipartite view: each member account (blue) and every identifier held by at least
-# two members, coloured by kind.  Edge width is the identifier's rarity weight
-# (`ln N/df`, nats) times the share of the account's observations that use it.  Right:
-# the account projection Leiden ran on, edge width by link weight.
+# `linkage.explain.graph.cluster_graph` gives the cluster as a **networkx** graph: each
+# member account (coloured by its level) and every identifier held by at least two
+# members (from the run's signup index), coloured by kind, plus the cluster's top prompt
+# templates tied to the accounts that sent their raw request rows.  Edge width is the
+# identifier's rarity weight (`ln N/df`, nats).  The same graph is what the review
+# console draws and what `linkage export-graph RUN CLUSTER --format graphml|gexf` writes
+# for Gephi or Cytoscape.  Right: the account projection Leiden ran on, edge width by
+# link weight.
 
 # %%
-ag = prep.graph
-inc = ag.incidence
-idf = ag.identifiers
-mem_codes = ag.accounts.get_indexer(pd.Index(members))
-sub = inc[inc["acc"].isin(mem_codes)]
-held = sub.groupby("ident")["acc"].nunique()
-shared = held[held >= 2].index
-sub = sub[sub["ident"].isin(shared)].copy()
-sub["weight"] = idf["weight"].to_numpy()[sub["ident"].to_numpy()] * sub["a"].to_numpy()
-# keep the drawing legible: the 40 identifiers that carry the most weight inside the cluster
-top_ids = sub.groupby("ident")["weight"].sum().nlargest(40).index
-sub = sub[sub["ident"].isin(top_ids)]
-print(f"{len(shared)} identifiers shared by >= 2 members; drawing the {len(top_ids)} heaviest")
-print(sub.groupby("kind")["ident"].nunique().rename("identifiers drawn").to_string())
+import networkx as nx  # noqa: E402
 
-acc_nodes = list(mem_codes)
-id_nodes = list(top_ids)
-node_index = {("a", a): i for i, a in enumerate(acc_nodes)}
-node_index.update({("i", d): len(acc_nodes) + j for j, d in enumerate(id_nodes)})
-bip = ig.Graph(
-    n=len(node_index),
-    edges=[
-        (node_index[("a", a)], node_index[("i", d)])
-        for a, d in zip(sub["acc"], sub["ident"], strict=True)
-    ],
+from linkage.explain.graph import cluster_graph, write_graph  # noqa: E402
+
+g = cluster_graph(run, CLUSTER_ID)
+node_types = pd.Series([d["type"] for _, d in g.nodes(data=True)]).value_counts()
+print(f"{g}: " + ", ".join(f"{n} {t}s" for t, n in node_types.items()))
+graphml = write_graph(g, work_dir() / f"cluster_{CLUSTER_ID}.graphml")
+print(f"GraphML for Gephi / Cytoscape: {graphml} ({graphml.stat().st_size / 1024:.0f} kB)")
+idents = [n for n, d in g.nodes(data=True) if d["type"] != "account"]
+# keep the drawing legible: the 35 identifiers that carry the most weight inside the
+# cluster, and every template the evidence names
+templates = [n for n in idents if g.nodes[n]["type"] == "template"]
+others = [n for n in idents if g.nodes[n]["type"] != "template"]
+top_ids = sorted(others, key=lambda n: g.degree(n) * g.nodes[n]["weight"], reverse=True)[:35]
+top_ids += [n for n in templates if g.degree(n)]
+acc_nodes = [n for n, d in g.nodes(data=True) if d["type"] == "account"]
+bip = g.subgraph(acc_nodes + top_ids)
+print(f"{len(idents)} identifiers and templates shared by >= 2 members; drawing {len(top_ids)}")
+print(
+    pd.Series([g.nodes[n]["kind"] for n in top_ids])
+    .value_counts()
+    .rename("identifiers drawn")
+    .to_string()
 )
-bip.es["weight"] = sub["weight"].tolist()
-node_kind = ["account"] * len(acc_nodes) + [idf["kind"].iat[d] for d in id_nodes]
-
-proj = ag.graph.induced_subgraph(mem_codes.tolist())
+LEVEL_COLORS = {"block": "#c0392b", "review": "#e6a100", "clear": "#2e86ab"}
 
 
-def draw(ax, g, kinds, widths, title, seed=SEED):
+def draw_nx(ax, h: nx.Graph, title: str, seed: int = SEED) -> None:
+    pos = nx.spring_layout(h, seed=seed, weight=None)
+    widths = scaled([w for _, _, w in h.edges(data="weight")])
+    nx.draw_networkx_edges(h, pos, ax=ax, width=widths, alpha=0.4, edge_color="#555555")
+    for level, color in LEVEL_COLORS.items():
+        nodes = [n for n, d in h.nodes(data=True) if d["type"] == "account" and d["level"] == level]
+        nx.draw_networkx_nodes(
+            h, pos, nodelist=nodes, ax=ax, node_size=45, node_color=color,
+            edgecolors="black", linewidths=0.4, label=f"account: {level}",
+        )  # fmt: skip
+    for kind in sorted({h.nodes[n]["kind"] for n in h if h.nodes[n]["type"] != "account"}):
+        nodes = [n for n in h if h.nodes[n]["type"] != "account" and h.nodes[n]["kind"] == kind]
+        nx.draw_networkx_nodes(
+            h, pos, nodelist=nodes, ax=ax, node_size=110, node_shape="s",
+            node_color=kind_color(kind), edgecolors="black", linewidths=0.5, label=kind,
+        )  # fmt: skip
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def draw(ax, g, kinds, widths, title):
     layout = g.layout_fruchterman_reingold(
         weights=g.es["weight"] if g.ecount() else None, niter=1000, seed=None
     )
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(SEED)
     xy = np.array(layout.coords) + rng.normal(0, 1e-3, (g.vcount(), 2))
     for e, w in zip(g.es, widths, strict=True):
         (x0, y0), (x1, y1) = xy[e.source], xy[e.target]
         ax.plot([x0, x1], [y0, y1], color="#555555", alpha=0.45, linewidth=w, zorder=1)
-    for kind in dict.fromkeys(kinds):
-        sel = [i for i, k in enumerate(kinds) if k == kind]
-        ax.scatter(
-            xy[sel, 0],
-            xy[sel, 1],
-            s=70 if kind == "account" else 110,
-            marker="o" if kind == "account" else "s",
-            color=kind_color(kind),
-            edgecolor="black",
-            linewidth=0.5,
-            zorder=2,
-            label=kind,
-        )
+    ax.scatter(xy[:, 0], xy[:, 1], s=70, color=kind_color("account"), edgecolor="black",
+               linewidth=0.5, zorder=2)  # fmt: skip
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -231,22 +242,20 @@ def scaled(w, lo=0.3, hi=4.0):
     return lo + (hi - lo) * (w - w.min()) / (w.max() - w.min())
 
 
-np.random.seed(SEED)  # igraph's layout uses its own RNG; seed it through Python's
+ag = prep.graph
+mem_codes = ag.accounts.get_indexer(pd.Index(members))
+proj = ag.graph.induced_subgraph(mem_codes.tolist())
 import random  # noqa: E402
 
-random.seed(SEED)
+random.seed(SEED)  # igraph's layout uses its own RNG; seed it through Python's
 ig.set_random_number_generator(random)
 fig, axes = plt.subplots(1, 2, figsize=(15, 7))
-draw(
+draw_nx(
     axes[0],
     bip,
-    node_kind,
-    scaled(bip.es["weight"]),
-    "Accounts and the identifiers they share\n(edge width = rarity weight × usage share)",
+    "Accounts and the identifiers they share\n(linkage.explain.graph; edge width = rarity weight)",
 )
-axes[0].legend(
-    loc="upper left", bbox_to_anchor=(0, -0.01), ncol=5, title="node type", frameon=False
-)
+axes[0].legend(loc="upper left", bbox_to_anchor=(0, -0.01), ncol=5, title="node", frameon=False)
 draw(
     axes[1],
     proj,

@@ -1,0 +1,155 @@
+"""The cluster drawing of the console: the networkx graph of
+:mod:`linkage.explain.graph`, trimmed to what reads on a screen and laid out.
+
+Readable at 5 and at 5,000 accounts: at most ``MAX_IDENTIFIERS`` identifiers are
+drawn (the ones that tie the most members, weighted by rarity; every template
+the evidence names is kept), and above ``MAX_ACCOUNTS`` accounts, members that
+hold the same drawn identifiers at the same level are drawn as one group node
+("37 accounts"), so the picture keeps its structure instead of becoming a hairball.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import networkx as nx
+
+__all__ = ["MAX_ACCOUNTS", "MAX_IDENTIFIERS", "drawing"]
+
+MAX_ACCOUNTS = 120
+MAX_IDENTIFIERS = 40
+_LEVEL_RANK = {"block": 0, "review": 1, "clear": 2, "": 3}
+
+
+def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
+    """Nodes (with x, y in [0, 1]), edges and notes of the console's picture of ``g``."""
+    accounts = [n for n, d in g.nodes(data=True) if d.get("type") == "account"]
+    idents = [n for n, d in g.nodes(data=True) if d.get("type") != "account"]
+
+    def strength(n: str) -> float:
+        d = g.nodes[n]
+        return g.degree(n) * float(d.get("weight") or 1.0)
+
+    templates = [n for n in idents if g.nodes[n].get("type") == "template"]
+    others = sorted(
+        (n for n in idents if g.nodes[n].get("type") != "template"), key=strength, reverse=True
+    )
+    keep_ids = others[: max(0, MAX_IDENTIFIERS - len(templates))] + templates
+    kept = set(keep_ids)
+    notes = []
+    n_shared = int(g.graph.get("shared_identifiers", len(others))) + len(templates)
+    if n_shared > len(keep_ids):
+        notes.append(
+            f"{len(keep_ids)} of {n_shared} shared identifiers drawn "
+            "(those that tie the most members, weighted by rarity)"
+        )
+
+    # account nodes, or groups of accounts with the same drawn identifiers and level
+    group_of: dict[str, str] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    if len(accounts) <= MAX_ACCOUNTS:
+        for a in accounts:
+            d = g.nodes[a]
+            group_of[a] = a
+            groups[a] = {
+                "id": a,
+                "type": "account",
+                "kind": "account",
+                "label": d.get("account_id", a),
+                "level": d.get("level", ""),
+                "score": d.get("score"),
+                "count": 1,
+            }
+    else:
+        by_sig: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
+        for a in accounts:
+            sig = frozenset(n for n in g[a] if n in kept)
+            by_sig[(g.nodes[a].get("level", ""), sig)].append(a)
+        ordered = sorted(by_sig.items(), key=lambda kv: (-len(kv[1]), _LEVEL_RANK.get(kv[0][0], 3)))
+        head, tail = ordered[: MAX_ACCOUNTS - 3], ordered[MAX_ACCOUNTS - 3 :]
+        merged: dict[tuple[str, frozenset[str]], list[str]] = dict(head)
+        for (level, _sig), members in tail:  # the rest: one group per level, links unioned
+            merged.setdefault((level, frozenset({"*rest*"})), []).extend(members)
+        for i, ((level, sig), members) in enumerate(
+            sorted(merged.items(), key=lambda kv: -len(kv[1]))
+        ):
+            gid = f"group:{i}"
+            for a in members:
+                group_of[a] = gid
+            n = len(members)
+            groups[gid] = {
+                "id": gid,
+                "type": "account",
+                "kind": "account",
+                "label": _group_label(n, sig)
+                if n > 1
+                else g.nodes[members[0]].get("account_id", members[0]),
+                "level": level,
+                "score": max(float(g.nodes[a].get("score") or 0) for a in members),
+                "count": n,
+            }
+        notes.append(
+            f"{len(accounts):,} accounts drawn as {len(groups)} nodes: members holding the "
+            "same drawn identifiers at the same level are one node (size = accounts)"
+        )
+
+    edges: dict[tuple[str, str], float] = defaultdict(float)
+    for a in accounts:
+        for n in g[a]:
+            if n in kept:
+                edges[(group_of[a], n)] += float(g.edges[a, n].get("weight") or 1.0)
+
+    h = nx.Graph()
+    h.add_nodes_from(groups)
+    h.add_nodes_from(keep_ids)
+    for (a, n), w in edges.items():
+        h.add_edge(a, n, weight=w)
+    pos = (
+        nx.spring_layout(h, seed=seed, weight=None, k=1.6 / math.sqrt(max(h.number_of_nodes(), 1)))
+        if h.number_of_nodes() > 1
+        else {n: (0.0, 0.0) for n in h}
+    )
+    xs = [p[0] for p in pos.values()] or [0.0]
+    ys = [p[1] for p in pos.values()] or [0.0]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+
+    def norm(v: float, lo: float, hi: float) -> float:
+        return 0.5 if hi - lo < 1e-9 else round((v - lo) / (hi - lo), 4)
+
+    nodes = []
+    for n in h.nodes:
+        x, y = pos[n]
+        if n in groups:
+            item = dict(groups[n])
+        else:
+            d = g.nodes[n]
+            item = {
+                "id": n,
+                "type": d.get("type"),
+                "kind": d.get("kind"),
+                "label": d.get("value", n),
+                "members": int(d.get("members") or g.degree(n)),
+                "holders": d.get("holders"),
+                "weight": round(float(d.get("weight") or 0.0), 3),
+                "skeleton": d.get("skeleton"),
+                "count": 1,
+            }
+        item["x"], item["y"] = norm(x, x0, x1), norm(y, y0, y1)
+        nodes.append(item)
+    return {
+        "nodes": nodes,
+        "edges": [{"source": a, "target": b, "weight": round(w, 3)} for (a, b), w in edges.items()],
+        "accounts": len(accounts),
+        "identifiers": n_shared,
+        "notes": notes,
+    }
+
+
+def _group_label(n: int, sig: frozenset[str]) -> str:
+    if not sig:
+        return f"{n:,} accounts, none of the drawn identifiers"
+    if "*rest*" in sig:
+        return f"{n:,} other accounts"
+    return f"{n:,} accounts"
