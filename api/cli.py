@@ -78,15 +78,17 @@ def import_run(
     run_dir: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
     store: str = STORE_OPTION,
 ) -> None:
-    """Load a run into the store (one transaction; stable cluster ids and lineage)."""
+    """Load a run into the store (one transaction; stable cluster ids and lineage).
+
+    The run is checked whole first: every file against the bytes, row count and sha256
+    that `linkage detect` wrote into manifest.json, and the counts and contents; an
+    empty, truncated or edited run is refused with the reason and the store is left
+    unchanged.  Importing the same run again (same manifest sha256) adds nothing.
+    """
     from linkage.store.db import Store
 
     res = Store(store).import_run(run_dir)
-    lineage = ", ".join(f"{k} {v}" for k, v in sorted(res.lineage.items())) or "none"
-    console.print(
-        f"imported run {res.run_id} from {res.path}: {res.n_accounts} accounts, "
-        f"{res.n_clusters} clusters; lineage: {lineage}"
-    )
+    console.print(res.describe(), highlight=False)
 
 
 def serve(

@@ -108,19 +108,33 @@ class SignupService:
     def load(self) -> bool:
         """Load the model from the configured run dir, or the store's latest run.
 
+        The run directory is verified whole first (files against the manifest's
+        checksums, and against the manifest digest the store recorded at import): a run
+        emptied, truncated or replaced on disk after the import is not served as an
+        empty model; the service stays not ready and says why.
         Never raises: on failure ``load_error`` says why, and ``/readyz`` reports it.
         """
         try:
+            from linkage.store.rundir import verify_run
+
             run_dir: str | Path | None = self.settings.run_dir
+            expected: str | None = None
             if run_dir is None:
                 latest = self.store.latest_run()
                 if latest is None:
                     raise LookupError("no run imported in the store and no run_dir configured")
                 run_dir = latest["path"]
+                expected = latest.get("digest")
+            verified = verify_run(run_dir)
+            if expected is not None and verified.digest != expected:
+                raise ValueError(
+                    f"run directory {run_dir} is not the run imported into the store "
+                    "(its manifest.json changed since the import): re-run `linkage import-run`"
+                )
             from linkage.signup import SignupScorer
 
             scorer = SignupScorer.from_run(
-                run_dir, window_s=float(self.settings.velocity_window_seconds)
+                verified.run, window_s=float(self.settings.velocity_window_seconds)
             )
             run_id = self.store.run_by_path(run_dir)
             self._ids = self.store.stable_ids(run_id) if run_id is not None else {}

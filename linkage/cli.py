@@ -187,7 +187,7 @@ def detect(
     _print_run_summary(manifest, out)
     if db is not None:
         res = db.import_run(out)
-        err_console.print(f"imported into the store: {res}")
+        err_console.print(res.describe(), highlight=False)
 
 
 def _print_run_summary(manifest: dict, out: Path) -> None:
