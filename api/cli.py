@@ -88,7 +88,7 @@ def import_run(
     from linkage.store.db import Store
 
     res = Store(store).import_run(run_dir)
-    console.print(res.describe(), highlight=False)
+    typer.echo(res.describe())
 
 
 def serve(

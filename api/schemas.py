@@ -155,6 +155,12 @@ class ClusterDetail(_Out):
     evidence: list[EvidenceItem]
     lineage: Lineage
     feedback: list[FeedbackOut]
+    verdict: str | None = Field(
+        None,
+        description="latest verdict on the cluster (server time); applies to members "
+        "without a verdict of their own",
+    )
+    effective_level: str = Field(description="level after the cluster's verdict")
 
 
 # ---------------------------------------------------------------- accounts
@@ -177,11 +183,19 @@ class AccountDetail(_Out):
     cluster_id: str | None
     evidence: list[EvidenceItem] = Field(description="evidence of its cluster that concerns it")
     feedback: list[FeedbackOut] = Field(description="verdicts on the account and on its cluster")
-    verdict: str | None = Field(description="latest verdict on the account itself")
-    cleared: bool = Field(
-        description="a false positive or an upheld appeal: kept clear by the next detect"
+    verdict: str | None = Field(
+        description="the verdict that applies: the account's own latest verdict, else its "
+        "cluster's latest (same resolution as the action route and the next detect)"
     )
-    effective_level: str = Field(description="level after feedback")
+    verdict_source: Literal["account", "cluster"] | None = Field(
+        None, description="whether `verdict` was given on the account or on its cluster"
+    )
+    cleared: bool = Field(
+        description="a false positive or an upheld appeal applies: kept clear by the next detect"
+    )
+    effective_level: str = Field(
+        description="level after the verdict (equals the action route's `level`)"
+    )
     signup: SignupSummary | None = Field(description="the latest signup-scoring decision, if any")
 
 

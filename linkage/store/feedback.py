@@ -30,7 +30,7 @@ from linkage.store.models import (
 )
 from linkage.store.queries import feedback_dict
 
-FEEDBACK_COLUMNS = ["account_id", "verdict", "ts", "who", "why"]
+FEEDBACK_COLUMNS = ["account_id", "verdict", "ts", "who", "why", "target_type"]
 #: what :meth:`FeedbackMixin.audit` can list
 AUDIT_KINDS = ("feedback", "signup")
 
@@ -122,17 +122,27 @@ class FeedbackMixin:
         }
 
     def feedback_frame(self) -> pd.DataFrame:
-        """All verdicts as ``account_id, verdict, ts, who, why`` (for the next ``detect``).
+        """All verdicts as ``account_id, verdict, ts, who, why, target_type`` (for the next
+        ``detect``).
 
         Cluster feedback is expanded to the cluster's members in the latest run in
-        which that cluster appears.  Ordered by ``ts`` (server time); ``ts`` is UTC.
+        which that cluster appears (``target_type`` ``cluster``), so the pipeline's
+        :func:`~linkage.score.scoring.latest_verdicts` resolves them as the service does
+        (:mod:`linkage.store.verdicts`: an account's own verdict wins over its cluster's).
+        Ordered by ``ts`` (server time); ``ts`` is UTC.
         """
         records: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
             for f in conn.execute(
                 select(FeedbackRow).order_by(FeedbackRow.ts, FeedbackRow.id)
             ).all():
-                base = {"verdict": f.verdict, "ts": as_utc(f.ts), "who": f.who, "why": f.why}
+                base = {
+                    "verdict": f.verdict,
+                    "ts": as_utc(f.ts),
+                    "who": f.who,
+                    "why": f.why,
+                    "target_type": f.target_type,
+                }
                 if f.target_type == "account":
                     records.append({"account_id": f.target_id, **base})
                     continue
@@ -153,6 +163,7 @@ class FeedbackMixin:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         frame["who"] = frame["who"].astype("string")
         frame["why"] = frame["why"].astype("string")
+        frame["target_type"] = frame["target_type"].astype("string")
         return frame
 
     def audit(

@@ -10,9 +10,15 @@ from sqlalchemy import Connection, Engine, func, select
 from linkage.store.engine import as_utc
 from linkage.store.lineage import cluster_lineage
 from linkage.store.models import ClusterRow, FeedbackRow, MembershipRow, RunRow, SignupRow
+from linkage.store.verdicts import CLEARING_VERDICTS, effective_level, latest, resolve
 
-#: Verdicts that clear an account (the next detect keeps it clear).
-CLEARING_VERDICTS = ("false_positive", "appeal_upheld")
+__all__ = [
+    "CLEARING_VERDICTS",
+    "QueriesMixin",
+    "feedback_dict",
+    "feedback_rows",
+    "ordered_evidence",
+]
 
 
 def feedback_rows(conn: Connection, target_type: str, target_id: str) -> list[dict[str, Any]]:
@@ -136,6 +142,8 @@ class QueriesMixin:
             ]
             parents, children = cluster_lineage(conn, cluster_id)
             feedback = feedback_rows(conn, "cluster", cluster_id)
+        r = resolve(None, feedback[-1]["verdict"] if feedback else None)
+        verdict = r.verdict if r is not None else None
         return {
             "cluster_id": c.cluster_id,
             "run_id": c.run_id,
@@ -148,6 +156,8 @@ class QueriesMixin:
             "evidence": ordered_evidence(c.evidence or []),
             "lineage": {"parents": parents, "children": children},
             "feedback": feedback,
+            "verdict": verdict,
+            "effective_level": effective_level(c.level, verdict),
         }
 
     # ------------------------------------------------------------------ accounts
@@ -203,15 +213,15 @@ class QueriesMixin:
                     "evidence": list(s.evidence or []),
                 }
         feedback.sort(key=lambda f: (f["ts"], f["id"]))
-        own = [f for f in feedback if f["target_type"] == "account"]
-        verdict = own[-1]["verdict"] if own else None
-        cleared = verdict in CLEARING_VERDICTS
+        own = latest(f for f in feedback if f["target_type"] == "account")
+        bulk = latest(f for f in feedback if f["target_type"] == "cluster")
+        r = resolve(own["verdict"] if own else None, bulk["verdict"] if bulk else None)
+        verdict = r.verdict if r is not None else None
         out["feedback"] = feedback
         out["verdict"] = verdict
-        out["cleared"] = cleared
-        out["effective_level"] = (
-            "clear" if cleared else ("block" if verdict == "confirmed_farm" else out["level"])
-        )
+        out["verdict_source"] = r.source if r is not None else None
+        out["cleared"] = verdict in CLEARING_VERDICTS
+        out["effective_level"] = effective_level(out["level"], verdict)
         if signup is not None:
             s = signup
             out["signup"] = {

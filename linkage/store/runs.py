@@ -295,6 +295,25 @@ class RunsMixin:
             "digest": row.digest,
         }
 
+    def imported_ids(self, run_dir: str | Path) -> tuple[int, dict[str, str]] | None:
+        """(store run id, run's cluster id -> stable id) of the imported run that is
+        ``run_dir`` (same manifest sha256, else same path); None if it was never imported."""
+        from linkage.store.rundir import sha256_file
+
+        man = Path(run_dir) / "manifest.json"
+        digest = sha256_file(man) if man.is_file() else None
+        with self.engine.connect() as conn:
+            run_id = None
+            if digest is not None:
+                run_id = conn.execute(
+                    select(func.max(RunRow.id)).where(RunRow.digest == digest)
+                ).scalar()
+        if run_id is None:
+            run_id = self.run_by_path(run_dir)
+        if run_id is None:
+            return None
+        return int(run_id), self.stable_ids(run_id)
+
     def run_digest(self, run_id: int) -> str | None:
         """The manifest sha256 recorded when ``run_id`` was imported (None before 0004)."""
         with self.engine.connect() as conn:
