@@ -105,7 +105,11 @@ def serve(
         False, "--fail-closed", help="Answer 503 instead of a degraded `clear`."
     ),
     max_body_bytes: int = typer.Option(64 * 1024, help="Largest accepted request body."),
-    velocity_window: int = typer.Option(600, help="Signup velocity window in seconds."),
+    velocity_window: int | None = typer.Option(
+        None,
+        help="Signup velocity window in seconds (default: LINKAGE_VELOCITY_WINDOW_SECONDS, "
+        "else 600).",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the HTTP service (FastAPI on uvicorn)."""
@@ -114,12 +118,13 @@ def serve(
     from api.config import ServiceSettings
     from api.main import create_app
 
+    given = {"velocity_window_seconds": velocity_window} if velocity_window is not None else {}
     settings = ServiceSettings(
         store_url=store,
         run_dir=run_dir,
         fail_open=not fail_closed,
         max_body_bytes=max_body_bytes,
-        velocity_window_seconds=velocity_window,
+        **given,  # type: ignore[arg-type]
     )
     app = create_app(settings)
     if not app.state.signups.loaded:

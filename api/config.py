@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from linkage.signup import VELOCITY_WINDOW_S
+
 
 class ServiceSettings(BaseSettings):
     """Everything the HTTP service needs; frozen once built.
@@ -33,7 +35,10 @@ class ServiceSettings(BaseSettings):
     )
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted request body")
     velocity_window_seconds: int = Field(
-        600, ge=1, description="sliding window for signup velocity (many signups on one identifier)"
+        int(VELOCITY_WINDOW_S),
+        ge=1,
+        description="sliding window for signup velocity (distinct accounts on one identifier, "
+        "server clock); default linkage.signup.VELOCITY_WINDOW_S",
     )
     auth_fail_limit: int = Field(
         20,

@@ -206,8 +206,9 @@ class SignupIn(_In):
     account_id: Text = Field(min_length=1, max_length=256)
     created_at: Timestamp | None = Field(
         None,
-        description="sign-up time, ISO 8601 string (default: now; naive = UTC), "
-        "2000-01-01 .. now + 1 day; numbers and numeric strings are refused",
+        description="sign-up time the client claims, ISO 8601 string (naive = UTC), "
+        "2000-01-01 .. now + 1 day; numbers and numeric strings are refused. Recorded as "
+        "data only: velocity windows use the server's clock",
     )
     email: Text | None = Field(None, max_length=512)
     signup_ip: Text | None = Field(None, max_length=64)
@@ -229,6 +230,16 @@ class SignupScore(_Out):
         description="true if the model was unavailable and the answer is fail-open"
     )
     run_id: int | None = Field(description="store run the model comes from")
+    revision: int = Field(
+        1,
+        description="1 = the first decision on this account id; n = its n-th scoring (each is "
+        "kept: history in the store and the audit)",
+    )
+    previous_level: str | None = Field(
+        None,
+        description="level of the previous decision on this account id; a new scoring never "
+        "lowers it (only an analyst's clearing verdict does)",
+    )
 
 
 # ---------------------------------------------------------------- feedback

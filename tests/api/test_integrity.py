@@ -183,8 +183,22 @@ def test_duplicate_json_keys_are_refused(env: Env) -> None:
 
 
 def test_replay_skips_and_counts_bad_rows(tmp_path: Path, template: Template) -> None:
-    """A stored signup dated 9999 no longer stops the model from loading after a restart."""
+    """After a restart, stored signups are replayed at the server time they were received:
+    one whose client date is 9999 counts like any other; a row whose payload is not an
+    object is skipped and counted instead of stopping the model from loading."""
     e = build_env(tmp_path, template)
+    with e.store.engine.begin() as conn:
+        conn.execute(
+            SignupRow.__table__.insert().values(
+                account_id="old-broken",
+                payload=["not", "an", "object"],
+                score=0.0,
+                level="clear",
+                evidence=[],
+                degraded=False,
+                created_at=datetime.now(UTC),
+            )
+        )
     e.store.record_signup(
         account_id="old-bad",
         payload={
@@ -224,7 +238,7 @@ def test_replay_skips_and_counts_bad_rows(tmp_path: Path, template: Template) ->
             headers=e.h("score"),
         )
         assert r.status_code == 200 and r.json()["degraded"] is False
-        assert max(r.json()["velocity"].values()) == 2  # the good row was replayed
+        assert max(r.json()["velocity"].values()) == 3  # both rows replayed at server time
     app.state.store.close()
 
 
