@@ -15,7 +15,9 @@ class ServiceSettings(BaseSettings):
 
     Environment: ``LINKAGE_STORE_URL``, ``LINKAGE_RUN_DIR``, ``LINKAGE_FAIL_OPEN``,
     ``LINKAGE_MAX_BODY_BYTES``, ``LINKAGE_VELOCITY_WINDOW_SECONDS``,
-    ``LINKAGE_AUTH_FAIL_LIMIT``, ``LINKAGE_AUTH_FAIL_WINDOW_SECONDS``.
+    ``LINKAGE_AUTH_FAIL_LIMIT``, ``LINKAGE_AUTH_FAIL_WINDOW_SECONDS``,
+    ``LINKAGE_READY_WRITE_PROBE_SECONDS``, ``LINKAGE_READY_ANONYMOUS_LIMIT``,
+    ``LINKAGE_READY_ANONYMOUS_WINDOW_SECONDS``.
     """
 
     model_config = SettingsConfigDict(env_prefix="LINKAGE_", frozen=True, extra="ignore")
@@ -48,6 +50,18 @@ class ServiceSettings(BaseSettings):
     )
     auth_fail_window_seconds: float = Field(
         60.0, gt=0, description="window of auth_fail_limit, seconds"
+    )
+    ready_write_probe_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="/readyz without a `metrics` key reuses the last store write probe when it is "
+        "at most this old (a read per call, at most one committed write per interval)",
+    )
+    ready_anonymous_limit: int = Field(
+        20, ge=1, description="anonymous /readyz calls per client address in the window before 429"
+    )
+    ready_anonymous_window_seconds: float = Field(
+        1.0, gt=0, description="window of ready_anonymous_limit, seconds"
     )
     warm_velocity: bool = Field(
         True, description="on start, replay the store's signups of the last window into the scorer"

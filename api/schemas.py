@@ -275,15 +275,24 @@ class Ready(_Out):
 
 # ---------------------------------------------------------------- audit
 class AuditItem(_Out):
-    kind: Literal["feedback", "signup"] = Field(description="a verdict or a signup decision")
+    kind: Literal["feedback", "signup", "admin"] = Field(
+        description="a verdict, a signup decision, or an administrative event (API key "
+        "created / revoked, watermark key created / rotated)"
+    )
     id: int = Field(description="row id within its kind")
     ts: datetime = Field(description="server time it was recorded")
     key_id: str | None = Field(description="API key that made it (null: before keys were kept)")
     key_name: str | None = Field(description="that key's name")
-    who: str | None = Field(description="feedback: the label the client gave")
+    who: str | None = Field(
+        description="feedback: the label the client gave; admin: the actor (`cli:<user>`, "
+        "`system:respond`)"
+    )
     target_type: str
     target_id: str
-    decision: str = Field(description="the verdict, or the signup's level")
+    decision: str = Field(
+        description="the verdict, the signup's level, or the admin action (`created`, "
+        "`revoked`, `rotated`)"
+    )
     score: float | None = Field(description="signups: the score returned")
     why: str | None
     run_id: int | None = Field(description="run the decision was made from")

@@ -14,7 +14,8 @@ _DESCRIPTIONS = {
     413: "request body too large",
     422: "invalid request (details lists each invalid field; also duplicate JSON keys and "
     "timestamps outside 2000-01-01 .. now + 1 day)",
-    429: "too many failed API-key checks from this client or for this key id (Retry-After)",
+    429: "too many failed API-key checks from this client or for this key id, or too many "
+    "anonymous /readyz calls from this client (Retry-After)",
     500: "unexpected error (logged server-side; no traceback in the body)",
     503: "store or model unavailable; for writes: nothing was recorded",
 }

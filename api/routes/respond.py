@@ -41,7 +41,7 @@ class ActionOut(BaseModel):
 
 
 class DetectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "top": "5" / false are refused
     texts: list[str] = Field(min_length=1, description="the suspect corpus, one response each")
     threshold: float | None = Field(
         None, gt=0, lt=1, description="attribute below this p-value (default 1e-6)"
@@ -78,7 +78,7 @@ def get_responder(request: Request) -> Responder:
 
 
 @router.get(
-    "/accounts/{account_id}/action",
+    "/accounts/{account_id:path}/action",
     response_model=ActionOut,
     summary="What to do with an account's requests: action, perturbation strength, key id",
     responses=error_responses(404, *AUTH_ERRORS),

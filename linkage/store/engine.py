@@ -118,14 +118,30 @@ def _identity(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _quiet_sql_logs() -> None:
+    """Statements, parameters and result rows hold e-mails, IPs, devices, cards and
+    feedback text: SQLAlchemy's engine/pool loggers stay at WARNING even when the root
+    logger is at DEBUG (``--verbose``), unless the operator set their level explicitly
+    (or passes ``echo=True``)."""
+    for name in ("sqlalchemy.engine", "sqlalchemy.pool"):
+        lg = logging.getLogger(name)
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.WARNING)
+
+
 def make_engine(url: str, *, echo: bool = False) -> tuple[Engine, Path | None]:
-    """An engine for ``url`` and, for a SQLite file, the file it guards."""
+    """An engine for ``url`` and, for a SQLite file, the file it guards.
+
+    ``hide_parameters``: an error's message names the statement, never the values
+    bound to it (a signup's e-mail or card would otherwise reach the logs)."""
+    if not echo:
+        _quiet_sql_logs()
     if not url.startswith("sqlite"):
-        return create_engine(url, echo=echo, pool_pre_ping=True), None
+        return create_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True), None
     path = sqlite_path(url)
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
     memory = path is None and (url.rstrip("/") in ("sqlite:", "sqlite:/") or "memory" in url)
-    kwargs: dict[str, Any] = {"connect_args": connect_args}
+    kwargs: dict[str, Any] = {"connect_args": connect_args, "hide_parameters": True}
     if path is None:
         if memory:
             kwargs["poolclass"] = StaticPool
@@ -140,7 +156,9 @@ def make_engine(url: str, *, echo: bool = False) -> tuple[Engine, Path | None]:
             log.warning("store %s is on a read-only filesystem: writes will fail", path)
             # immutable: a WAL store has no -shm to share on a read-only filesystem
             ro_url = f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true"
-            engine = create_engine(ro_url, echo=echo, connect_args=connect_args)
+            engine = create_engine(
+                ro_url, echo=echo, connect_args=connect_args, hide_parameters=True
+            )
             return engine, path
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)

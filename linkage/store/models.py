@@ -199,6 +199,35 @@ class ApiKeyRow(Base):
 AUDIT_EVENT_KINDS = ("api_key", "watermark_key")
 
 
+def cli_actor() -> str:
+    """``cli:<os user>``: who an administrative command was run by."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def audit_event(
+    conn: Any, *, kind: str, action: str, target_id: str, actor: str, detail: str
+) -> None:
+    """Record one administrative event inside the caller's transaction."""
+    from datetime import UTC
+    from datetime import datetime as _dt
+
+    conn.execute(
+        AuditEventRow.__table__.insert().values(
+            ts=_dt.now(UTC),
+            kind=kind,
+            action=action,
+            target_id=target_id,
+            actor=actor,
+            detail=detail,
+        )
+    )
+
+
 class AuditEventRow(Base):
     """An administrative event: an API key created or revoked, a watermark key created or
     rotated (migration 0004).  ``actor``: the API key id, or ``cli:<user>``."""

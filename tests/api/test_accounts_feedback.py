@@ -150,3 +150,20 @@ def test_an_upheld_appeal_survives_a_later_cluster_verdict_in_every_view(env: En
     _verdict(env, "account", "m0", "confirmed_farm")
     a, act = _views(env, "m0")
     assert a["effective_level"] == "block" == act["level"] and a["cleared"] is False
+
+
+def test_an_account_id_with_slashes_can_be_read_back(env: Env) -> None:
+    aid = "org/team/42"
+    r = env.client.post(
+        "/v1/signups/score",
+        json={"account_id": aid, "signup_ip": "10.1.2.3"},
+        headers=env.h("score"),
+    )
+    assert r.status_code == 200
+    for path in (f"/v1/accounts/{aid}", "/v1/accounts/org%2Fteam%2F42"):
+        got = env.client.get(path, headers=env.h("read"))
+        assert got.status_code == 200, (path, got.text)
+        assert got.json()["account_id"] == aid and got.json()["source"] == "signup"
+    act = env.client.get(f"/v1/accounts/{aid}/action", headers=env.h("admin"))
+    assert act.status_code == 200 and act.json()["account_id"] == aid
+    assert_error(env.client.get("/v1/accounts/org/none", headers=env.h("read")), 404, "not_found")

@@ -115,7 +115,7 @@ def test_audit_route(env: Env) -> None:
     assert_error(env.client.get("/v1/audit", headers=env.h("read")), 403, "forbidden")
     assert_error(env.client.get("/v1/audit", headers=env.h("feedback")), 403, "forbidden")
     page = env.client.get("/v1/audit", headers=env.h("admin")).json()
-    assert page["total"] == 2
+    assert page["total"] == 2 + 5  # and the creation of the template's five keys
     by_kind = {i["kind"]: i for i in page["items"]}
     fb, su = by_kind["feedback"], by_kind["signup"]
     assert page["items"][0]["kind"] == "signup"  # newest first
@@ -137,6 +137,30 @@ def test_audit_route(env: Env) -> None:
     assert [i["kind"] for i in only["items"]] == ["signup"]
     only = env.client.get("/v1/audit?kind=feedback&target_id=f0", headers=env.h("admin")).json()
     assert only["total"] == 1 and only["items"][0]["id"] == fb["id"]
+
+
+def test_key_and_watermark_changes_land_in_the_audit(env: Env) -> None:
+    from linkage.store.watermark_keys import WatermarkKeys
+
+    key, _ = env.store.create_key("ops", ["read"], actor="cli:alice")
+    assert env.store.revoke_key(key.id, actor="cli:bob")
+    wm = WatermarkKeys(env.store.engine)
+    first = wm.ensure(env.ids["farm"])
+    second = wm.rotate(env.ids["farm"], actor="cli:carol")
+    page = env.client.get("/v1/audit?kind=admin&limit=20", headers=env.h("admin")).json()
+    got = [(i["target_type"], i["decision"], i["target_id"], i["who"]) for i in page["items"]]
+    assert got[:5] == [
+        ("watermark_key", "rotated", env.ids["farm"], "cli:carol"),
+        ("watermark_key", "created", env.ids["farm"], "cli:carol"),
+        ("watermark_key", "created", env.ids["farm"], "system:respond"),
+        ("api_key", "revoked", key.id, "cli:bob"),
+        ("api_key", "created", key.id, "cli:alice"),
+    ]
+    assert first in page["items"][0]["why"] and second in page["items"][0]["why"]
+    assert "scopes read" in page["items"][4]["why"]
+    assert not env.store.revoke_key(key.id)  # nothing to revoke: nothing recorded
+    again = env.client.get("/v1/audit?kind=admin", headers=env.h("admin")).json()
+    assert again["total"] == page["total"]
 
 
 # ------------------------------------------------------------------ dates and JSON
