@@ -12,9 +12,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
-from linkage.store.engine import parse_bounded
+from linkage.store.engine import TIMESTAMP_PATTERN, WINDOW_TEXT, parse_bounded
 
 Level = Literal["clear", "review", "block"]
 Verdict = Literal["confirmed_farm", "false_positive", "appeal_upheld"]
@@ -38,12 +39,26 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(_
 
 
 def _iso_string(v: object) -> object:
-    """Timestamps: ISO 8601 strings only (no epoch numbers or numeric strings: ambiguous
-    units), between 2000-01-01 and now + 1 day (naive = UTC), returned as UTC."""
+    """Timestamps: ISO 8601 date-time strings only (no epoch numbers or numeric strings:
+    ambiguous units), matching ``TIMESTAMP_PATTERN`` (years 2000..2099 as written;
+    naive = UTC), returned as UTC."""
     return parse_bounded(v)
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_iso_string)]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_iso_string),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": TIMESTAMP_PATTERN,
+            "description": f"ISO 8601 date-time, {WINDOW_TEXT}; `Z`, `±hh:mm` or none "
+            "(naive = UTC)",
+            "examples": ["2026-03-01T10:00:00Z"],
+        }
+    ),
+]
+"""A client timestamp; the OpenAPI schema states the accepted window as a pattern."""
 
 
 class _In(BaseModel):
@@ -206,9 +221,9 @@ class SignupIn(_In):
     account_id: Text = Field(min_length=1, max_length=256)
     created_at: Timestamp | None = Field(
         None,
-        description="sign-up time the client claims, ISO 8601 string (naive = UTC), "
-        "2000-01-01 .. now + 1 day; numbers and numeric strings are refused. Recorded as "
-        "data only: velocity windows use the server's clock",
+        description="sign-up time the client claims: ISO 8601 date-time (naive = UTC), "
+        f"{WINDOW_TEXT}; numbers and numeric strings are refused. Recorded as data only: "
+        "velocity windows use the server's clock",
     )
     email: Text | None = Field(None, max_length=512)
     signup_ip: Text | None = Field(None, max_length=64)
@@ -254,8 +269,8 @@ class FeedbackIn(_In):
     ts: Timestamp | None = Field(
         None,
         description="when the client says the verdict was given; kept as `client_ts`, "
-        "never used for ordering (the server's clock is). ISO 8601, naive = UTC, "
-        "2000-01-01 .. now + 1 day",
+        "never used for ordering (the server's clock is). ISO 8601 date-time, naive = UTC, "
+        f"{WINDOW_TEXT}",
     )
 
 

@@ -13,7 +13,7 @@ _DESCRIPTIONS = {
     404: "not found",
     413: "request body too large",
     422: "invalid request (details lists each invalid field; also duplicate JSON keys and "
-    "timestamps outside 2000-01-01 .. now + 1 day)",
+    "timestamps that are not ISO 8601 date-times in years 2000..2099)",
     429: "too many failed API-key checks from this client or for this key id, or too many "
     "anonymous /readyz calls from this client (Retry-After)",
     500: "unexpected error (logged server-side; no traceback in the body)",

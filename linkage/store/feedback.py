@@ -73,7 +73,7 @@ class FeedbackMixin:
         """Store one verdict at server time; returns it with ``created`` (False: a replay).
 
         ``ts`` is the client's claimed time, kept as ``client_ts`` (bounded: a
-        ValueError outside [2000-01-01, now + 1 day]); it never orders verdicts.
+        ValueError outside years 2000..2099 as written); it never orders verdicts.
         """
         if target_type not in TARGET_TYPES:
             raise ValueError(f"target_type must be one of {TARGET_TYPES}")

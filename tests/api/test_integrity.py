@@ -322,3 +322,32 @@ def test_failed_checks_are_limited_per_key_without_locking_out_its_owner(
     assert owner.get("/v1/clusters", headers=e.h("read")).status_code == 200
     m = e.client.get("/metrics", headers=e.h("metrics")).text
     assert 'linkage_auth_failures_total{outcome="limited_key"}' in m
+
+
+def test_the_openapi_schema_states_the_timestamp_window_the_server_applies(env: Env) -> None:
+    import re
+
+    spec = env.client.get("/openapi.json").json()["components"]["schemas"]
+    created = spec["SignupIn"]["properties"]["created_at"]["anyOf"][0]
+    ts = spec["FeedbackIn"]["properties"]["ts"]["anyOf"][0]
+    assert created["pattern"] == ts["pattern"] and "2000" in created["description"]
+    pattern = re.compile(created["pattern"])
+    h = env.h("score")
+    for value in (
+        "2000-01-01T00:00:00+05:00",
+        "2004-02-29T12:00:00Z",
+        "2099-12-31T23:59:59.123456-05:00",
+        "2026-03-01 10:00",
+        "2001-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2100-01-01T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "2026-03-01",
+        " 2026-03-01T10:00:00Z",
+        "2026-03-01T24:00:00Z",
+    ):
+        r = env.client.post(
+            "/v1/signups/score", json={"account_id": "tw", "created_at": value}, headers=h
+        )
+        schema_ok = pattern.fullmatch(value) is not None
+        assert (r.status_code == 200) == schema_ok, (value, r.status_code, r.text)
