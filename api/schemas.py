@@ -107,7 +107,9 @@ class ClusterSummary(_Out):
     )
     size: int
     score: float = Field(description="calibrated farm score in [0, 1]")
-    level: str = Field(description="`clear`, `review` or `block`")
+    level: str = Field(description="`clear`, `review` or `block` (the engine's)")
+    verdict: str | None = Field(None, description="latest verdict on the cluster")
+    effective_level: str = Field(description="level after the cluster's verdict")
     top_evidence: EvidenceItem | None = Field(None, description="the strongest evidence item")
 
 
@@ -126,6 +128,9 @@ class Member(_Out):
     account_id: str
     score: float
     level: str
+    effective_level: str = Field(
+        description="after the verdict that applies (the member's own, else the cluster's)"
+    )
 
 
 class LineageItem(_Out):

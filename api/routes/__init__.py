@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.convertors import Convertor, register_url_convertor
+
 from api.schemas import ErrorBody
+
+
+class _AccountIdConvertor(Convertor[str]):
+    """An account id in a path: any characters, ``/`` and a trailing newline included.
+
+    Starlette's ``path`` convertor is ``.*``: with the route's ``$`` it would read
+    ``/v1/accounts/abc%0A`` as account ``abc`` (``$`` matches before a final newline)."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("account_id", _AccountIdConvertor())
 
 _DESCRIPTIONS = {
     400: "the body cannot be decoded (not UTF-8 text)",

@@ -16,7 +16,7 @@ router = APIRouter(tags=["accounts"], dependencies=[Depends(require_scope("read"
 
 
 @router.get(
-    "/accounts/{account_id:path}",
+    "/accounts/{account_id:account_id}",
     response_model=AccountDetail,
     summary="One account: score, level, cluster, evidence, feedback",
     responses=error_responses(404, *AUTH_ERRORS),

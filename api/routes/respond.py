@@ -88,7 +88,7 @@ def get_responder(request: Request) -> Responder:
 
 
 @router.get(
-    "/accounts/{account_id:path}/action",
+    "/accounts/{account_id:account_id}/action",
     response_model=ActionOut,
     summary="What to do with an account's requests: action, perturbation strength, key id",
     responses=error_responses(404, *AUTH_ERRORS),

@@ -47,6 +47,22 @@ def feedback_dict(f: Any) -> dict[str, Any]:
     }
 
 
+def latest_verdicts_of(conn: Connection, target_type: str, ids: Iterable[str]) -> dict[str, str]:
+    """target id -> its latest verdict (server time, then row id) for a page of targets."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(FeedbackRow.target_id, FeedbackRow.verdict, FeedbackRow.ts, FeedbackRow.id).where(
+            FeedbackRow.target_type == target_type, FeedbackRow.target_id.in_(wanted)
+        )
+    ).all()
+    by: dict[str, list[Any]] = {}
+    for r in rows:
+        by.setdefault(r.target_id, []).append(r)
+    return {k: latest(v).verdict for k, v in by.items()}
+
+
 class QueriesMixin:
     """Clusters and accounts as the API reads them (needs ``self.engine``)."""
 
@@ -103,16 +119,22 @@ class QueriesMixin:
                 .limit(limit)
                 .offset(offset)
             )
-            items = [
-                {
-                    "cluster_id": r.cluster_id,
-                    "size": r.size,
-                    "score": r.score,
-                    "level": r.level,
-                    "top_evidence": (r.evidence or [None])[0],
-                }
-                for r in conn.execute(q)
-            ]
+            rows = conn.execute(q).all()
+            verdicts = latest_verdicts_of(conn, "cluster", (r.cluster_id for r in rows))
+            items = []
+            for r in rows:
+                v = resolve(None, verdicts.get(r.cluster_id))
+                items.append(
+                    {
+                        "cluster_id": r.cluster_id,
+                        "size": r.size,
+                        "score": r.score,
+                        "level": r.level,
+                        "verdict": v.verdict if v else None,
+                        "effective_level": effective_level(r.level, v.verdict if v else None),
+                        "top_evidence": (r.evidence or [None])[0],
+                    }
+                )
         return int(total), int(run_id), items
 
     def get_cluster(
@@ -142,8 +164,12 @@ class QueriesMixin:
             ]
             parents, children = cluster_lineage(conn, cluster_id)
             feedback = feedback_rows(conn, "cluster", cluster_id)
+            own = latest_verdicts_of(conn, "account", (m["account_id"] for m in members))
         r = resolve(None, feedback[-1]["verdict"] if feedback else None)
         verdict = r.verdict if r is not None else None
+        for m in members:  # the same resolution as GET /v1/accounts/{id} and the action
+            mv = resolve(own.get(m["account_id"]), verdict)
+            m["effective_level"] = effective_level(m["level"], mv.verdict if mv else None)
         return {
             "cluster_id": c.cluster_id,
             "run_id": c.run_id,

@@ -167,3 +167,27 @@ def test_an_account_id_with_slashes_can_be_read_back(env: Env) -> None:
     act = env.client.get(f"/v1/accounts/{aid}/action", headers=env.h("admin"))
     assert act.status_code == 200 and act.json()["account_id"] == aid
     assert_error(env.client.get("/v1/accounts/org/none", headers=env.h("read")), 404, "not_found")
+
+
+def test_cluster_list_and_members_show_the_resolved_levels(env: Env) -> None:
+    _verdict(env, "account", "m0", "appeal_upheld")
+    _verdict(env, "cluster", env.ids["mid"], "confirmed_farm")
+    page = env.client.get("/v1/clusters", headers=env.h("read")).json()
+    mid = next(i for i in page["items"] if i["cluster_id"] == env.ids["mid"])
+    assert (mid["level"], mid["verdict"], mid["effective_level"]) == (
+        "review",
+        "confirmed_farm",
+        "block",
+    )
+    c = env.client.get(f"/v1/clusters/{env.ids['mid']}", headers=env.h("read")).json()
+    levels = {m["account_id"]: m["effective_level"] for m in c["members"]}
+    assert levels == {"m0": "clear", "m1": "block", "m2": "block"}
+    for aid, lvl in levels.items():
+        a, act = _views(env, aid)
+        assert a["effective_level"] == lvl == act["level"]
+
+
+def test_a_newline_in_an_account_id_is_part_of_it(env: Env) -> None:
+    assert_error(env.client.get("/v1/accounts/lone1%0A", headers=env.h("read")), 404, "not_found")
+    assert_error(env.client.get("/v1/accounts/%0A", headers=env.h("read")), 404, "not_found")
+    assert env.client.get("/v1/accounts/lone1", headers=env.h("read")).status_code == 200
