@@ -243,12 +243,14 @@ class SignupScorer:
                     seen = {}
                     if record:
                         self._recent[key] = seen
-                while seen:
+                while seen:  # oldest first: drop what left the window
                     first = next(iter(seen))
                     if seen[first] >= cutoff:
                         break
                     del seen[first]
-                count = sum(1 for x in seen.values() if x <= t)
+                # O(1): entries are server times, none after t (a concurrent later
+                # signup already recorded counts too)
+                count = len(seen)
                 if account not in seen:
                     count += 1
                     if record:
