@@ -29,12 +29,16 @@ keys_app = typer.Typer(
 @keys_app.command("create")
 def keys_create(
     scope: list[str] = typer.Option(
-        ..., "--scope", "-s", help="read | score | feedback | admin (repeat for several)."
+        ...,
+        "--scope",
+        "-s",
+        help="read | score | feedback | metrics | respond | admin (repeat for several; "
+        "admin implies all).",
     ),
     name: str = typer.Option("default", "--name", "-n", help="What the key is for."),
     store: str = STORE_OPTION,
 ) -> None:
-    """Create a key and print it once (it cannot be recovered later)."""
+    """Create a key and print it once (it cannot be recovered later); recorded in the audit."""
     from linkage.store.db import Store
 
     key, token = Store(store).create_key(name, scope)
@@ -65,7 +69,7 @@ def keys_revoke(
     key_id: str = typer.Argument(..., help="Key id (the part after `lk_`)."),
     store: str = STORE_OPTION,
 ) -> None:
-    """Revoke a key (effective immediately for running services)."""
+    """Revoke a key (effective immediately for running services); recorded in the audit."""
     from linkage.errors import StoreError
     from linkage.store.db import Store
 
