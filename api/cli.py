@@ -29,12 +29,16 @@ keys_app = typer.Typer(
 @keys_app.command("create")
 def keys_create(
     scope: list[str] = typer.Option(
-        ..., "--scope", "-s", help="read | score | feedback | admin (repeat for several)."
+        ...,
+        "--scope",
+        "-s",
+        help="read | score | feedback | metrics | respond | admin (repeat for several; "
+        "admin implies all).",
     ),
     name: str = typer.Option("default", "--name", "-n", help="What the key is for."),
     store: str = STORE_OPTION,
 ) -> None:
-    """Create a key and print it once (it cannot be recovered later)."""
+    """Create a key and print it once (it cannot be recovered later); recorded in the audit."""
     from linkage.store.db import Store
 
     key, token = Store(store).create_key(name, scope)
@@ -65,7 +69,7 @@ def keys_revoke(
     key_id: str = typer.Argument(..., help="Key id (the part after `lk_`)."),
     store: str = STORE_OPTION,
 ) -> None:
-    """Revoke a key (effective immediately for running services)."""
+    """Revoke a key (effective immediately for running services); recorded in the audit."""
     from linkage.errors import StoreError
     from linkage.store.db import Store
 
@@ -78,15 +82,17 @@ def import_run(
     run_dir: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
     store: str = STORE_OPTION,
 ) -> None:
-    """Load a run into the store (one transaction; stable cluster ids and lineage)."""
+    """Load a run into the store (one transaction; stable cluster ids and lineage).
+
+    The run is checked whole first: every file against the bytes, row count and sha256
+    that `linkage detect` wrote into manifest.json, and the counts and contents; an
+    empty, truncated or edited run is refused with the reason and the store is left
+    unchanged.  Importing the same run again (same manifest sha256) adds nothing.
+    """
     from linkage.store.db import Store
 
     res = Store(store).import_run(run_dir)
-    lineage = ", ".join(f"{k} {v}" for k, v in sorted(res.lineage.items())) or "none"
-    console.print(
-        f"imported run {res.run_id} from {res.path}: {res.n_accounts} accounts, "
-        f"{res.n_clusters} clusters; lineage: {lineage}"
-    )
+    typer.echo(res.describe())
 
 
 def serve(
@@ -103,7 +109,11 @@ def serve(
         False, "--fail-closed", help="Answer 503 instead of a degraded `clear`."
     ),
     max_body_bytes: int = typer.Option(64 * 1024, help="Largest accepted request body."),
-    velocity_window: int = typer.Option(600, help="Signup velocity window in seconds."),
+    velocity_window: int | None = typer.Option(
+        None,
+        help="Signup velocity window in seconds (default: LINKAGE_VELOCITY_WINDOW_SECONDS, "
+        "else 600).",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the HTTP service (FastAPI on uvicorn)."""
@@ -112,12 +122,13 @@ def serve(
     from api.config import ServiceSettings
     from api.main import create_app
 
+    given = {"velocity_window_seconds": velocity_window} if velocity_window is not None else {}
     settings = ServiceSettings(
         store_url=store,
         run_dir=run_dir,
         fail_open=not fail_closed,
         max_body_bytes=max_body_bytes,
-        velocity_window_seconds=velocity_window,
+        **given,  # type: ignore[arg-type]
     )
     app = create_app(settings)
     if not app.state.signups.loaded:

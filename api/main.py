@@ -17,7 +17,7 @@ from api.docs_ui import install_docs
 from api.errors import install_error_handlers
 from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from api.ratelimit import FailureLimiter
+from api.ratelimit import FailureLimiter, RequestLimiter
 from api.routes import accounts, audit, clusters, feedback, health, metrics, respond, signups
 from api.scoring import SignupService
 from linkage.store.db import Store
@@ -65,11 +65,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.auth_by_key = FailureLimiter(
         settings.auth_fail_limit, settings.auth_fail_window_seconds
     )
+    app.state.ready_limiter = RequestLimiter(
+        settings.ready_anonymous_limit, settings.ready_anonymous_window_seconds
+    )
     install_error_handlers(app)
     install_docs(app)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (clusters, accounts, signups, feedback, audit, respond):
+    # respond first: its `/accounts/{id:path}/action` must win over `/accounts/{id:path}`
+    for module in (respond, clusters, accounts, signups, feedback, audit):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

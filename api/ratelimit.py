@@ -65,3 +65,15 @@ class FailureLimiter:
                 self._fails.move_to_end(name)
                 self._trim(q, now)
             q.append(now)
+
+
+class RequestLimiter(FailureLimiter):
+    """At most ``limit`` requests per ``window_s`` per name (e.g. anonymous ``/readyz``
+    callers per client address); the same sliding window, counting every request."""
+
+    def hit(self, name: str, now: float | None = None) -> int | None:
+        """Count one request of ``name``; seconds to wait (and not counted) if over the limit."""
+        wait = self.retry_after(name, now)
+        if wait is None:
+            self.fail(name, now)
+        return wait

@@ -12,9 +12,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
-from linkage.store.engine import parse_bounded
+from linkage.store.engine import TIMESTAMP_PATTERN, WINDOW_TEXT, parse_bounded
 
 Level = Literal["clear", "review", "block"]
 Verdict = Literal["confirmed_farm", "false_positive", "appeal_upheld"]
@@ -38,12 +39,26 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$"), AfterValidator(_
 
 
 def _iso_string(v: object) -> object:
-    """Timestamps: ISO 8601 strings only (no epoch numbers or numeric strings: ambiguous
-    units), between 2000-01-01 and now + 1 day (naive = UTC), returned as UTC."""
+    """Timestamps: ISO 8601 date-time strings only (no epoch numbers or numeric strings:
+    ambiguous units), matching ``TIMESTAMP_PATTERN`` (years 2000..2099 as written;
+    naive = UTC), returned as UTC."""
     return parse_bounded(v)
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_iso_string)]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_iso_string),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": TIMESTAMP_PATTERN,
+            "description": f"ISO 8601 date-time, {WINDOW_TEXT}; `Z`, `±hh:mm` or none "
+            "(naive = UTC)",
+            "examples": ["2026-03-01T10:00:00Z"],
+        }
+    ),
+]
+"""A client timestamp; the OpenAPI schema states the accepted window as a pattern."""
 
 
 class _In(BaseModel):
@@ -92,7 +107,9 @@ class ClusterSummary(_Out):
     )
     size: int
     score: float = Field(description="calibrated farm score in [0, 1]")
-    level: str = Field(description="`clear`, `review` or `block`")
+    level: str = Field(description="`clear`, `review` or `block` (the engine's)")
+    verdict: str | None = Field(None, description="latest verdict on the cluster")
+    effective_level: str = Field(description="level after the cluster's verdict")
     top_evidence: EvidenceItem | None = Field(None, description="the strongest evidence item")
 
 
@@ -111,6 +128,9 @@ class Member(_Out):
     account_id: str
     score: float
     level: str
+    effective_level: str = Field(
+        description="after the verdict that applies (the member's own, else the cluster's)"
+    )
 
 
 class LineageItem(_Out):
@@ -155,6 +175,12 @@ class ClusterDetail(_Out):
     evidence: list[EvidenceItem]
     lineage: Lineage
     feedback: list[FeedbackOut]
+    verdict: str | None = Field(
+        None,
+        description="latest verdict on the cluster (server time); applies to members "
+        "without a verdict of their own",
+    )
+    effective_level: str = Field(description="level after the cluster's verdict")
 
 
 # ---------------------------------------------------------------- accounts
@@ -177,11 +203,19 @@ class AccountDetail(_Out):
     cluster_id: str | None
     evidence: list[EvidenceItem] = Field(description="evidence of its cluster that concerns it")
     feedback: list[FeedbackOut] = Field(description="verdicts on the account and on its cluster")
-    verdict: str | None = Field(description="latest verdict on the account itself")
-    cleared: bool = Field(
-        description="a false positive or an upheld appeal: kept clear by the next detect"
+    verdict: str | None = Field(
+        description="the verdict that applies: the account's own latest verdict, else its "
+        "cluster's latest (same resolution as the action route and the next detect)"
     )
-    effective_level: str = Field(description="level after feedback")
+    verdict_source: Literal["account", "cluster"] | None = Field(
+        None, description="whether `verdict` was given on the account or on its cluster"
+    )
+    cleared: bool = Field(
+        description="a false positive or an upheld appeal applies: kept clear by the next detect"
+    )
+    effective_level: str = Field(
+        description="level after the verdict (equals the action route's `level`)"
+    )
     signup: SignupSummary | None = Field(description="the latest signup-scoring decision, if any")
 
 
@@ -192,8 +226,9 @@ class SignupIn(_In):
     account_id: Text = Field(min_length=1, max_length=256)
     created_at: Timestamp | None = Field(
         None,
-        description="sign-up time, ISO 8601 string (default: now; naive = UTC), "
-        "2000-01-01 .. now + 1 day; numbers and numeric strings are refused",
+        description="sign-up time the client claims: ISO 8601 date-time (naive = UTC), "
+        f"{WINDOW_TEXT}; numbers and numeric strings are refused. Recorded as data only: "
+        "velocity windows use the server's clock",
     )
     email: Text | None = Field(None, max_length=512)
     signup_ip: Text | None = Field(None, max_length=64)
@@ -215,6 +250,16 @@ class SignupScore(_Out):
         description="true if the model was unavailable and the answer is fail-open"
     )
     run_id: int | None = Field(description="store run the model comes from")
+    revision: int = Field(
+        1,
+        description="1 = the first decision on this account id; n = its n-th scoring (each is "
+        "kept: history in the store and the audit)",
+    )
+    previous_level: str | None = Field(
+        None,
+        description="level of the previous decision on this account id; a new scoring never "
+        "lowers it (only an analyst's clearing verdict does)",
+    )
 
 
 # ---------------------------------------------------------------- feedback
@@ -229,8 +274,8 @@ class FeedbackIn(_In):
     ts: Timestamp | None = Field(
         None,
         description="when the client says the verdict was given; kept as `client_ts`, "
-        "never used for ordering (the server's clock is). ISO 8601, naive = UTC, "
-        "2000-01-01 .. now + 1 day",
+        "never used for ordering (the server's clock is). ISO 8601 date-time, naive = UTC, "
+        f"{WINDOW_TEXT}",
     )
 
 
@@ -250,15 +295,24 @@ class Ready(_Out):
 
 # ---------------------------------------------------------------- audit
 class AuditItem(_Out):
-    kind: Literal["feedback", "signup"] = Field(description="a verdict or a signup decision")
+    kind: Literal["feedback", "signup", "admin"] = Field(
+        description="a verdict, a signup decision, or an administrative event (API key "
+        "created / revoked, watermark key created / rotated)"
+    )
     id: int = Field(description="row id within its kind")
     ts: datetime = Field(description="server time it was recorded")
     key_id: str | None = Field(description="API key that made it (null: before keys were kept)")
     key_name: str | None = Field(description="that key's name")
-    who: str | None = Field(description="feedback: the label the client gave")
+    who: str | None = Field(
+        description="feedback: the label the client gave; admin: the actor (`cli:<user>`, "
+        "`system:respond`)"
+    )
     target_type: str
     target_id: str
-    decision: str = Field(description="the verdict, or the signup's level")
+    decision: str = Field(
+        description="the verdict, the signup's level, or the admin action (`created`, "
+        "`revoked`, `rotated`)"
+    )
     score: float | None = Field(description="signups: the score returned")
     why: str | None
     run_id: int | None = Field(description="run the decision was made from")

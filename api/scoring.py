@@ -39,6 +39,53 @@ class ScoreOutcome:
     degraded: bool
     run_id: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    #: server time (epoch s) velocity was recorded at; None: nothing recorded
+    velocity_t: float | None = None
+    revision: int = 1
+    previous_level: str | None = None
+
+
+_RANK = {"clear": 0, "review": 1, "block": 2}
+
+
+def keep_stricter(out: ScoreOutcome, previous: dict[str, Any] | None) -> ScoreOutcome:
+    """Scoring an account id again is an update with history, never a silent downgrade.
+
+    ``previous``: :meth:`Store.previous_decision`.  The outcome gets its ``revision``
+    (1 = first decision on this id) and ``previous_level``; if the previous decision
+    was stricter and no analyst cleared the account since, it is kept (level, score,
+    cluster) with an evidence item saying so: new attributes can raise a decision,
+    only a verdict lowers it.
+    """
+    if previous is None:
+        return out
+    out.revision = int(previous["count"]) + 1
+    out.previous_level = str(previous["level"])
+    if previous["cleared"] or _RANK.get(out.previous_level, 0) <= _RANK.get(out.level, 0):
+        return out
+    when = previous["created_at"].isoformat() if previous.get("created_at") else "?"
+    out.evidence = [
+        {
+            "kind": "previous_decision",
+            "summary": f"account already decided {out.previous_level} "
+            f"(score {float(previous['score']):.2f}) at {when}; a new scoring does not lower "
+            "it, an analyst verdict does",
+            "contribution": 0.0,
+            "details": {
+                "signup_id": previous["id"],
+                "level": out.previous_level,
+                "score": float(previous["score"]),
+                "cluster_id": previous["cluster_id"],
+                "new_level": out.level,
+                "new_score": out.score,
+            },
+        },
+        *out.evidence,
+    ]
+    out.level = out.previous_level
+    out.score = max(out.score, float(previous["score"]))
+    out.cluster_id = previous["cluster_id"] or out.cluster_id
+    return out
 
 
 def clean_json(obj: Any, depth: int = 0) -> Any:
@@ -108,19 +155,33 @@ class SignupService:
     def load(self) -> bool:
         """Load the model from the configured run dir, or the store's latest run.
 
+        The run directory is verified whole first (files against the manifest's
+        checksums, and against the manifest digest the store recorded at import): a run
+        emptied, truncated or replaced on disk after the import is not served as an
+        empty model; the service stays not ready and says why.
         Never raises: on failure ``load_error`` says why, and ``/readyz`` reports it.
         """
         try:
+            from linkage.store.rundir import verify_run
+
             run_dir: str | Path | None = self.settings.run_dir
+            expected: str | None = None
             if run_dir is None:
                 latest = self.store.latest_run()
                 if latest is None:
                     raise LookupError("no run imported in the store and no run_dir configured")
                 run_dir = latest["path"]
+                expected = latest.get("digest")
+            verified = verify_run(run_dir)
+            if expected is not None and verified.digest != expected:
+                raise ValueError(
+                    f"run directory {run_dir} is not the run imported into the store "
+                    "(its manifest.json changed since the import): re-run `linkage import-run`"
+                )
             from linkage.signup import SignupScorer
 
             scorer = SignupScorer.from_run(
-                run_dir, window_s=float(self.settings.velocity_window_seconds)
+                verified.run, window_s=float(self.settings.velocity_window_seconds)
             )
             run_id = self.store.run_by_path(run_dir)
             self._ids = self.store.stable_ids(run_id) if run_id is not None else {}
@@ -155,15 +216,25 @@ class SignupService:
             payload=record,
         )
 
-    def score(self, record: dict[str, Any]) -> ScoreOutcome:
-        """Score one signup record (contract account fields); fail-open or 503 on failure."""
+    def retract(self, out: ScoreOutcome) -> None:
+        """The decision was not stored: take its signup back out of the velocity window."""
+        scorer = self.scorer
+        if out.velocity_t is not None and scorer is not None and hasattr(scorer, "retract"):
+            scorer.retract(out.payload, out.velocity_t)
+
+    def score(self, record: dict[str, Any], *, now: datetime | None = None) -> ScoreOutcome:
+        """Score one signup record (contract account fields); fail-open or 503 on failure.
+
+        ``now``: the server time it was received; velocity is counted on it (never on
+        the record's ``created_at``)."""
+        t = (now or datetime.now(UTC)).timestamp()
         scorer = self.scorer
         if scorer is None:
             self.metrics.inc("linkage_signup_errors_total", {"stage": "model_not_loaded"})
             return self._degraded(record, "model not loaded")
         t0 = time.perf_counter()
         try:
-            res = scorer.score_one(record)
+            res = scorer.score_one(record, now=t)
             level = str(res.level)
             score = float(res.score)
             if not math.isfinite(score):
@@ -186,6 +257,7 @@ class SignupService:
                 degraded=bool(getattr(res, "degraded", False)),
                 run_id=self.run_id,
                 payload=record,
+                velocity_t=t,
             )
         except ApiError:
             raise

@@ -235,7 +235,7 @@ def detect(
     _print_run_summary(manifest, out)
     if db is not None:
         res = db.import_run(out)
-        err_console.print(f"imported into the store: {res}")
+        err_console.print(res.describe(), highlight=False)
 
 
 def _print_run_summary(manifest: dict, out: Path) -> None:
@@ -318,13 +318,49 @@ def evaluate(
         json_out.write_text(json.dumps({k: v.to_dict() for k, v in reports.items()}, indent=2))
 
 
+_STORE_IDS_HELP = (
+    "Store URL (or LINKAGE_STORE_URL) the run was imported into: cluster ids are then the "
+    "store's stable ids (cl-000042), the ones the HTTP service answers for."
+)
+
+
+def _store_ids(run: Path, store: str | None) -> dict[str, str] | None:
+    """The run's cluster id -> the store's stable id, or None without a store or when the
+    run was not imported into it (a note on stderr says which ids are printed)."""
+    if not store:
+        err_console.print(
+            "note: cluster ids are this run's own; give --store URL (or LINKAGE_STORE_URL) "
+            "for the stable ids the service uses",
+            highlight=False,
+        )
+        return None
+    from linkage.store.db import Store
+    from linkage.store.engine import sqlite_path
+
+    path = sqlite_path(store)
+    if path is not None and not path.is_file():
+        raise LinkageError(f"no store at {path} (--store {store})")
+    found = Store(store).imported_ids(run)
+    if found is None:
+        err_console.print(
+            f"note: {run} was never imported into {store}: cluster ids are this run's own; "
+            "`linkage import-run` gives the stable ids the service uses",
+            highlight=False,
+        )
+        return None
+    return found[1]
+
+
 @app.command()
 def explain(
     run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
     cluster_id: str = typer.Argument(
-        ..., help="Cluster id (see clusters.jsonl or `linkage clusters`)."
+        ..., help="Cluster id (see `linkage clusters`): the store's stable id with --store."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the raw evidence records as JSON."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="LINKAGE_STORE_URL", help=_STORE_IDS_HELP
+    ),
 ) -> None:
     """Show the evidence behind one cluster, strongest reason first."""
     import json
@@ -333,11 +369,15 @@ def explain(
     from linkage.store import load_run
 
     rr = load_run(run)
-    c = rr.cluster(cluster_id)
+    ids = _store_ids(run, store) if store else None
+    source = {v: k for k, v in (ids or {}).items()}.get(cluster_id, cluster_id)
+    c = rr.cluster(source)
     if c is None:
         raise LinkageError(
             f"cluster {cluster_id!r} not found in {run} ({len(rr.clusters)} clusters there)"
         )
+    if ids:
+        c = {**c, "cluster_id": ids.get(source, source), "run_cluster_id": source}
     if as_json:
         typer.echo(json.dumps(c, indent=2))
     else:
@@ -360,14 +400,22 @@ def clusters(
     ),
     limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many (0 = all)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line, no members."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="LINKAGE_STORE_URL", help=_STORE_IDS_HELP
+    ),
 ) -> None:
-    """List the clusters of a run, highest score first: id, size, score, level, top evidence."""
+    """List the clusters of a run, highest score first: id, size, score, level, top evidence.
+
+    With --store (or LINKAGE_STORE_URL) the ids are the store's stable ids, the same the
+    HTTP service and `linkage action` use; without, the run's own ids.
+    """
     import json
 
     from linkage.store import load_run
 
     rr = load_run(run)
     wanted = {lv.value for lv in level}
+    ids = _store_ids(run, store) or {}
     rows = [c for c in rr.clusters if not wanted or c.get("level") in wanted]
     rows.sort(key=lambda c: (-float(c.get("score") or 0), -int(c.get("size") or 0)))
     total = len(rows)
@@ -376,20 +424,24 @@ def clusters(
     for c in rows:
         ev = c.get("evidence") or []
         top = max(ev, key=lambda e: float(e.get("contribution") or 0)) if ev else None
+        cid = ids.get(str(c["cluster_id"]), c["cluster_id"])
         if as_json:
             item = {k: c.get(k) for k in ("cluster_id", "size", "score", "level")}
+            item["cluster_id"] = cid
+            if ids:
+                item["run_cluster_id"] = c["cluster_id"]
             item["top_evidence"] = top["summary"] if top else None
             typer.echo(json.dumps(item, ensure_ascii=False))
         else:
             summary = top["summary"] if top else "-"
             typer.echo(
-                f"{c['cluster_id']}\t{int(c.get('size') or 0)}\t"
+                f"{cid}\t{int(c.get('size') or 0)}\t"
                 f"{float(c.get('score') or 0):.3f}\t{c.get('level')}\t{summary}"
             )
     if not as_json:
         err_console.print(
             f"{len(rows):,} of {total:,} clusters (id, size, score, level, top evidence); "
-            f"details: linkage explain {run} <cluster_id>",
+            f"details: linkage explain {run} <cluster_id>" + (" --store URL" if ids else ""),
             highlight=False,
         )
 

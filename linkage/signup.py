@@ -15,8 +15,13 @@ families::
     link score = max_c  cluster_score_c * attach_c
 
 **Velocity** catches a farm that has not been clustered yet: many new accounts on
-one card / device / canonical mailbox / domain / subnet within minutes.  The
-in-memory window is warmed from the store on start-up (``observe``).  The two are
+one card / device / canonical mailbox / domain / subnet within minutes.  It counts
+*distinct account ids* per identifier within the window, on the **server's clock**
+(the time :meth:`SignupScorer.score_one` is called, or the ``now`` it is given): the
+client's ``created_at`` is recorded by the caller but never moves the window, so a
+signup dated hours ahead or years back neither resets nor escapes it, and a retry of
+the same account does not count twice.  The in-memory window is warmed from the
+store on start-up (``observe``, by the time each signup was received).  The two are
 combined as a noisy-OR.  Scoring one signup is a handful of dictionary look-ups.
 """
 
@@ -24,7 +29,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import defaultdict, deque
+import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +174,8 @@ class SignupScorer:
         self.settings = settings or Settings.model_validate(run.manifest.get("settings", {}))
         self.window_s = float(window_s)
         self._lock = threading.Lock()
-        self._recent: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        #: (kind, value) -> {account id: server time first seen in the window}, oldest first
+        self._recent: dict[tuple[str, str], dict[str, float]] = {}
         clusters = {c["cluster_id"]: c for c in run.clusters}
         self._cluster_score = {cid: float(c["score"]) for cid, c in clusters.items()}
         self._cluster_level = {cid: str(c["level"]) for cid, c in clusters.items()}
@@ -220,45 +227,87 @@ class SignupScorer:
         return cls(run, settings=settings, **kw)
 
     # -- velocity window -------------------------------------------------------
-    def _velocity(self, keys: list[tuple[str, str]], t: float, record: bool) -> dict[str, int]:
+    def _velocity(
+        self, keys: list[tuple[str, str]], t: float, record: bool, account: str
+    ) -> dict[str, int]:
+        """Distinct accounts per identifier in ``[t - window, t]``, this one included;
+        ``record``: remember this account at ``t`` (unless already in the window)."""
         out: dict[str, int] = {}
+        cutoff = t - self.window_s
         with self._lock:
             for key in keys:
                 if key[0] not in VELOCITY_LIMITS:
                     continue
-                dq = self._recent[key]
-                while dq and dq[0] < t - self.window_s:
-                    dq.popleft()
-                count = sum(1 for x in dq if x <= t) + 1  # this signup included
-                if record:
-                    dq.append(t)
+                seen = self._recent.get(key)
+                if seen is None:
+                    seen = {}
+                    if record:
+                        self._recent[key] = seen
+                while seen:  # oldest first: drop what left the window
+                    first = next(iter(seen))
+                    if seen[first] >= cutoff:
+                        break
+                    del seen[first]
+                # O(1): entries are server times, none after t (a concurrent later
+                # signup already recorded counts too)
+                count = len(seen)
+                if account not in seen:
+                    count += 1
+                    if record:
+                        seen[account] = t
                 out[key[0]] = max(out.get(key[0], 0), count)
         return out
 
+    def retract(self, record: Mapping[str, Any], t: float) -> None:
+        """Undo what :meth:`score_one` recorded for ``record`` at server time ``t`` (the
+        decision could not be stored: it must not count in anyone's velocity)."""
+        keys, _ = record_identifiers(record, settings=self.settings)
+        account = _account_key(record)
+        with self._lock:
+            for key in keys:
+                seen = self._recent.get(key)
+                if seen is not None and seen.get(account) == t:
+                    del seen[account]
+
     def observe(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Warm the velocity window with already-scored signups (e.g. from the store)."""
+        """Warm the velocity window with already-scored signups (e.g. from the store).
+
+        Each record is placed at its ``received_at`` (the server time it was scored;
+        now when absent), never at the client's ``created_at``.
+        """
         recs = list(records)
         if not recs:
             return 0
         frame = pd.DataFrame(recs)
         ids = signup_identifiers(frame, settings=self.settings)
-        ts = _epoch(frame.get("created_at"), len(frame))
+        ts = _epoch(frame.get("received_at"), len(frame))
+        accounts = [_account_key(r) for r in recs]
+        order = np.argsort(ts[ids["row"].to_numpy()], kind="stable") if len(ids) else []
+        rows, kinds, values = ids["row"].to_numpy(), ids["kind"].to_numpy(), ids["value"].to_numpy()
         with self._lock:
-            for r, k, v in zip(ids["row"], ids["kind"], ids["value"], strict=True):
+            for i in order:
+                r, k = int(rows[i]), str(kinds[i])
                 if k in VELOCITY_LIMITS:
-                    self._recent[(k, v)].append(ts[r])
-            for dq in self._recent.values():
-                if len(dq) > 1:
-                    s = sorted(dq)
-                    dq.clear()
-                    dq.extend(s)
+                    seen = self._recent.setdefault((k, str(values[i])), {})
+                    seen.setdefault(accounts[r], float(ts[r]))
+            for key, seen in self._recent.items():  # keep each window oldest first
+                if len(seen) > 1:
+                    self._recent[key] = dict(sorted(seen.items(), key=lambda kv: kv[1]))
         return len(recs)
 
     # -- scoring ---------------------------------------------------------------
-    def score_one(self, record: Mapping[str, Any], *, record_velocity: bool = True) -> SignupResult:
+    def score_one(
+        self,
+        record: Mapping[str, Any],
+        *,
+        record_velocity: bool = True,
+        now: float | None = None,
+    ) -> SignupResult:
+        """Score one signup.  ``now``: the server time (epoch seconds) it is scored at,
+        default the clock; the record's ``created_at`` does not enter velocity."""
         keys, flags = record_identifiers(record, settings=self.settings)
-        t = _epoch_one(record.get("created_at"))
-        velocity = self._velocity(keys, t, record_velocity)
+        t = time.time() if now is None else float(now)
+        velocity = self._velocity(keys, t, record_velocity, _account_key(record))
         return self._decide(str(record.get("account_id", "")), keys, velocity, flags)
 
     def _decide(
@@ -445,22 +494,10 @@ def _epoch(col: Any, n: int) -> np.ndarray:
     return np.where(ts.isna().to_numpy(), now, secs)
 
 
-def _epoch_one(value: Any) -> float:
-    """created_at of one record -> epoch seconds (now when unknown or unparseable)."""
-    import datetime as dt
-
-    if value is None:
-        return dt.datetime.now(dt.UTC).timestamp()
-    if isinstance(value, dt.datetime):
-        d = value
-    else:
-        try:
-            d = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            return dt.datetime.now(dt.UTC).timestamp()
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.UTC)
-    return d.timestamp()
+def _account_key(record: Mapping[str, Any]) -> str:
+    """Who a signup is, for distinct counting (a record without an id counts alone)."""
+    aid = record.get("account_id")
+    return str(aid) if aid is not None and str(aid) != "" else f"\x00anon-{id(record)}"
 
 
 def _logit(p: float) -> float:

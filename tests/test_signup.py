@@ -74,3 +74,43 @@ def test_unknown_signup_is_clear(small_run: Path) -> None:
 
 def test_run_accounts_are_known(small_run: Path) -> None:
     assert len(load_run(small_run).accounts) > 0
+
+
+def test_velocity_counts_distinct_accounts_on_the_server_clock(small_run: Path) -> None:
+    scorer = SignupScorer.from_run(small_run, window_s=600)
+    card = {"payment_fingerprint": "pm_velocity_clock"}
+
+    def pay(account: str, now: float, created_at: str = "2001-01-01T00:00:00Z") -> int:
+        rec = {**card, "account_id": account, "created_at": created_at}
+        return scorer.score_one(rec, now=now).velocity["payment"]
+
+    assert pay("a", 1_000.0) == 1
+    assert pay("b", 1_010.0, created_at="2099-01-01T00:00:00Z") == 2  # the claim is ignored
+    assert pay("b", 1_020.0) == 2  # a retry of b does not count twice
+    assert pay("c", 1_030.0) == 3
+    assert pay("d", 1_700.0) == 1  # a, b and c left the window (server time)
+    rec = {**card, "account_id": "e"}
+    scorer.score_one(rec, now=1_710.0)
+    scorer.retract(rec, 1_710.0)  # not stored: taken back out
+    assert pay("f", 1_720.0) == 2  # d and f
+
+
+def test_observe_warms_the_window_by_the_time_received(small_run: Path) -> None:
+    scorer = SignupScorer.from_run(small_run, window_s=600)
+    import time
+
+    now = time.time()
+    received = pd.Timestamp(now - 60, unit="s", tz="UTC").isoformat()
+    scorer.observe(
+        [
+            {
+                "account_id": "w1",
+                "payment_fingerprint": "pm_w",
+                "received_at": received,
+                "created_at": "2001-01-01T00:00:00Z",
+            },
+            {"account_id": "w2", "payment_fingerprint": "pm_w", "received_at": received},
+        ]
+    )
+    res = scorer.score_one({"account_id": "w3", "payment_fingerprint": "pm_w"}, now=now)
+    assert res.velocity["payment"] == 3

@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.convertors import Convertor, register_url_convertor
+
 from api.schemas import ErrorBody
+
+
+class _AccountIdConvertor(Convertor[str]):
+    """An account id in a path: any characters, ``/`` and a trailing newline included.
+
+    Starlette's ``path`` convertor is ``.*``: with the route's ``$`` it would read
+    ``/v1/accounts/abc%0A`` as account ``abc`` (``$`` matches before a final newline)."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("account_id", _AccountIdConvertor())
 
 _DESCRIPTIONS = {
     400: "the body cannot be decoded (not UTF-8 text)",
@@ -13,8 +33,9 @@ _DESCRIPTIONS = {
     404: "not found",
     413: "request body too large",
     422: "invalid request (details lists each invalid field; also duplicate JSON keys and "
-    "timestamps outside 2000-01-01 .. now + 1 day)",
-    429: "too many failed API-key checks from this client or for this key id (Retry-After)",
+    "timestamps that are not ISO 8601 date-times in years 2000..2099)",
+    429: "too many failed API-key checks from this client or for this key id, or too many "
+    "anonymous /readyz calls from this client (Retry-After)",
     500: "unexpected error (logged server-side; no traceback in the body)",
     503: "store or model unavailable; for writes: nothing was recorded",
 }

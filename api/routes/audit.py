@@ -17,13 +17,14 @@ router = APIRouter(tags=["audit"], dependencies=[Depends(require_scope("admin"))
 @router.get(
     "/audit",
     response_model=AuditPage,
-    summary="Audit trail: verdicts and signup decisions with the key that made them",
+    summary="Audit trail: verdicts, signup decisions and key changes, with who made them",
     responses=error_responses(*AUTH_ERRORS),
 )
 def get_audit(
     store: Annotated[Store, Depends(get_store)],
     kind: Annotated[
-        Literal["feedback", "signup"] | None, Query(description="only verdicts or only signups")
+        Literal["feedback", "signup", "admin"] | None,
+        Query(description="only verdicts, only signups, or only admin events (keys)"),
     ] = None,
     key_id: Annotated[
         str | None, Query(min_length=1, max_length=32, description="made with this key")
@@ -35,7 +36,8 @@ def get_audit(
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")] = 0,
 ) -> AuditPage:
     """Newest first: each verdict (`who` is the client's label; `key_id` is who it really
-    was) and each signup decision, with server time and the run it came from."""
+    was), each signup decision, with server time and the run it came from, and each
+    administrative event: API key created / revoked, watermark key created / rotated."""
     total, items = store.audit(
         kind=kind, key_id=key_id, target_id=target_id, limit=limit, offset=offset
     )

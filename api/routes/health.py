@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from api.deps import get_signup_service, get_store, optional_key
 from api.errors import ApiError
@@ -30,6 +30,7 @@ async def healthz() -> Health:
     responses=error_responses(429, 500, 503),
 )
 def readyz(
+    request: Request,
     store: Annotated[Store, Depends(get_store)],
     service: Annotated[SignupService, Depends(get_signup_service)],
     key: Annotated[ApiKey | None, Depends(optional_key)],
@@ -38,9 +39,27 @@ def readyz(
     (a probe row is rewritten and committed), and a signup model is loaded; 503 otherwise.
 
     Without a key (or with one lacking the `metrics` scope) only the status is
-    given; with it, `details` says which check failed, the store error and the run.
+    given, the call costs a read (the last write probe is reused while it is at most
+    `ready_write_probe_seconds` old: at most one committed write per interval) and
+    is limited per client address (`ready_anonymous_limit` per
+    `ready_anonymous_window_seconds`, then 429 with Retry-After).  With a `metrics`
+    key the write probe runs on every call and `details` says which check failed,
+    the store error and the run.
     """
-    check = store.check_ready()
+    show = key is not None and key.allows("metrics")
+    settings = request.app.state.settings
+    if not show:
+        client = request.client.host if request.client else "unknown"
+        wait = request.app.state.ready_limiter.hit(client)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "too_many_requests",
+                "too many readiness checks from this address; retry later",
+                {"retry_after_seconds": wait},
+                headers={"Retry-After": str(wait)},
+            )
+    check = store.check_ready(write_max_age=None if show else settings.ready_write_probe_seconds)
     details: dict[str, Any] = {
         "store": check,
         "model": service.loaded,
@@ -49,7 +68,6 @@ def readyz(
         "run_path": service.run_path,
         "replay_skipped": store.last_replay_skipped,
     }
-    show = key is not None and key.allows("metrics")
     if not (check["ok"] and service.loaded):
         raise ApiError(503, "not_ready", "service not ready", details if show else None)
     return Ready(status="ready", details=details if show else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.deps import require_scope
 from api.errors import ApiError
@@ -40,13 +40,23 @@ class ActionOut(BaseModel):
     rate_limit_per_minute: int | None = None
 
 
+def _json_number(v: object) -> object:
+    """A JSON number only: ``"5"`` and ``false`` are refused (pydantic's lax mode would take
+    them); ``5.0`` is an integer in JSON Schema and stays accepted for integer fields."""
+    if isinstance(v, bool | str):
+        raise ValueError("must be a JSON number, not a string or a boolean")
+    return v
+
+
 class DetectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     texts: list[str] = Field(min_length=1, description="the suspect corpus, one response each")
-    threshold: float | None = Field(
+    threshold: Annotated[float | None, BeforeValidator(_json_number)] = Field(
         None, gt=0, lt=1, description="attribute below this p-value (default 1e-6)"
     )
-    top: int = Field(20, ge=0, description="return this many keys, best first (0 = all)")
+    top: Annotated[int, BeforeValidator(_json_number)] = Field(
+        20, ge=0, description="return this many keys, best first (0 = all); an integer"
+    )
 
 
 class KeyResultOut(BaseModel):
@@ -78,7 +88,7 @@ def get_responder(request: Request) -> Responder:
 
 
 @router.get(
-    "/accounts/{account_id}/action",
+    "/accounts/{account_id:account_id}/action",
     response_model=ActionOut,
     summary="What to do with an account's requests: action, perturbation strength, key id",
     responses=error_responses(404, *AUTH_ERRORS),

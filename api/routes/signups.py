@@ -14,12 +14,23 @@ from api.errors import ApiError
 from api.metrics import Metrics
 from api.routes import AUTH_ERRORS, error_responses
 from api.schemas import SignupIn, SignupScore
-from api.scoring import SignupService
+from api.scoring import SignupService, keep_stricter
 from linkage.errors import StoreError
 from linkage.store.db import Store
 
 log = logging.getLogger("api.signups")
 router = APIRouter(tags=["signups"], dependencies=[Depends(require_scope("score"))])
+
+
+def _not_recorded(exc: Exception, metrics: Metrics) -> ApiError:
+    """503 for a decision the store could not take; logs the store's reason only (the
+    driver's message, never the statement's parameters: they hold the signup's data)."""
+    metrics.inc("linkage_signup_errors_total", {"stage": "store"})
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    log.error("could not record a signup decision (%s): %s", exc.__class__.__name__, reason)
+    return ApiError(
+        503, "unavailable", "store unavailable: the decision was not recorded", {"recorded": False}
+    )
 
 
 @router.post(
@@ -41,13 +52,22 @@ def score_signup(
     the model's run) before it is answered.  If the model is not loaded or fails:
     `level: clear, degraded: true` (fail-open, default) or 503 (fail-closed).  If the
     decision cannot be recorded (store read-only, full, deleted): 503 `unavailable`
-    with `details.recorded = false`, in either mode — never a 200 that was not kept.
+    with `details.recorded = false`, in either mode — never a 200 that was not kept,
+    and the signup does not count in velocity.
+
+    Velocity counts distinct account ids per identifier in the window on the server's
+    clock; `created_at` is recorded as the client's claim and never moves the window.
+    Scoring an `account_id` again adds a revision (history in the store and the audit):
+    it can raise the decision, never lower it (`revision`, `previous_level`; only an
+    analyst's verdict lowers it); a retry does not count twice in velocity.
     """
-    record = body.model_dump(mode="json")
+    record = body.model_dump(mode="json")  # created_at: the client's claim, as sent (or null)
     now = datetime.now(UTC)
-    if record.get("created_at") is None:
-        record["created_at"] = now.isoformat()
-    out = service.score(record)
+    try:
+        previous = store.previous_decision(body.account_id)
+    except (SQLAlchemyError, StoreError) as exc:
+        raise _not_recorded(exc, metrics) from None
+    out = keep_stricter(service.score(record, now=now), previous)
     try:
         store.record_signup(
             account_id=out.account_id,
@@ -62,14 +82,8 @@ def score_signup(
             run_id=out.run_id,
         )
     except (SQLAlchemyError, StoreError) as exc:
-        metrics.inc("linkage_signup_errors_total", {"stage": "store"})
-        log.error("could not record signup %r: %s", out.account_id, exc)
-        raise ApiError(
-            503,
-            "unavailable",
-            "store unavailable: the decision was not recorded",
-            {"recorded": False},
-        ) from None
+        service.retract(out)
+        raise _not_recorded(exc, metrics) from None
     metrics.inc(
         "linkage_signups_scored_total", {"level": out.level, "degraded": str(out.degraded).lower()}
     )
@@ -82,4 +96,6 @@ def score_signup(
         velocity=out.velocity,
         degraded=out.degraded,
         run_id=out.run_id,
+        revision=out.revision,
+        previous_level=out.previous_level,
     )

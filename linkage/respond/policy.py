@@ -6,8 +6,9 @@
 | review | ``step_up`` (verification + ``review_rate_limit_per_minute``) | ``review_strength`` (default 0: none) |
 | block | ``suspend``, or ``degrade`` with ``block_action="degrade"`` | ``strength(score, volume)`` |
 
-Feedback overrides the run: an upheld appeal or a false positive (on the account or its
-cluster) clears the action; a confirmed farm is treated as block.  Strength grows with the
+Feedback overrides the run: the verdict that applies (:func:`linkage.store.verdicts.resolve`:
+the account's own latest verdict, else its cluster's) decides; an upheld appeal or a false
+positive clears the action; a confirmed farm is treated as block.  Strength grows with the
 score above the block threshold and with the cluster's volume (log scale), between
 ``min_strength`` and ``max_strength``.  A perturbing action names the cluster's active
 watermark key id (never the secret).
@@ -20,9 +21,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from linkage.settings import RespondSettings, ScoreSettings
+from linkage.store.verdicts import CLEARING_VERDICTS
 
 ACTIONS = ("none", "step_up", "suspend", "degrade")
-CLEARING_VERDICTS = ("false_positive", "appeal_upheld")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from linkage.respond.policy import Action, decide, needs_key
 from linkage.respond.watermark import CorpusStats, detect
 from linkage.settings import RespondSettings, ScoreSettings, Settings
 from linkage.store.models import ClusterRow, FeedbackRow, MembershipRow, RunRow, SignupRow
+from linkage.store.verdicts import resolve
 from linkage.store.watermark_keys import WatermarkKeyRow, WatermarkKeys
 
 
@@ -153,11 +154,11 @@ class Responder:
         self._verdicts = latest
 
     def _verdict(self, account_id: str, cluster_id: str | None) -> str | None:
-        v = [self._verdicts.get(("account", account_id))]
-        if cluster_id is not None:
-            v.append(self._verdicts.get(("cluster", cluster_id)))
-        got = [x for x in v if x is not None]
-        return max(got, key=lambda x: (x[0], x[1]))[2] if got else None
+        """The verdict that applies (one resolution for every view: linkage.store.verdicts)."""
+        own = self._verdicts.get(("account", account_id))
+        bulk = self._verdicts.get(("cluster", cluster_id)) if cluster_id is not None else None
+        r = resolve(own[2] if own else None, bulk[2] if bulk else None)
+        return r.verdict if r is not None else None
 
     def _signup(self, account_id: str) -> tuple[None, float, str] | None:
         """Accounts seen only at signup (not in the latest run): their scored level."""

@@ -77,13 +77,29 @@ class Scores:
 
 
 def latest_verdicts(feedback: pd.DataFrame | None) -> pd.Series:
-    """account_id -> the latest verdict (later feedback supersedes earlier)."""
+    """account_id -> the verdict that applies (:func:`linkage.store.verdicts.resolve`).
+
+    Within a target the latest by ``ts`` wins; with a ``target_type`` column (the
+    store's :meth:`feedback_frame`, cluster verdicts expanded to members) an account's
+    own verdict wins over its cluster's, as in every view of the service.
+    """
+    from linkage.store.verdicts import resolve
+
     if feedback is None or feedback.empty:
         return pd.Series(dtype=object)
     fb = feedback.dropna(subset=["account_id", "verdict"]).copy()
     if "ts" in fb.columns:
         fb = fb.sort_values("ts", kind="stable")
-    return fb.groupby("account_id")["verdict"].last()
+    if "target_type" not in fb.columns:
+        return fb.groupby("account_id")["verdict"].last()
+    own = fb[fb["target_type"] != "cluster"].groupby("account_id")["verdict"].last()
+    bulk = fb[fb["target_type"] == "cluster"].groupby("account_id")["verdict"].last()
+    out = {}
+    for a in own.index.union(bulk.index):
+        r = resolve(own.get(a), bulk.get(a))
+        if r is not None:
+            out[a] = r.verdict
+    return pd.Series(out, dtype=object).rename_axis("account_id").rename("verdict")
 
 
 def score_accounts(

@@ -20,6 +20,7 @@ The class is assembled from one module per resource:
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import Engine, select, text, update
@@ -63,6 +64,8 @@ class Store(RunsMixin, QueriesMixin, SignupsMixin, FeedbackMixin, KeysMixin):
         self._feedback_lock = threading.Lock()
         self._server_secret = None
         self.last_replay_skipped = 0
+        #: (monotonic time, ok, error) of the last readiness write probe
+        self._write_probe: tuple[float, bool, str | None] | None = None
         try:
             engine, self.db_path = make_engine(url, echo=echo)
             self.engine: Engine = engine
@@ -95,12 +98,14 @@ class Store(RunsMixin, QueriesMixin, SignupsMixin, FeedbackMixin, KeysMixin):
         except (SQLAlchemyError, StoreError):
             return False
 
-    def check_ready(self) -> dict[str, Any]:
+    def check_ready(self, *, write_max_age: float | None = None) -> dict[str, Any]:
         """Readiness of the store: ``{"ok", "read", "schema", "write", "error"}``.
 
         ``schema``: the database is at this code's head revision; ``write``: a
         probe row was rewritten and committed (fails on a read-only, deleted,
-        replaced or full store).
+        replaced or full store).  ``write_max_age``: reuse the last write probe's
+        outcome if it is at most that many seconds old (``write_age`` says how old),
+        so frequent callers cost a read, not a committed write each.
         """
         out: dict[str, Any] = {"ok": False, "read": False, "schema": False, "write": False}
         try:
@@ -112,6 +117,15 @@ class Store(RunsMixin, QueriesMixin, SignupsMixin, FeedbackMixin, KeysMixin):
                 if not out["schema"]:
                     out["error"] = f"schema revision {rev}, expected {migrate.head_revision()}"
                     return out
+            last = self._write_probe
+            if write_max_age is not None and last is not None:
+                age = time.monotonic() - last[0]
+                if age <= write_max_age:
+                    out["write"], out["ok"] = last[1], last[1]
+                    out["write_age"] = round(age, 3)
+                    if last[2]:
+                        out["error"] = last[2]
+                    return out
             with self.engine.begin() as conn:
                 now = utcnow()
                 done = conn.execute(
@@ -121,6 +135,9 @@ class Store(RunsMixin, QueriesMixin, SignupsMixin, FeedbackMixin, KeysMixin):
                     conn.execute(StoreProbe.__table__.insert().values(id=1, ts=now))
             out["write"] = True
             out["ok"] = True
+            self._write_probe = (time.monotonic(), True, None)
         except (SQLAlchemyError, StoreError, OSError) as exc:
             out["error"] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}"
+            if out["read"] and out["schema"]:
+                self._write_probe = (time.monotonic(), False, out["error"])
         return out

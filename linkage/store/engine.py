@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -49,44 +49,64 @@ def as_utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-#: Timestamps the store accepts: not before this ...
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-#: ... and not more than this far after the server's clock (clock skew).
-MAX_FUTURE = timedelta(days=1)
+#: The window of client timestamps (a signup's ``created_at``, a verdict's ``ts``): the
+#: date as written lies in years 2000..2099.  Client times are data only (velocity and
+#: verdict order run on the server's clock), so the window is a sanity bound that the
+#: OpenAPI schema can state exactly (:data:`TIMESTAMP_PATTERN`).
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
+EARLIEST = datetime(EARLIEST_YEAR, 1, 1, tzinfo=UTC)
+WINDOW_TEXT = f"{EARLIEST_YEAR}-01-01 .. {LATEST_YEAR}-12-31 (the date as written)"
+
+_D = "[0-9]"
+_DATE = (
+    f"20{_D}{_D}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]{_D}|3[01])"
+    f"|(?:0[469]|11)-(?:0[1-9]|[12]{_D}|30)|02-(?:0[1-9]|1{_D}|2[0-8]))"
+    "|20(?:[02468][048]|[13579][26])-02-29"
+)
+_TIME = f"(?:[01]{_D}|2[0-3]):[0-5]{_D}(?::[0-5]{_D}(?:\\.{_D}{{1,6}})?)?"
+_OFFSET = f"(?:[Zz]|[+-](?:[01]{_D}|2[0-3]):[0-5]{_D})?"
+#: An ISO 8601 / RFC 3339 date-time in the window: valid calendar date (leap years
+#: included), ``T``, ``t`` or a space, ``hh:mm[:ss[.ffffff]]``, then ``Z`` or ``±hh:mm``
+#: or nothing (naive = UTC).  The API checks values against exactly this (an
+#: ECMA-compatible regex: it goes into the OpenAPI schema).
+TIMESTAMP_PATTERN = f"^(?:{_DATE})[Tt ]{_TIME}{_OFFSET}$"
+_TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
 
 
 def bounded_utc(value: datetime, *, now: datetime | None = None) -> datetime:
-    """``value`` as UTC if it lies in [2000-01-01, now + 1 day]; ValueError otherwise.
+    """``value`` as UTC if its date as written lies in the window; ValueError otherwise.
 
     Naive values are UTC.  Never raises OverflowError (``9999-12-31T23:59:59-14:00``
-    is out of range, not a crash).
+    is out of range, not a crash).  ``now`` is accepted for compatibility (unused: the
+    window no longer moves with the clock).
     """
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"timestamp must lie in {WINDOW_TEXT}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
-        utc = value.astimezone(UTC)
+        return value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise ValueError("timestamp out of range") from None
-    latest = (now or utcnow()) + MAX_FUTURE
-    if utc < EARLIEST or utc > latest:
-        raise ValueError(
-            f"timestamp must lie between {EARLIEST:%Y-%m-%d} and now + {MAX_FUTURE.days} day "
-            f"(UTC {latest:%Y-%m-%dT%H:%M:%SZ})"
-        )
-    return utc
 
 
 def parse_bounded(value: object, *, now: datetime | None = None) -> datetime:
-    """An ISO 8601 string (or datetime) within the window, as UTC; ValueError otherwise.
+    """An ISO 8601 date-time string (or datetime) in the window, as UTC; ValueError otherwise.
 
-    Numbers and numeric strings (epochs of unknown unit) are refused.
+    Strings must match :data:`TIMESTAMP_PATTERN` exactly (what the OpenAPI schema
+    states); numbers and numeric strings (epochs of unknown unit) are refused.
     """
     if isinstance(value, datetime):
         return bounded_utc(value, now=now)
-    if not isinstance(value, str) or not _ISO_START.match(value.strip()):
-        raise ValueError("timestamp must be an ISO 8601 string (YYYY-MM-DD...)")
+    if not isinstance(value, str) or not _ISO_START.match(value):
+        raise ValueError("timestamp must be an ISO 8601 string (YYYY-MM-DDThh:mm...)")
+    if _TIMESTAMP_RE.fullmatch(value) is None:
+        raise ValueError(
+            f"timestamp must be an ISO 8601 date-time (YYYY-MM-DDThh:mm[:ss[.ffffff]] "
+            f"[Z|±hh:mm]) in {WINDOW_TEXT}"
+        )
     try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError("timestamp is not valid ISO 8601") from None
     return bounded_utc(dt, now=now)
@@ -118,14 +138,30 @@ def _identity(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _quiet_sql_logs() -> None:
+    """Statements, parameters and result rows hold e-mails, IPs, devices, cards and
+    feedback text: SQLAlchemy's engine/pool loggers stay at WARNING even when the root
+    logger is at DEBUG (``--verbose``), unless the operator set their level explicitly
+    (or passes ``echo=True``)."""
+    for name in ("sqlalchemy.engine", "sqlalchemy.pool"):
+        lg = logging.getLogger(name)
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.WARNING)
+
+
 def make_engine(url: str, *, echo: bool = False) -> tuple[Engine, Path | None]:
-    """An engine for ``url`` and, for a SQLite file, the file it guards."""
+    """An engine for ``url`` and, for a SQLite file, the file it guards.
+
+    ``hide_parameters``: an error's message names the statement, never the values
+    bound to it (a signup's e-mail or card would otherwise reach the logs)."""
+    if not echo:
+        _quiet_sql_logs()
     if not url.startswith("sqlite"):
-        return create_engine(url, echo=echo, pool_pre_ping=True), None
+        return create_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True), None
     path = sqlite_path(url)
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
     memory = path is None and (url.rstrip("/") in ("sqlite:", "sqlite:/") or "memory" in url)
-    kwargs: dict[str, Any] = {"connect_args": connect_args}
+    kwargs: dict[str, Any] = {"connect_args": connect_args, "hide_parameters": True}
     if path is None:
         if memory:
             kwargs["poolclass"] = StaticPool
@@ -140,7 +176,9 @@ def make_engine(url: str, *, echo: bool = False) -> tuple[Engine, Path | None]:
             log.warning("store %s is on a read-only filesystem: writes will fail", path)
             # immutable: a WAL store has no -shm to share on a read-only filesystem
             ro_url = f"sqlite:///file:{quote(str(path))}?mode=ro&immutable=1&uri=true"
-            engine = create_engine(ro_url, echo=echo, connect_args=connect_args)
+            engine = create_engine(
+                ro_url, echo=echo, connect_args=connect_args, hide_parameters=True
+            )
             return engine, path
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)

@@ -22,6 +22,7 @@ from linkage.store.models import (
     TARGET_TYPES,
     VERDICTS,
     ApiKeyRow,
+    AuditEventRow,
     ClusterRow,
     FeedbackRow,
     MembershipRow,
@@ -30,9 +31,10 @@ from linkage.store.models import (
 )
 from linkage.store.queries import feedback_dict
 
-FEEDBACK_COLUMNS = ["account_id", "verdict", "ts", "who", "why"]
-#: what :meth:`FeedbackMixin.audit` can list
-AUDIT_KINDS = ("feedback", "signup")
+FEEDBACK_COLUMNS = ["account_id", "verdict", "ts", "who", "why", "target_type"]
+#: what :meth:`FeedbackMixin.audit` can list (``admin``: API keys created / revoked,
+#: watermark keys created / rotated)
+AUDIT_KINDS = ("feedback", "signup", "admin")
 
 
 class FeedbackMixin:
@@ -71,7 +73,7 @@ class FeedbackMixin:
         """Store one verdict at server time; returns it with ``created`` (False: a replay).
 
         ``ts`` is the client's claimed time, kept as ``client_ts`` (bounded: a
-        ValueError outside [2000-01-01, now + 1 day]); it never orders verdicts.
+        ValueError outside years 2000..2099 as written); it never orders verdicts.
         """
         if target_type not in TARGET_TYPES:
             raise ValueError(f"target_type must be one of {TARGET_TYPES}")
@@ -122,17 +124,27 @@ class FeedbackMixin:
         }
 
     def feedback_frame(self) -> pd.DataFrame:
-        """All verdicts as ``account_id, verdict, ts, who, why`` (for the next ``detect``).
+        """All verdicts as ``account_id, verdict, ts, who, why, target_type`` (for the next
+        ``detect``).
 
         Cluster feedback is expanded to the cluster's members in the latest run in
-        which that cluster appears.  Ordered by ``ts`` (server time); ``ts`` is UTC.
+        which that cluster appears (``target_type`` ``cluster``), so the pipeline's
+        :func:`~linkage.score.scoring.latest_verdicts` resolves them as the service does
+        (:mod:`linkage.store.verdicts`: an account's own verdict wins over its cluster's).
+        Ordered by ``ts`` (server time); ``ts`` is UTC.
         """
         records: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
             for f in conn.execute(
                 select(FeedbackRow).order_by(FeedbackRow.ts, FeedbackRow.id)
             ).all():
-                base = {"verdict": f.verdict, "ts": as_utc(f.ts), "who": f.who, "why": f.why}
+                base = {
+                    "verdict": f.verdict,
+                    "ts": as_utc(f.ts),
+                    "who": f.who,
+                    "why": f.why,
+                    "target_type": f.target_type,
+                }
                 if f.target_type == "account":
                     records.append({"account_id": f.target_id, **base})
                     continue
@@ -153,6 +165,7 @@ class FeedbackMixin:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         frame["who"] = frame["who"].astype("string")
         frame["why"] = frame["why"].astype("string")
+        frame["target_type"] = frame["target_type"].astype("string")
         return frame
 
     def audit(
@@ -164,12 +177,16 @@ class FeedbackMixin:
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """Who decided what, when, from which run: verdicts and signup decisions, newest first.
+        """Who decided what, when, from which run: verdicts, signup decisions and
+        administrative events (API keys created / revoked, watermark keys created /
+        rotated), newest first.
 
-        Each item: ``kind`` (``feedback`` | ``signup``), ``id``, ``ts`` (server time),
+        Each item: ``kind`` (``feedback`` | ``signup`` | ``admin``), ``id``, ``ts`` (server time),
         ``key_id`` and ``key_name`` (None for rows recorded before keys were kept),
         ``who`` (feedback label), ``target_type``/``target_id``, ``decision``
-        (verdict or level), ``score`` (signups), ``why``, ``run_id``.
+        (verdict or level; admin: ``created`` | ``revoked`` | ``rotated``), ``score``
+        (signups), ``why`` (admin: what changed), ``run_id``.  Admin events: ``target_type``
+        ``api_key`` | ``watermark_key``, ``who`` the actor (an API key id or ``cli:<user>``).
         """
         if kind is not None and kind not in AUDIT_KINDS:
             raise ValueError(f"kind must be one of {AUDIT_KINDS}")
@@ -201,13 +218,31 @@ class FeedbackMixin:
             SignupRow.run_id.label("run_id"),
             literal(None).label("client_ts"),
         )
+        ad = select(
+            literal("admin").label("kind"),
+            AuditEventRow.id.label("id"),
+            AuditEventRow.ts.label("ts"),
+            literal(None).label("key_id"),
+            AuditEventRow.actor.label("who"),
+            AuditEventRow.kind.label("target_type"),
+            AuditEventRow.target_id.label("target_id"),
+            AuditEventRow.action.label("decision"),
+            literal(None).label("score"),
+            AuditEventRow.detail.label("why"),
+            literal(None).label("run_id"),
+            literal(None).label("client_ts"),
+        )
         if key_id is not None:
             fb = fb.where(FeedbackRow.key_id == key_id)
             su = su.where(SignupRow.key_id == key_id)
+            ad = ad.where(AuditEventRow.actor == key_id)
         if target_id is not None:
             fb = fb.where(FeedbackRow.target_id == target_id)
             su = su.where(SignupRow.account_id == target_id)
-        parts = [q for k, q in (("feedback", fb), ("signup", su)) if kind in (None, k)]
+            ad = ad.where(AuditEventRow.target_id == target_id)
+        parts = [
+            q for k, q in (("feedback", fb), ("signup", su), ("admin", ad)) if kind in (None, k)
+        ]
         u = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
         with self.engine.connect() as conn:
             total = int(conn.execute(select(func.count()).select_from(u)).scalar_one())

@@ -35,7 +35,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from linkage.errors import StoreError
 from linkage.store.engine import FILE_MODE, as_utc, utcnow
-from linkage.store.models import SCOPES, ApiKeyRow
+from linkage.store.models import SCOPES, ApiKeyRow, audit_event, cli_actor
 
 SCHEME = "hmac-sha256"
 _LEGACY_PREFIX = "scrypt:"
@@ -131,8 +131,12 @@ class KeysMixin:
     def _mac(self, secret: str) -> str:
         return hmac.new(self._secret(), secret.encode(), hashlib.sha256).hexdigest()
 
-    def create_key(self, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]:
-        """Create a key; returns (key, token).  The token is shown once and never stored."""
+    def create_key(
+        self, name: str, scopes: Iterable[str], *, actor: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key; returns (key, token).  The token is shown once and never stored.
+
+        Recorded in the audit (``actor``: who made it; default ``cli:<os user>``)."""
         scope_set = frozenset(scopes)
         bad = sorted(scope_set - set(SCOPES))
         if bad or not scope_set:
@@ -159,6 +163,14 @@ class KeysMixin:
                     revoked_at=None,
                 )
             )
+            audit_event(
+                conn,
+                kind="api_key",
+                action="created",
+                target_id=key_id,
+                actor=actor or cli_actor(),
+                detail=f"name {name!r}, scopes {' '.join(sorted(scope_set))}",
+            )
         return ApiKey(key_id, name, scope_set, now), f"lk_{key_id}_{secret}"
 
     def list_keys(self) -> list[ApiKey]:
@@ -178,14 +190,23 @@ class KeysMixin:
                 for r in rows
             ]
 
-    def revoke_key(self, key_id: str) -> bool:
-        """Revoke a key; False if there is no such active key."""
+    def revoke_key(self, key_id: str, *, actor: str | None = None) -> bool:
+        """Revoke a key; False if there is no such active key.  Recorded in the audit."""
         with self.engine.begin() as conn:
             res = conn.execute(
                 update(ApiKeyRow.__table__)
                 .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
+            if res.rowcount > 0:
+                audit_event(
+                    conn,
+                    kind="api_key",
+                    action="revoked",
+                    target_id=key_id,
+                    actor=actor or cli_actor(),
+                    detail="revoked",
+                )
         return res.rowcount > 0
 
     def verify_key_fast(self, token: str) -> ApiKey | Literal["slow"] | None:

@@ -64,8 +64,17 @@ def known_revisions() -> set[str]:
 
 
 def current_revision(conn: Connection) -> str | None:
-    """The revision a database is at (None: not managed by alembic yet)."""
-    return MigrationContext.configure(conn).get_current_revision()
+    """The revision a database is at (None: not managed by alembic yet).
+
+    Reads ``alembic_version`` directly: ``MigrationContext.configure`` logs two INFO
+    lines per call, which ``/readyz`` and every CLI command would print.
+    """
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:  # branched history: let alembic say what it is
+        return MigrationContext.configure(conn).get_current_revision()
+    return rows[0] if rows else None
 
 
 def _legacy_version(conn: Connection) -> int | None:

@@ -64,6 +64,10 @@ class RunRow(Base):
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     n_accounts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     n_clusters: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: sha256 of the run's manifest.json (None: imported before revision 0004)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_runs_digest", "digest"),)
 
 
 class ClusterRow(Base):
@@ -189,3 +193,52 @@ class ApiKeyRow(Base):
     scopes: Mapped[str] = mapped_column(String(256), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+#: ``audit_events.kind`` values
+AUDIT_EVENT_KINDS = ("api_key", "watermark_key")
+
+
+def cli_actor() -> str:
+    """``cli:<os user>``: who an administrative command was run by."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def audit_event(
+    conn: Any, *, kind: str, action: str, target_id: str, actor: str, detail: str
+) -> None:
+    """Record one administrative event inside the caller's transaction."""
+    from datetime import UTC
+    from datetime import datetime as _dt
+
+    conn.execute(
+        AuditEventRow.__table__.insert().values(
+            ts=_dt.now(UTC),
+            kind=kind,
+            action=action,
+            target_id=target_id,
+            actor=actor,
+            detail=detail,
+        )
+    )
+
+
+class AuditEventRow(Base):
+    """An administrative event: an API key created or revoked, a watermark key created or
+    rotated (migration 0004).  ``actor``: the API key id, or ``cli:<user>``."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    target_id: Mapped[str] = mapped_column(String(300), nullable=False)
+    actor: Mapped[str] = mapped_column(String(300), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (Index("ix_audit_events_ts", "ts"),)

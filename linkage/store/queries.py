@@ -10,9 +10,15 @@ from sqlalchemy import Connection, Engine, func, select
 from linkage.store.engine import as_utc
 from linkage.store.lineage import cluster_lineage
 from linkage.store.models import ClusterRow, FeedbackRow, MembershipRow, RunRow, SignupRow
+from linkage.store.verdicts import CLEARING_VERDICTS, effective_level, latest, resolve
 
-#: Verdicts that clear an account (the next detect keeps it clear).
-CLEARING_VERDICTS = ("false_positive", "appeal_upheld")
+__all__ = [
+    "CLEARING_VERDICTS",
+    "QueriesMixin",
+    "feedback_dict",
+    "feedback_rows",
+    "ordered_evidence",
+]
 
 
 def feedback_rows(conn: Connection, target_type: str, target_id: str) -> list[dict[str, Any]]:
@@ -39,6 +45,22 @@ def feedback_dict(f: Any) -> dict[str, Any]:
         "key_id": f.key_id,
         "run_id": f.run_id,
     }
+
+
+def latest_verdicts_of(conn: Connection, target_type: str, ids: Iterable[str]) -> dict[str, str]:
+    """target id -> its latest verdict (server time, then row id) for a page of targets."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(FeedbackRow.target_id, FeedbackRow.verdict, FeedbackRow.ts, FeedbackRow.id).where(
+            FeedbackRow.target_type == target_type, FeedbackRow.target_id.in_(wanted)
+        )
+    ).all()
+    by: dict[str, list[Any]] = {}
+    for r in rows:
+        by.setdefault(r.target_id, []).append(r)
+    return {k: latest(v).verdict for k, v in by.items()}
 
 
 class QueriesMixin:
@@ -97,16 +119,22 @@ class QueriesMixin:
                 .limit(limit)
                 .offset(offset)
             )
-            items = [
-                {
-                    "cluster_id": r.cluster_id,
-                    "size": r.size,
-                    "score": r.score,
-                    "level": r.level,
-                    "top_evidence": (r.evidence or [None])[0],
-                }
-                for r in conn.execute(q)
-            ]
+            rows = conn.execute(q).all()
+            verdicts = latest_verdicts_of(conn, "cluster", (r.cluster_id for r in rows))
+            items = []
+            for r in rows:
+                v = resolve(None, verdicts.get(r.cluster_id))
+                items.append(
+                    {
+                        "cluster_id": r.cluster_id,
+                        "size": r.size,
+                        "score": r.score,
+                        "level": r.level,
+                        "verdict": v.verdict if v else None,
+                        "effective_level": effective_level(r.level, v.verdict if v else None),
+                        "top_evidence": (r.evidence or [None])[0],
+                    }
+                )
         return int(total), int(run_id), items
 
     def get_cluster(
@@ -136,6 +164,12 @@ class QueriesMixin:
             ]
             parents, children = cluster_lineage(conn, cluster_id)
             feedback = feedback_rows(conn, "cluster", cluster_id)
+            own = latest_verdicts_of(conn, "account", (m["account_id"] for m in members))
+        r = resolve(None, feedback[-1]["verdict"] if feedback else None)
+        verdict = r.verdict if r is not None else None
+        for m in members:  # the same resolution as GET /v1/accounts/{id} and the action
+            mv = resolve(own.get(m["account_id"]), verdict)
+            m["effective_level"] = effective_level(m["level"], mv.verdict if mv else None)
         return {
             "cluster_id": c.cluster_id,
             "run_id": c.run_id,
@@ -148,6 +182,8 @@ class QueriesMixin:
             "evidence": ordered_evidence(c.evidence or []),
             "lineage": {"parents": parents, "children": children},
             "feedback": feedback,
+            "verdict": verdict,
+            "effective_level": effective_level(c.level, verdict),
         }
 
     # ------------------------------------------------------------------ accounts
@@ -203,15 +239,15 @@ class QueriesMixin:
                     "evidence": list(s.evidence or []),
                 }
         feedback.sort(key=lambda f: (f["ts"], f["id"]))
-        own = [f for f in feedback if f["target_type"] == "account"]
-        verdict = own[-1]["verdict"] if own else None
-        cleared = verdict in CLEARING_VERDICTS
+        own = latest(f for f in feedback if f["target_type"] == "account")
+        bulk = latest(f for f in feedback if f["target_type"] == "cluster")
+        r = resolve(own["verdict"] if own else None, bulk["verdict"] if bulk else None)
+        verdict = r.verdict if r is not None else None
         out["feedback"] = feedback
         out["verdict"] = verdict
-        out["cleared"] = cleared
-        out["effective_level"] = (
-            "clear" if cleared else ("block" if verdict == "confirmed_farm" else out["level"])
-        )
+        out["verdict_source"] = r.source if r is not None else None
+        out["cleared"] = verdict in CLEARING_VERDICTS
+        out["effective_level"] = effective_level(out["level"], verdict)
         if signup is not None:
             s = signup
             out["signup"] = {

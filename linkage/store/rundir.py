@@ -4,7 +4,9 @@ Layout (see docs/ARCHITECTURE.md)::
 
     OUT/accounts.csv          account_id, cluster_id, score, level   (every input account)
     OUT/clusters.jsonl        one cluster per line: cluster_id, size, score, level, members, evidence
-    OUT/manifest.json         settings, input hashes, counts, stage timings, ingest report
+    OUT/manifest.json         settings, input hashes, counts, stage timings, ingest report,
+                              and ``files``: bytes, rows and sha256 of the three files above
+                              (checked whole by :func:`verify_run` before a run is imported)
     OUT/signup_index.parquet  kind, value, account_id, weight  (for signup verification)
     OUT/communities.parquet   Leiden's membership before weak members are released
                               (graph runs; ``linkage detect --previous OUT`` warm-starts from it)
@@ -16,7 +18,9 @@ half-written file that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +35,8 @@ FORMAT_VERSION = 1
 LEVELS = ("clear", "review", "block")
 ACCOUNT_COLUMNS = ["account_id", "cluster_id", "score", "level"]
 INDEX_COLUMNS = ["kind", "value", "account_id", "weight"]
+#: files whose bytes, rows and sha256 ``write_run`` records in ``manifest["files"]``
+CHECKED_FILES = ("accounts.csv", "clusters.jsonl", "signup_index.parquet")
 
 
 @dataclass
@@ -75,20 +81,55 @@ def write_run(
     os.replace(tmp, out / "accounts.csv")
     lines = [json.dumps(dict(c), ensure_ascii=False, default=_json_default) for c in clusters]
     _atomic_write_text(out / "clusters.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    files = {
+        "accounts.csv": file_record(out / "accounts.csv", rows=len(acc)),
+        "clusters.jsonl": file_record(out / "clusters.jsonl", rows=len(lines)),
+    }
     if signup_index is not None:
         tmpp = out / "signup_index.parquet.tmp"
         cols = [c for c in (*INDEX_COLUMNS, "holders") if c in signup_index.columns]
         signup_index[cols].to_parquet(tmpp, index=False)
         os.replace(tmpp, out / "signup_index.parquet")
-    write_manifest(out, manifest)
+        files["signup_index.parquet"] = file_record(
+            out / "signup_index.parquet", rows=len(signup_index)
+        )
+    else:
+        (out / "signup_index.parquet").unlink(missing_ok=True)  # never a stale one
+    write_manifest(out, {**dict(manifest), "files": files})
     return out
 
 
+def file_record(path: Path, *, rows: int) -> dict[str, Any]:
+    """``{"bytes", "rows", "sha256"}`` of one run file (what :func:`verify_run` checks)."""
+    return {"bytes": path.stat().st_size, "rows": int(rows), "sha256": sha256_file(path)}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_manifest(out: str | Path, manifest: Mapping[str, Any]) -> None:
-    """(Re)write OUT/manifest.json atomically."""
+    """(Re)write OUT/manifest.json atomically.
+
+    A manifest without ``files`` keeps the ``files`` block :func:`write_run` recorded
+    (``detect`` rewrites the manifest with its final timings after the files are written).
+    """
     man = {"format_version": FORMAT_VERSION, **dict(manifest)}
+    path = Path(out) / "manifest.json"
+    if "files" not in man and path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict) and isinstance(old.get("files"), dict):
+            man["files"] = old["files"]
     text = json.dumps(man, indent=2, ensure_ascii=False, default=_json_default)
-    _atomic_write_text(Path(out) / "manifest.json", text)
+    _atomic_write_text(path, text)
 
 
 def _json_default(o: Any) -> Any:
@@ -160,3 +201,120 @@ def load_run(path: str | Path) -> Run:
         manifest=manifest,
         signup_index=signup_index,
     )
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A run that passed :func:`verify_run`: the run, its manifest digest and how it was checked."""
+
+    run: Run
+    digest: str  # sha256 of manifest.json (which holds the files' checksums)
+    checked: str  # "checksums" (files block present) or "counts" (run from an older linkage)
+
+
+def verify_run(path: str | Path) -> Verified:
+    """Check a run directory whole before it is served; RunError says what is wrong.
+
+    * every file the manifest's ``files`` block lists exists with its bytes, sha256 and
+      row count (an empty, truncated or edited file is refused);
+    * ``accounts.csv`` has ``counts.accounts`` rows and at least one, each with a level
+      in ``clear|review|block`` and a finite score in [0, 1]; ``clusters.jsonl`` has
+      ``counts.clusters`` clusters and every account's cluster is among them.
+
+    A run written before checksums were recorded (no ``files`` block) is checked on
+    its counts and contents only (``checked == "counts"``).
+    """
+    path = Path(path)
+    man_path = path / "manifest.json"
+    if not man_path.is_file():
+        raise RunError(
+            f"{path} is not a run directory written by `linkage detect`: no manifest.json"
+        )
+    digest = sha256_file(man_path)
+    try:
+        man = json.loads(man_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(
+            f"run {path} failed verification: manifest.json is not JSON ({exc})"
+        ) from None
+    if not isinstance(man, dict):
+        raise RunError(f"run {path} failed verification: manifest.json is not an object")
+    problems: list[str] = []
+    files = man.get("files")
+    checked = "checksums" if isinstance(files, dict) else "counts"
+    if isinstance(files, dict):
+        for name in CHECKED_FILES:
+            rec = files.get(name)
+            if not isinstance(rec, dict):
+                continue
+            p = path / name
+            if not p.is_file():
+                problems.append(f"{name} is missing (the manifest lists it)")
+                continue
+            size = p.stat().st_size
+            if size != rec.get("bytes"):
+                problems.append(f"{name} has {size} bytes, the manifest says {rec.get('bytes')}")
+            elif sha256_file(p) != rec.get("sha256"):
+                problems.append(f"{name} does not match its sha256 in the manifest (edited?)")
+    if problems:  # do not even parse files that are not the ones detect wrote
+        raise RunError(f"run {path} failed verification: " + "; ".join(problems))
+    try:
+        run = load_run(path)
+    except RunError as exc:
+        raise RunError(f"run {path} failed verification: {exc}") from None
+    except (ValueError, TypeError, OSError) as exc:  # pandas / pyarrow parse errors
+        raise RunError(
+            f"run {path} failed verification: a file cannot be read "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
+    if isinstance(files, dict):
+        rows = {
+            "accounts.csv": len(run.accounts),
+            "clusters.jsonl": len(run.clusters),
+            "signup_index.parquet": len(run.signup_index),
+        }
+        for name, n in rows.items():
+            want = (files.get(name) or {}).get("rows")
+            if want is not None and n != want:
+                problems.append(f"{name} has {n} rows, the manifest says {want}")
+    counts = man.get("counts") if isinstance(man.get("counts"), dict) else {}
+    n_acc = len(run.accounts)
+    if n_acc == 0:
+        problems.append("accounts.csv has no accounts")
+    if counts.get("accounts") is not None and counts["accounts"] != n_acc:
+        problems.append(
+            f"accounts.csv has {n_acc} rows, manifest counts.accounts says {counts['accounts']}"
+        )
+    if counts.get("clusters") is not None and counts["clusters"] != len(run.clusters):
+        problems.append(
+            f"clusters.jsonl has {len(run.clusters)} clusters, manifest counts.clusters says "
+            f"{counts['clusters']}"
+        )
+    acc = run.accounts
+    bad_level = ~acc["level"].isin(LEVELS)
+    if bool(bad_level.any()):
+        problems.append(f"accounts.csv: {int(bad_level.sum())} rows with a level not in {LEVELS}")
+    score = pd.to_numeric(acc["score"], errors="coerce")
+    bad_score = ~score.between(0.0, 1.0)
+    if bool(bad_score.any()):
+        problems.append(f"accounts.csv: {int(bad_score.sum())} rows without a score in [0, 1]")
+    if acc["account_id"].isna().any() or acc["account_id"].duplicated().any():
+        problems.append("accounts.csv: empty or repeated account ids")
+    known = {str(c.get("cluster_id")) for c in run.clusters}
+    orphans = set(acc["cluster_id"].dropna().astype(str)) - known
+    if orphans:
+        problems.append(
+            f"accounts.csv names {len(orphans)} cluster(s) missing from clusters.jsonl "
+            f"(e.g. {sorted(orphans)[0]!r})"
+        )
+    for c in run.clusters:
+        if not isinstance(c, dict) or "cluster_id" not in c:
+            problems.append("clusters.jsonl: a line without cluster_id")
+            break
+        s = c.get("score")
+        if not isinstance(s, int | float) or not math.isfinite(s):
+            problems.append(f"clusters.jsonl: cluster {c['cluster_id']!r} has no finite score")
+            break
+    if problems:
+        raise RunError(f"run {path} failed verification: " + "; ".join(problems))
+    return Verified(run=run, digest=digest, checked=checked)

@@ -21,7 +21,7 @@ from linkage.store.models import (
     RunRow,
 )
 from linkage.store.queries import ordered_evidence
-from linkage.store.rundir import load_run
+from linkage.store.rundir import verify_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,29 @@ class ImportResult:
     n_clusters: int
     cluster_ids: dict[str, str]  # run's cluster id -> stable id
     lineage: dict[str, int]  # relation -> number of lineage rows
+    #: False: this run (same manifest digest) was already in the store; nothing was added
+    created: bool = True
+    #: how the files were checked: "checksums" or "counts" (a run older than checksums)
+    checked: str = "checksums"
+    digest: str = ""
+
+    def describe(self) -> str:
+        """One line for the command line."""
+        if not self.created:
+            return (
+                f"run {self.path} is already in the store as run {self.run_id} "
+                f"(same manifest sha256 {self.digest[:12]}…): nothing imported"
+            )
+        lineage = ", ".join(f"{k} {v}" for k, v in sorted(self.lineage.items())) or "none"
+        how = (
+            "files match the manifest's checksums"
+            if self.checked == "checksums"
+            else "counts checked (no checksums: run written by an older linkage)"
+        )
+        return (
+            f"imported run {self.run_id} from {self.path}: {self.n_accounts} accounts, "
+            f"{self.n_clusters} clusters; lineage: {lineage}; {how}"
+        )
 
 
 class RunsMixin:
@@ -48,10 +71,16 @@ class RunsMixin:
     def import_run(self, run_dir: str | Path) -> ImportResult:
         """Load a run directory in one transaction, with stable cluster ids and lineage.
 
-        Either the whole run is in the store afterwards or nothing changed
-        (an error or a killed process rolls the transaction back).
+        The directory is checked whole first (:func:`linkage.store.rundir.verify_run`:
+        files against the manifest's bytes, sha256 and row counts; counts and contents):
+        an empty, truncated or edited run raises :class:`RunError` and the store is not
+        touched.  A run whose manifest digest is already in the store is not imported
+        again (``created=False``, the existing run's id).  Either the whole run is in the
+        store afterwards or nothing changed (an error or a killed process rolls the
+        transaction back).
         """
-        run = load_run(run_dir)
+        verified = verify_run(run_dir)
+        run = verified.run
         method = run.manifest.get("method", "graph")
         if method != "graph":
             # a peer's run has no clusters the service can explain or score signups
@@ -75,6 +104,31 @@ class RunsMixin:
         try:
             with self.engine.begin() as conn:
                 self._import_checkpoint("begin")
+                same = conn.execute(
+                    select(RunRow.id, RunRow.n_accounts, RunRow.n_clusters)
+                    .where(RunRow.digest == verified.digest)
+                    .order_by(RunRow.id.desc())
+                    .limit(1)
+                ).first()
+                if same is not None:
+                    ids = dict(
+                        conn.execute(
+                            select(ClusterRow.source_id, ClusterRow.cluster_id).where(
+                                ClusterRow.run_id == same.id
+                            )
+                        ).all()
+                    )
+                    return ImportResult(
+                        run_id=int(same.id),
+                        path=path,
+                        n_accounts=int(same.n_accounts),
+                        n_clusters=int(same.n_clusters),
+                        cluster_ids=ids,
+                        lineage={},
+                        created=False,
+                        checked=verified.checked,
+                        digest=verified.digest,
+                    )
                 prev_id = conn.execute(select(func.max(RunRow.id))).scalar()
                 previous = self._cluster_members(conn, prev_id) if prev_id is not None else {}
                 banned = self._banned_members(conn)
@@ -93,6 +147,7 @@ class RunsMixin:
                         imported_at=utcnow(),
                         n_accounts=len(acc),
                         n_clusters=len(run.clusters),
+                        digest=verified.digest,
                     )
                 ).inserted_primary_key[0]
                 self._import_checkpoint("run")
@@ -162,6 +217,8 @@ class RunsMixin:
             n_clusters=len(run.clusters),
             cluster_ids=dict(remap.ids),
             lineage=counts,
+            checked=verified.checked,
+            digest=verified.digest,
         )
 
     @staticmethod
@@ -217,7 +274,12 @@ class RunsMixin:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(
-                    RunRow.id, RunRow.path, RunRow.imported_at, RunRow.n_accounts, RunRow.n_clusters
+                    RunRow.id,
+                    RunRow.path,
+                    RunRow.imported_at,
+                    RunRow.n_accounts,
+                    RunRow.n_clusters,
+                    RunRow.digest,
                 )
                 .order_by(RunRow.id.desc())
                 .limit(1)
@@ -230,7 +292,32 @@ class RunsMixin:
             "imported_at": as_utc(row.imported_at),
             "n_accounts": row.n_accounts,
             "n_clusters": row.n_clusters,
+            "digest": row.digest,
         }
+
+    def imported_ids(self, run_dir: str | Path) -> tuple[int, dict[str, str]] | None:
+        """(store run id, run's cluster id -> stable id) of the imported run that is
+        ``run_dir`` (same manifest sha256, else same path); None if it was never imported."""
+        from linkage.store.rundir import sha256_file
+
+        man = Path(run_dir) / "manifest.json"
+        digest = sha256_file(man) if man.is_file() else None
+        with self.engine.connect() as conn:
+            run_id = None
+            if digest is not None:
+                run_id = conn.execute(
+                    select(func.max(RunRow.id)).where(RunRow.digest == digest)
+                ).scalar()
+        if run_id is None:
+            run_id = self.run_by_path(run_dir)
+        if run_id is None:
+            return None
+        return int(run_id), self.stable_ids(run_id)
+
+    def run_digest(self, run_id: int) -> str | None:
+        """The manifest sha256 recorded when ``run_id`` was imported (None before 0004)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(RunRow.digest).where(RunRow.id == run_id)).scalar()
 
     def run_by_path(self, path: str | Path) -> int | None:
         """Latest run id imported from ``path`` (None if never imported)."""

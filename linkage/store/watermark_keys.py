@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from linkage.respond.watermark import new_key_id, new_secret
 from linkage.store.engine import as_utc, utcnow
-from linkage.store.models import Base
+from linkage.store.models import Base, audit_event, cli_actor
 
 
 class WatermarkKeyRow(Base):
@@ -94,21 +94,43 @@ class WatermarkKeys:
                 kid = self._insert(cluster_id)
         return kid
 
-    def _insert(self, cluster_id: str) -> str:
+    def _insert(self, cluster_id: str, conn: Any = None, *, actor: str = "system:respond") -> str:
+        if conn is None:
+            with self.engine.begin() as c:
+                kid = self._insert(cluster_id, c, actor=actor)
+            self._active[cluster_id] = kid  # cached once committed
+            return kid
         kid = new_key_id()
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(WatermarkKeyRow).values(
-                    id=kid, cluster_id=cluster_id, secret=new_secret(), created_at=utcnow()
-                )
+        conn.execute(
+            insert(WatermarkKeyRow).values(
+                id=kid, cluster_id=cluster_id, secret=new_secret(), created_at=utcnow()
             )
-        self._active[cluster_id] = kid
+        )
+        audit_event(
+            conn,
+            kind="watermark_key",
+            action="created",
+            target_id=cluster_id,
+            actor=actor,
+            detail=f"key {kid}",
+        )
         return kid
 
-    def rotate(self, cluster_id: str) -> str:
-        """Retire the cluster's active key (kept for detection) and make a new one."""
+    def rotate(self, cluster_id: str, *, actor: str | None = None) -> str:
+        """Retire the cluster's active key (kept for detection) and make a new one, in one
+        transaction, recorded in the audit (``actor`` default ``cli:<os user>``)."""
+        who = actor or cli_actor()
         with self._lock:
+            self._active.pop(cluster_id, None)
             with self.engine.begin() as conn:
+                retired = list(
+                    conn.scalars(
+                        select(WatermarkKeyRow.id).where(
+                            WatermarkKeyRow.cluster_id == cluster_id,
+                            WatermarkKeyRow.retired_at.is_(None),
+                        )
+                    )
+                )
                 conn.execute(
                     update(WatermarkKeyRow)
                     .where(
@@ -117,8 +139,17 @@ class WatermarkKeys:
                     )
                     .values(retired_at=utcnow())
                 )
-            self._active.pop(cluster_id, None)
-            return self._insert(cluster_id)
+                kid = self._insert(cluster_id, conn, actor=who)
+                audit_event(
+                    conn,
+                    kind="watermark_key",
+                    action="rotated",
+                    target_id=cluster_id,
+                    actor=who,
+                    detail=f"retired {', '.join(retired) or 'none'}; active {kid}",
+                )
+            self._active[cluster_id] = kid
+            return kid
 
     def secret(self, key_id: str) -> bytes | None:
         """A key's secret (in-process use only: perturbation of the cluster's outputs)."""

@@ -99,3 +99,95 @@ def test_feedback_validation(env: Env) -> None:
         422,
         "validation_error",
     )
+
+
+def _verdict(env: Env, target_type: str, target_id: str, verdict: str) -> None:
+    body = {
+        "target_type": target_type,
+        "target_id": target_id,
+        "verdict": verdict,
+        "who": "ana",
+        "why": f"{verdict} on {target_id}",
+    }
+    r = env.client.post("/v1/feedback", json=body, headers=env.h("feedback"))
+    assert r.status_code == 201, r.text
+
+
+def _views(env: Env, account_id: str) -> tuple[dict, dict]:
+    if getattr(env.app.state, "responder", None) is None:  # no 1 s cache in these tests
+        from linkage.respond.service import Responder
+
+        env.app.state.responder = Responder(env.store, refresh_seconds=0)
+    a = env.client.get(f"/v1/accounts/{account_id}", headers=env.h("read")).json()
+    act = env.client.get(f"/v1/accounts/{account_id}/action", headers=env.h("admin")).json()
+    return a, act
+
+
+def test_a_cluster_verdict_reaches_the_account_view_and_the_action_alike(env: Env) -> None:
+    _verdict(env, "cluster", env.ids["mid"], "confirmed_farm")
+    a, act = _views(env, "m1")
+    assert a["level"] == "review"  # the engine's level
+    assert a["verdict"] == "confirmed_farm" and a["verdict_source"] == "cluster"
+    assert a["effective_level"] == "block" == act["level"] and act["action"] == "suspend"
+    c = env.client.get(f"/v1/clusters/{env.ids['mid']}", headers=env.h("read")).json()
+    assert c["verdict"] == "confirmed_farm" and c["effective_level"] == "block"
+
+
+def test_an_upheld_appeal_survives_a_later_cluster_verdict_in_every_view(env: Env) -> None:
+    _verdict(env, "account", "m0", "appeal_upheld")
+    _verdict(env, "cluster", env.ids["mid"], "confirmed_farm")
+    a, act = _views(env, "m0")
+    assert a["cleared"] is True and a["verdict"] == "appeal_upheld"
+    assert a["effective_level"] == "clear" == act["level"] and act["action"] == "none"
+    other, other_act = _views(env, "m2")
+    assert other["effective_level"] == "block" == other_act["level"]
+    # and the next detect reads the same resolution
+    from linkage.score.scoring import latest_verdicts
+
+    got = latest_verdicts(env.store.feedback_frame()).to_dict()
+    assert got == {"m0": "appeal_upheld", "m1": "confirmed_farm", "m2": "confirmed_farm"}
+    # a new verdict on the account itself is what changes it
+    _verdict(env, "account", "m0", "confirmed_farm")
+    a, act = _views(env, "m0")
+    assert a["effective_level"] == "block" == act["level"] and a["cleared"] is False
+
+
+def test_an_account_id_with_slashes_can_be_read_back(env: Env) -> None:
+    aid = "org/team/42"
+    r = env.client.post(
+        "/v1/signups/score",
+        json={"account_id": aid, "signup_ip": "10.1.2.3"},
+        headers=env.h("score"),
+    )
+    assert r.status_code == 200
+    for path in (f"/v1/accounts/{aid}", "/v1/accounts/org%2Fteam%2F42"):
+        got = env.client.get(path, headers=env.h("read"))
+        assert got.status_code == 200, (path, got.text)
+        assert got.json()["account_id"] == aid and got.json()["source"] == "signup"
+    act = env.client.get(f"/v1/accounts/{aid}/action", headers=env.h("admin"))
+    assert act.status_code == 200 and act.json()["account_id"] == aid
+    assert_error(env.client.get("/v1/accounts/org/none", headers=env.h("read")), 404, "not_found")
+
+
+def test_cluster_list_and_members_show_the_resolved_levels(env: Env) -> None:
+    _verdict(env, "account", "m0", "appeal_upheld")
+    _verdict(env, "cluster", env.ids["mid"], "confirmed_farm")
+    page = env.client.get("/v1/clusters", headers=env.h("read")).json()
+    mid = next(i for i in page["items"] if i["cluster_id"] == env.ids["mid"])
+    assert (mid["level"], mid["verdict"], mid["effective_level"]) == (
+        "review",
+        "confirmed_farm",
+        "block",
+    )
+    c = env.client.get(f"/v1/clusters/{env.ids['mid']}", headers=env.h("read")).json()
+    levels = {m["account_id"]: m["effective_level"] for m in c["members"]}
+    assert levels == {"m0": "clear", "m1": "block", "m2": "block"}
+    for aid, lvl in levels.items():
+        a, act = _views(env, aid)
+        assert a["effective_level"] == lvl == act["level"]
+
+
+def test_a_newline_in_an_account_id_is_part_of_it(env: Env) -> None:
+    assert_error(env.client.get("/v1/accounts/lone1%0A", headers=env.h("read")), 404, "not_found")
+    assert_error(env.client.get("/v1/accounts/%0A", headers=env.h("read")), 404, "not_found")
+    assert env.client.get("/v1/accounts/lone1", headers=env.h("read")).status_code == 200

@@ -9,6 +9,7 @@ workplace runs tests as root; ``mount`` failing fails the test loudly).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
@@ -198,3 +199,52 @@ def test_full_disk(tmp_path: Path, template: Template, mounts: list[Path]) -> No
     got_sig, got_fb = _recorded(url)
     assert acked_sig <= got_sig, acked_sig - got_sig  # 0 acknowledged-but-lost
     assert acked_fb <= got_fb, acked_fb - got_fb
+
+
+PERSONAL = {
+    "email": "jane.private+x@example-personal.org",
+    "signup_ip": "203.0.113.177",
+    "device_fingerprint": "fp-private-device-9f3c",
+    "payment_fingerprint": "card-private-tok-77a1",
+}
+WHY = "called her at home, she said the card is her mother's"
+
+
+def test_no_personal_data_in_logs_of_a_store_fault(
+    tmp_path: Path, template: Template, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every logger at DEBUG; a scored signup, then the store refuses signups and verdicts
+    (a real SQLite error on the real write path): the logs name the failure, never the
+    e-mail, IP, device, card or the verdict's text."""
+    from sqlalchemy import text
+
+    e = build_env(tmp_path, template)
+    caplog.set_level(logging.DEBUG)
+    ok = e.client.post(
+        "/v1/signups/score", json={"account_id": "pd0", **PERSONAL}, headers=e.h("score")
+    )
+    assert ok.status_code == 200
+    assert e.client.get("/v1/accounts/pd0", headers=e.h("read")).status_code == 200
+    with e.store.engine.begin() as conn:
+        for table in ("signups", "feedback"):
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                    "BEGIN SELECT RAISE(ABORT, 'store refuses writes'); END"
+                )
+            )
+    r = e.client.post(
+        "/v1/signups/score", json={"account_id": "pd1", **PERSONAL}, headers=e.h("score")
+    )
+    assert_error(r, 503, "unavailable")
+    body = {"target_type": "account", "target_id": "f0", "verdict": "false_positive"}
+    r = e.client.post(
+        "/v1/feedback", json={**body, "who": "ana", "why": WHY}, headers=e.h("feedback")
+    )
+    assert_error(r, 503, "unavailable")
+    logged = caplog.text
+    assert "store refuses writes" in logged  # the fault itself is logged
+    for secret in (*PERSONAL.values(), WHY, "jane.private"):
+        assert secret not in logged, secret
+    e.client.close()
+    e.store.close()

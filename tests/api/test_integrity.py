@@ -115,7 +115,7 @@ def test_audit_route(env: Env) -> None:
     assert_error(env.client.get("/v1/audit", headers=env.h("read")), 403, "forbidden")
     assert_error(env.client.get("/v1/audit", headers=env.h("feedback")), 403, "forbidden")
     page = env.client.get("/v1/audit", headers=env.h("admin")).json()
-    assert page["total"] == 2
+    assert page["total"] == 2 + 5  # and the creation of the template's five keys
     by_kind = {i["kind"]: i for i in page["items"]}
     fb, su = by_kind["feedback"], by_kind["signup"]
     assert page["items"][0]["kind"] == "signup"  # newest first
@@ -137,6 +137,30 @@ def test_audit_route(env: Env) -> None:
     assert [i["kind"] for i in only["items"]] == ["signup"]
     only = env.client.get("/v1/audit?kind=feedback&target_id=f0", headers=env.h("admin")).json()
     assert only["total"] == 1 and only["items"][0]["id"] == fb["id"]
+
+
+def test_key_and_watermark_changes_land_in_the_audit(env: Env) -> None:
+    from linkage.store.watermark_keys import WatermarkKeys
+
+    key, _ = env.store.create_key("ops", ["read"], actor="cli:alice")
+    assert env.store.revoke_key(key.id, actor="cli:bob")
+    wm = WatermarkKeys(env.store.engine)
+    first = wm.ensure(env.ids["farm"])
+    second = wm.rotate(env.ids["farm"], actor="cli:carol")
+    page = env.client.get("/v1/audit?kind=admin&limit=20", headers=env.h("admin")).json()
+    got = [(i["target_type"], i["decision"], i["target_id"], i["who"]) for i in page["items"]]
+    assert got[:5] == [
+        ("watermark_key", "rotated", env.ids["farm"], "cli:carol"),
+        ("watermark_key", "created", env.ids["farm"], "cli:carol"),
+        ("watermark_key", "created", env.ids["farm"], "system:respond"),
+        ("api_key", "revoked", key.id, "cli:bob"),
+        ("api_key", "created", key.id, "cli:alice"),
+    ]
+    assert first in page["items"][0]["why"] and second in page["items"][0]["why"]
+    assert "scopes read" in page["items"][4]["why"]
+    assert not env.store.revoke_key(key.id)  # nothing to revoke: nothing recorded
+    again = env.client.get("/v1/audit?kind=admin", headers=env.h("admin")).json()
+    assert again["total"] == page["total"]
 
 
 # ------------------------------------------------------------------ dates and JSON
@@ -183,8 +207,22 @@ def test_duplicate_json_keys_are_refused(env: Env) -> None:
 
 
 def test_replay_skips_and_counts_bad_rows(tmp_path: Path, template: Template) -> None:
-    """A stored signup dated 9999 no longer stops the model from loading after a restart."""
+    """After a restart, stored signups are replayed at the server time they were received:
+    one whose client date is 9999 counts like any other; a row whose payload is not an
+    object is skipped and counted instead of stopping the model from loading."""
     e = build_env(tmp_path, template)
+    with e.store.engine.begin() as conn:
+        conn.execute(
+            SignupRow.__table__.insert().values(
+                account_id="old-broken",
+                payload=["not", "an", "object"],
+                score=0.0,
+                level="clear",
+                evidence=[],
+                degraded=False,
+                created_at=datetime.now(UTC),
+            )
+        )
     e.store.record_signup(
         account_id="old-bad",
         payload={
@@ -224,7 +262,7 @@ def test_replay_skips_and_counts_bad_rows(tmp_path: Path, template: Template) ->
             headers=e.h("score"),
         )
         assert r.status_code == 200 and r.json()["degraded"] is False
-        assert max(r.json()["velocity"].values()) == 2  # the good row was replayed
+        assert max(r.json()["velocity"].values()) == 3  # both rows replayed at server time
     app.state.store.close()
 
 
@@ -284,3 +322,32 @@ def test_failed_checks_are_limited_per_key_without_locking_out_its_owner(
     assert owner.get("/v1/clusters", headers=e.h("read")).status_code == 200
     m = e.client.get("/metrics", headers=e.h("metrics")).text
     assert 'linkage_auth_failures_total{outcome="limited_key"}' in m
+
+
+def test_the_openapi_schema_states_the_timestamp_window_the_server_applies(env: Env) -> None:
+    import re
+
+    spec = env.client.get("/openapi.json").json()["components"]["schemas"]
+    created = spec["SignupIn"]["properties"]["created_at"]["anyOf"][0]
+    ts = spec["FeedbackIn"]["properties"]["ts"]["anyOf"][0]
+    assert created["pattern"] == ts["pattern"] and "2000" in created["description"]
+    pattern = re.compile(created["pattern"])
+    h = env.h("score")
+    for value in (
+        "2000-01-01T00:00:00+05:00",
+        "2004-02-29T12:00:00Z",
+        "2099-12-31T23:59:59.123456-05:00",
+        "2026-03-01 10:00",
+        "2001-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2100-01-01T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "2026-03-01",
+        " 2026-03-01T10:00:00Z",
+        "2026-03-01T24:00:00Z",
+    ):
+        r = env.client.post(
+            "/v1/signups/score", json={"account_id": "tw", "created_at": value}, headers=h
+        )
+        schema_ok = pattern.fullmatch(value) is not None
+        assert (r.status_code == 200) == schema_ok, (value, r.status_code, r.text)

@@ -4,6 +4,7 @@ names the store's cluster ids, peer runs refused at import, non-UTF-8 bodies."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,13 @@ from tests.api.conftest import CLUSTERS, LEVELS, SCORES, Env, Template, assert_e
 from tests.store.run_factory import make_run
 
 
-def _burst(env: Env, gap_s: int) -> dict:
-    """Two signups on one card ``gap_s`` seconds apart; the second's response."""
+def _burst(env: Env, gap_s: float) -> dict:
+    """Two signups on one card ``gap_s`` seconds apart (server clock: the client's
+    created_at says 30 s apart and does not matter); the second's response."""
     out = {}
-    for i, t in enumerate(("2026-03-01T10:00:00Z", f"2026-03-01T10:00:{gap_s:02d}Z")):
+    for i, t in enumerate(("2026-03-01T10:00:00Z", "2026-03-01T10:00:30Z")):
+        if i:
+            time.sleep(gap_s)
         out = env.client.post(
             "/v1/signups/score",
             json={"account_id": f"v{i}", "payment_fingerprint": "card-v", "created_at": t},
@@ -29,16 +33,16 @@ def _burst(env: Env, gap_s: int) -> dict:
 def test_velocity_window_from_the_environment_reaches_the_scorer(
     tmp_path: Path, template: Template, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LINKAGE_VELOCITY_WINDOW_SECONDS", "5")
+    monkeypatch.setenv("LINKAGE_VELOCITY_WINDOW_SECONDS", "1")
     (tmp_path / "short").mkdir()
     (tmp_path / "default").mkdir()
     short = build_env(tmp_path / "short", template)
-    assert short.app.state.signups.scorer.window_s == 5.0
-    assert _burst(short, 30)["velocity"]["payment"] == 1  # 30 s apart: outside a 5 s window
+    assert short.app.state.signups.scorer.window_s == 1.0
+    assert _burst(short, 1.3)["velocity"]["payment"] == 1  # 1.3 s apart: outside a 1 s window
     monkeypatch.delenv("LINKAGE_VELOCITY_WINDOW_SECONDS")
     default = build_env(tmp_path / "default", template)
     assert default.app.state.signups.scorer.window_s == 600.0
-    assert _burst(default, 30)["velocity"]["payment"] == 2  # inside the default 600 s
+    assert _burst(default, 0)["velocity"]["payment"] == 2  # inside the default 600 s
 
 
 def test_signup_evidence_names_the_stable_cluster_id(env: Env) -> None:

@@ -109,3 +109,16 @@ def test_detect_attributes_the_cluster_and_not_clean_text(env: Env):
         403,
         "forbidden",
     )
+
+
+def test_detect_top_is_a_strict_integer(env: Env):
+    h = _respond_key(env)
+    for bad in (False, True, "5", 2.5):
+        err = assert_error(
+            env.client.post("/v1/watermark/detect", headers=h, json={"texts": ["x"], "top": bad}),
+            422,
+            "validation_error",
+        )
+        assert err["details"][0]["loc"] == ["body", "top"], bad
+    ok = env.client.post("/v1/watermark/detect", headers=h, json={"texts": ["x"], "top": 5})
+    assert ok.status_code == 200

@@ -1,8 +1,9 @@
 """Property-based API testing from the OpenAPI schema (schemathesis, in-process ASGI).
 
-Zero server errors and zero schema violations: every check schemathesis runs by
-default (status codes and content types documented, responses matching their
-schema, 5xx never, invalid data rejected, auth enforced) must pass.
+Zero server errors and zero schema violations: every check schemathesis has
+(``--checks all``: status codes and content types documented, responses matching
+their schema, 5xx never, schema-valid data accepted, invalid data rejected, auth
+enforced, headers, methods) must pass.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.checks  # registers the OpenAPI checks in CHECKS
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import CHECKS
 
 from tests.api.conftest import Template, build_env
 
@@ -47,10 +50,12 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     derandomize=True,
 )
 def test_api_conforms_to_its_schema(case, admin_headers: dict[str, str]) -> None:
-    case.call_and_validate(headers=admin_headers)
+    case.call_and_validate(headers=admin_headers, checks=CHECKS.get_all())
 
 
 def test_schema_loads(api_schema, tmp_path: Path) -> None:
     ops = [op.ok().label for op in api_schema.get_all_operations()]
     assert "POST /v1/signups/score" in ops and "GET /v1/audit" in ops and len(ops) == 11
     assert "GET /v1/accounts/{account_id}/action" in ops and "POST /v1/watermark/detect" in ops
+    names = set(CHECKS.get_all_names())
+    assert {"positive_data_acceptance", "negative_data_rejection", "ignored_auth"} <= names

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from linkage.store.models import SignupRow
 from tests.api.conftest import Env, Template, assert_error, build_env
@@ -177,7 +178,7 @@ def test_scorer_exception(
 ) -> None:
     e = build_env(tmp_path, template, fail_open=fail_open)
 
-    def broken(record: dict) -> None:
+    def broken(record: dict, **_: object) -> None:
         raise RuntimeError("index corrupted")
 
     monkeypatch.setattr(e.app.state.signups.scorer, "score_one", broken)
@@ -193,3 +194,99 @@ def test_scorer_exception(
         'linkage_signup_errors_total{stage="model"} 1'
         in e.client.get("/metrics", headers=e.h("metrics")).text
     )
+
+
+def _score(env: Env, body: dict) -> dict:
+    r = env.client.post("/v1/signups/score", json=body, headers=env.h("score"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_velocity_runs_on_the_server_clock_whatever_created_at_says(env: Env) -> None:
+    """Six signups on one card: a date hours ahead does not reset the window, dates in
+    2001, 2002 … do not escape it; each is recorded as the client's claim."""
+    now = datetime.now(UTC)
+    claims = [
+        now,
+        now + timedelta(hours=2),
+        now,
+        datetime(2001, 1, 1, tzinfo=UTC),
+        datetime(2002, 1, 1, tzinfo=UTC),
+        now - timedelta(minutes=30),
+    ]
+    seen = []
+    for i, t in enumerate(claims):
+        body = {"account_id": f"clock{i}", "payment_fingerprint": "card-clock"}
+        body["created_at"] = t.isoformat().replace("+00:00", "Z")
+        seen.append(_score(env, body)["velocity"]["payment"])
+    assert seen == [1, 2, 3, 4, 5, 6]
+    rows = _signups(env)
+    assert rows[3].payload["created_at"].startswith("2001-01-01")  # recorded as sent
+    assert abs((rows[3].created_at.replace(tzinfo=UTC) - now).total_seconds()) < 60
+
+
+def test_scoring_an_account_again_is_an_update_with_history(env: Env) -> None:
+    first = _score(env, FARM_SIGNUP)
+    assert first["level"] == "block" and first["revision"] == 1
+    harmless = {"account_id": FARM_SIGNUP["account_id"], "email": "nice.person@example.org"}
+    again = _score(env, harmless)
+    assert again["revision"] == 2 and again["previous_level"] == "block"
+    assert again["level"] == "block"  # not silently overwritten by harmless attributes
+    assert again["evidence"][0]["kind"] == "previous_decision"
+    assert [r.level for r in _signups(env)] == ["block", "block"]  # both kept
+    audit = env.client.get(
+        "/v1/audit", params={"target_id": FARM_SIGNUP["account_id"]}, headers=env.h("admin")
+    ).json()
+    assert audit["total"] == 2
+    a = env.client.get(f"/v1/accounts/{FARM_SIGNUP['account_id']}", headers=env.h("read")).json()
+    assert a["signup"]["level"] == "block"
+    # an analyst's verdict is what lowers it
+    r = env.client.post(
+        "/v1/feedback",
+        json={
+            "target_type": "account",
+            "target_id": FARM_SIGNUP["account_id"],
+            "verdict": "appeal_upheld",
+            "who": "ana",
+            "why": "verified",
+        },
+        headers=env.h("feedback"),
+    )
+    assert r.status_code == 201
+    third = _score(env, harmless)
+    assert third["revision"] == 3 and third["level"] == "clear"
+
+
+def test_retries_do_not_count_twice_in_velocity(env: Env) -> None:
+    body = {"account_id": "retry1", "payment_fingerprint": "card-retry"}
+    assert [_score(env, body)["velocity"]["payment"] for _ in range(3)] == [1, 1, 1]
+    other = {"account_id": "retry2", "payment_fingerprint": "card-retry"}
+    assert _score(env, other)["velocity"]["payment"] == 2
+
+
+def _refuse_inserts(env: Env, table: str) -> None:
+    """A real SQLite failure on the real write path: the table refuses every INSERT."""
+    with env.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        )
+
+
+def _allow_inserts(env: Env, table: str) -> None:
+    with env.store.engine.begin() as conn:
+        conn.execute(text(f"DROP TRIGGER refuse_{table}"))
+
+
+def test_a_signup_that_could_not_be_recorded_does_not_count_in_velocity(env: Env) -> None:
+    _refuse_inserts(env, "signups")
+    lost = {"account_id": "lost1", "payment_fingerprint": "card-lost"}
+    r = env.client.post("/v1/signups/score", json=lost, headers=env.h("score"))
+    assert_error(r, 503, "unavailable")
+    assert r.json()["error"]["details"] == {"recorded": False}
+    _allow_inserts(env, "signups")
+    kept = {"account_id": "kept1", "payment_fingerprint": "card-lost"}
+    assert _score(env, kept)["velocity"]["payment"] == 1
+    assert _score(env, lost)["velocity"]["payment"] == 2  # now recorded, it counts

@@ -258,7 +258,7 @@ def test_feedback_frame_expands_clusters(tmp_path: Path) -> None:
         why="is a university",
     )
     f = s.feedback_frame()
-    assert list(f.columns) == ["account_id", "verdict", "ts", "who", "why"]
+    assert list(f.columns) == ["account_id", "verdict", "ts", "who", "why", "target_type"]
     assert sorted(f.loc[f.verdict == "confirmed_farm", "account_id"]) == ["a0", "a1", "a2"]
     assert f.loc[f.account_id == "b1", "verdict"].tolist() == ["appeal_upheld"]
     assert str(f["ts"].dt.tz) == "UTC"
@@ -268,7 +268,14 @@ def test_feedback_frame_expands_clusters(tmp_path: Path) -> None:
 
 def test_empty_feedback_frame_has_columns(tmp_path: Path) -> None:
     f = Store(_url(tmp_path)).feedback_frame()
-    assert f.empty and list(f.columns) == ["account_id", "verdict", "ts", "who", "why"]
+    assert f.empty and list(f.columns) == [
+        "account_id",
+        "verdict",
+        "ts",
+        "who",
+        "why",
+        "target_type",
+    ]
     assert isinstance(f, pd.DataFrame)
 
 

@@ -68,9 +68,11 @@ def test_v1_store_upgrades_to_head(tmp_path: Path) -> None:
         key_id=key.id,
     )
     assert f["key_id"] == key.id and f["run_id"] == 1
-    # the signup replay skips (and counts) the 9999 row instead of failing
+    # the signup replay places rows at the server time they were received: the row whose
+    # client claimed 9999 is replayed like any other (its claim is data, not the clock)
     recent = s.recent_signups(datetime(2000, 1, 1, tzinfo=UTC))
-    assert [r["account_id"] for r in recent] == ["new2"] and s.last_replay_skipped == 1
+    assert [r["account_id"] for r in recent] == ["new1", "new2"] and s.last_replay_skipped == 0
+    assert all(r["received_at"].startswith("20") for r in recent)
     s.close()
     assert Store(url).schema_revision() == migrate.head_revision()  # reopening is a no-op
 
