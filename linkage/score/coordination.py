@@ -20,9 +20,12 @@ cue decides, and each shown in the evidence:
    companies, classes and families are open about what they share. Concealment cues,
    +1 nat each at full strength (member shares): the group's IP and provider-identifier
    ties are shared with outsiders (residential proxies exit through strangers' homes, bots
-   befriend strangers), fingerprint churn, throwaway mail (disposable domains, aliases).
+   befriend strangers) or, per account, it exits through many IPs that strangers also hold
+   (the account's own, undiluted), fingerprint churn, throwaway mail (disposable domains,
+   aliases), a scheduler's fixed sign-up cadence.
    Openness cues, -1 nat each: one organisation domain that most members sign up with,
-   one card that most members openly share.
+   one card that most members openly share, both counted only behind an organisation's own
+   domain (neither freemail nor disposable).
 3. **Extraction** (is the group's traffic unusual *for this provider*?). For volume,
    reasoning elicitation, template concentration and answer length, the percentile of the
    cluster's mean among the data set's own accounts with traffic; their mean ``p`` gives
@@ -141,6 +144,7 @@ def coordination(
     fam_cols: dict[str, np.ndarray] = {}
     exposure_in = np.zeros(n)
     exposure_out = np.zeros(n)
+    exit_breadth = np.full(n, np.nan)
     if not inc.empty:
         inside, outside = ties if ties is not None else incidence_ties(ag, label)
         # an unclustered account shares with no group: nothing of it is inside or outside
@@ -163,6 +167,17 @@ def coordination(
         net = ((kind_s == "ip") | kind_s.str.startswith("x:")).to_numpy()
         exposure_in = np.bincount(acc[net], weights=inside[net], minlength=n)
         exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
+        # residential-proxy exits, per account: the distinct IPs it shares both with its
+        # group and with strangers. A farm rotating through strangers' homes touches many
+        # (each home is one exit); a class behind one campus IP, a company behind its office
+        # NAT, a family on its router touch one or none. (n - 1) / n: 0 for one such IP,
+        # 0.5 for two, 0.9 for ten; the account's own, never diluted by its cluster
+        is_ip = (kind_s == "ip").to_numpy()
+        exits = np.bincount(acc[is_ip & (inside > 0) & (outside > 0)], minlength=n)
+        has_ip = np.bincount(acc[is_ip], minlength=n) > 0
+        exit_breadth = np.where(
+            has_ip & clustered, np.maximum(exits - 1, 0) / np.maximum(exits, 1), np.nan
+        )
     fam_cols[TIMING_FAMILY] = _timing_ties(col("created_ts"), label, ag.n_reference, clustered)
     family_nats = pd.DataFrame(
         # per account, not the cluster's median: a member must itself be tied through two
@@ -193,6 +208,11 @@ def coordination(
         net_tot = exposure_in + exposure_out
         exposure = np.where(net_tot > 0, exposure_out / net_tot, np.nan)
     cue("conceal_proxy_exposure", exposure, +1.0)
+    # the stronger of the group's share of ties held by outsiders and the account's own
+    # breadth of exits through strangers' IPs
+    terms["conceal_proxy_exposure"] = np.fmax(
+        terms["conceal_proxy_exposure"].to_numpy(), np.nan_to_num(exit_breadth, nan=0.0)
+    )
     n_req = col("n_requests")
     n_dev = col("n_devices")
     with np.errstate(invalid="ignore", divide="ignore"):
