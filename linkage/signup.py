@@ -39,6 +39,7 @@ from linkage.identifiers.kinds import FAMILIES, KINDS, VALUE_MAPS
 from linkage.identifiers.kinds import VELOCITY_LIMITS as VELOCITY_LIMITS
 from linkage.score.scoring import level_of
 from linkage.settings import Settings
+from linkage.share.hook import partner_evidence, partners_for
 from linkage.store.rundir import Run, load_run
 
 # velocity: how many signups sharing one value within the window make it suspicious
@@ -162,10 +163,17 @@ class SignupScorer:
     """Scores new signups against one run (thread-safe)."""
 
     def __init__(
-        self, run: Run, *, settings: Settings | None = None, window_s: float = VELOCITY_WINDOW_S
+        self,
+        run: Run,
+        *,
+        settings: Settings | None = None,
+        window_s: float = VELOCITY_WINDOW_S,
+        partners: Any = None,
     ) -> None:
         self.run = run
         self.settings = settings or Settings.model_validate(run.manifest.get("settings", {}))
+        # partners' shared indicators (linkage.share): imported next to the run unless given
+        self.partners = partners if partners is not None else partners_for(run, self.settings)
         self.window_s = float(window_s)
         self._lock = threading.Lock()
         self._recent: dict[tuple[str, str], deque[float]] = defaultdict(deque)
@@ -351,7 +359,8 @@ class SignupScorer:
                     },
                 )
             )
-        score = 1.0 - (1.0 - link_score) * (1.0 - vel_score)
+        partner_score = partner_evidence(self.partners, keys, evidence)
+        score = 1.0 - (1.0 - link_score) * (1.0 - vel_score) * (1.0 - partner_score)
         level = str(level_of(np.array([score]), self.settings.score)[0])
         return SignupResult(
             account_id=account_id,

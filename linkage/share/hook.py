@@ -1,0 +1,47 @@
+"""The signup scorer's hook: partners' indicators as one more piece of evidence.
+
+:mod:`linkage.signup` calls :func:`partners_for` once when a scorer loads a run and
+:func:`partner_evidence` in each decision; everything else about sharing stays in
+this package.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from linkage.explain.records import Evidence
+from linkage.share.hashing import ShareError
+from linkage.share.match import PartnerMatcher
+
+__all__ = ["partner_evidence", "partners_for"]
+
+log = logging.getLogger(__name__)
+
+
+def partners_for(run: Any, settings: Any) -> PartnerMatcher | None:
+    """The matcher of the partners' indicators imported into ``run`` (None if none;
+    a damaged indicator file is logged and ignored, never fatal to scoring)."""
+    path = getattr(run, "path", None)
+    if path is None:
+        return None
+    try:
+        m = PartnerMatcher.for_run(path, block_threshold=settings.score.block_threshold)
+    except ShareError as exc:
+        log.warning("partner indicators ignored: %s", exc)
+        return None
+    return m if m else None
+
+
+def partner_evidence(
+    matcher: PartnerMatcher | None, keys: Sequence[tuple[str, str]], evidence: list[Evidence]
+) -> float:
+    """The partner score of canonical ``keys`` (0 without a match); appends its evidence."""
+    if not matcher:
+        return 0.0
+    m = matcher.match(keys)
+    if m is None or m.score <= 0:
+        return 0.0
+    evidence.append(m.evidence())
+    return m.score
