@@ -175,7 +175,8 @@ def export_bundle(
     import stix2  # 0.16 s to import: only when exporting
 
     settings = settings or ShareSettings()
-    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # STIX keeps milliseconds
     chosen = shared_clusters(run, feedback=feedback)
     index = run.signup_index
     if index is None or index.empty:
@@ -246,7 +247,7 @@ def export_bundle(
         allow_custom=True,
         x_linkage_format=FORMAT,
         x_linkage_key_id=key.key_id,
-        x_linkage_created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        x_linkage_created=now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         x_linkage_snapshot=True,
     )
     summary = {

@@ -1,0 +1,190 @@
+"""``linkage share``: exchange farm indicators with a partner provider (docs/SHARING.md).
+
+* ``linkage share keygen K`` — a new partnership key (agree on it out of band);
+* ``linkage share export RUN --key-file K --out bundle.json`` — confirmed / blocked
+  clusters' indicators as a STIX 2.1 bundle of keyed hashes;
+* ``linkage share import BUNDLE --run RUN --key-file K --partner NAME`` — validate a
+  partner's bundle and keep its indicators next to the run (they act at sign-up);
+* ``linkage share status RUN`` — partners, bundles and active indicators.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from linkage.errors import LinkageError
+
+err_console = Console(stderr=True)
+log = logging.getLogger(__name__)
+share_app = typer.Typer(
+    help="Share farm indicators with partner providers as STIX 2.1 bundles of keyed hashes "
+    "(never raw identifiers); import theirs as sign-up evidence.",
+    no_args_is_help=True,
+)
+KEY_OPTION = typer.Option(
+    ...,
+    "--key-file",
+    "-k",
+    help="The partnership key (hex or base64, 32+ bytes) agreed with this partner.",
+)
+
+
+def _accounts_table(run_dir: Path, dataset: Path | None) -> pd.DataFrame | None:
+    """account_id, created_at of the run's accounts (for first/last seen and cadence)."""
+    from linkage.ingest.readers import discover
+
+    path: Path | None = None
+    if dataset is not None:
+        tf = discover(dataset).get("accounts")
+        if tf is None:
+            raise LinkageError(f"{dataset} has no accounts table")
+        path = Path(tf.path)
+    else:
+        try:
+            man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+            p = (man.get("inputs") or {}).get("accounts", {}).get("path")
+        except (OSError, json.JSONDecodeError):
+            p = None
+        if p and Path(p).is_file():
+            path = Path(p)
+    if path is None:
+        log.warning("accounts table not found: first/last seen and cadence left out")
+        return None
+    cols = ["account_id", "created_at"]
+    name = path.name
+    try:
+        if name.endswith(".parquet") or path.is_dir():
+            return pd.read_parquet(path, columns=cols)
+        if ".jsonl" in name:
+            return pd.read_json(path, lines=True, dtype=False)[cols]
+        return pd.read_csv(path, usecols=cols, dtype=str)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("cannot read %s (%s): first/last seen and cadence left out", path, exc)
+        return None
+
+
+@share_app.command("keygen")
+def keygen_cmd(
+    path: Path = typer.Argument(..., help="Key file to create (0600; refuses to overwrite)."),
+) -> None:
+    """Create a new random partnership key; give it to the partner over a secure channel."""
+    from linkage.share.hashing import PartnershipKey, write_key
+
+    key = PartnershipKey.generate()
+    write_key(path, key)
+    err_console.print(f"wrote partnership key {key.key_id} to {path} (mode 0600)")
+
+
+@share_app.command("export")
+def export_cmd(
+    run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
+    key_file: Path = KEY_OPTION,
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle file to write (JSON)."),
+    producer: str = typer.Option("linkage", help="Name of this provider in the bundle."),
+    dataset: Path | None = typer.Option(
+        None,
+        help="Dataset directory of the run (sign-up times for first/last seen and cadence; "
+        "default: the accounts file named in the run's manifest, if it is still there).",
+    ),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        envvar="LINKAGE_STORE_URL",
+        help="Store URL: analysts' verdicts add confirmed clusters and hold back reversed ones.",
+    ),
+) -> None:
+    """Write the indicators of RUN's blocked or confirmed clusters as a STIX 2.1 bundle.
+
+    Every identifier is an HMAC-SHA-256 under the partnership key of its canonical value
+    (cards, mailboxes, domains, /24 and /48 subnets, device fingerprints, template
+    signatures); no raw identifier, account id or prompt leaves.
+    """
+    from linkage.share.export import export_bundle, write_bundle
+    from linkage.share.hashing import PartnershipKey
+    from linkage.store.rundir import load_run
+
+    key = PartnershipKey.from_file(key_file)
+    r = load_run(run)
+    feedback = None
+    if store:
+        from linkage.store.db import Store
+
+        st = Store(store)
+        try:
+            feedback = st.feedback_frame()
+        finally:
+            st.close()
+    bundle, summary = export_bundle(
+        r, key, producer=producer, feedback=feedback, accounts=_accounts_table(run, dataset)
+    )
+    write_bundle(bundle, out)
+    kinds = ", ".join(f"{k} {n:,}" for k, n in summary["hashes_by_kind"].items()) or "none"
+    err_console.print(
+        f"wrote {summary['indicators']} indicator(s) of {summary['clusters_shared']} shared "
+        f"cluster(s) to {out} (key {summary['key_id']}; hashes: {kinds})"
+    )
+
+
+@share_app.command("import")
+def import_cmd(
+    bundle: Path = typer.Argument(..., help="A partner's bundle (from `linkage share export`)."),
+    run: Path = typer.Option(
+        ..., "--run", "-r", help="Run directory whose signup scoring should use the indicators."
+    ),
+    key_file: Path = KEY_OPTION,
+    partner: str = typer.Option(..., "--partner", "-p", help="Who sent the bundle."),
+    confidence: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Weight of this partner's indicators (default 0.8)."
+    ),
+) -> None:
+    """Validate BUNDLE and keep its indicators in RUN/shared/ (all or nothing).
+
+    A newer bundle from the same partner replaces the older one: indicators it no longer
+    holds, or marks revoked, stop acting.  Malformed, foreign-key, oversized, replayed or
+    expired bundles are refused with the reason and change nothing.
+    """
+    from linkage.share.bundle_store import IndicatorStore
+
+    res = IndicatorStore(run).import_bundle(
+        bundle, key_file=key_file, partner=partner, confidence=confidence
+    )
+    err_console.print(
+        f"imported {res['bundle_id']} from {partner}: {res['added']} new, {res['updated']} "
+        f"updated, {res['revoked']} revoked, {res['withdrawn']} withdrawn; {res['active']} active "
+        f"indicator(s), {res['hashes']:,} hashes, confidence {res['confidence']:.2f}"
+    )
+    typer.echo(json.dumps(res))
+
+
+@share_app.command("status")
+def status_cmd(run: Path = typer.Argument(..., help="Run directory.")) -> None:
+    """Partners, bundles and active indicators imported into RUN (JSON)."""
+    from linkage.share.bundle_store import IndicatorStore
+
+    data = IndicatorStore(run).load()
+    out = []
+    for name, info in sorted(data["partners"].items()):
+        inds = data["indicators"].get(name, {}).values()
+        out.append(
+            {
+                "partner": name,
+                "key_id": info["key_id"],
+                "confidence": info["confidence"],
+                "bundles": len(info["bundles"]),
+                "last_bundle": info["bundles"][-1] if info["bundles"] else None,
+                "active": sum(1 for i in inds if not i.get("revoked")),
+                "withdrawn": sum(1 for i in inds if i.get("revoked")),
+            }
+        )
+    typer.echo(json.dumps(out, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount ``linkage share`` on the main CLI."""
+    app.add_typer(share_app, name="share")
