@@ -27,7 +27,11 @@ def partners_for(run: Any, settings: Any) -> PartnerMatcher | None:
     if path is None:
         return None
     try:
-        m = PartnerMatcher.for_run(path, block_threshold=settings.score.block_threshold)
+        m = PartnerMatcher.for_run(
+            path,
+            block_threshold=settings.score.block_threshold,
+            review_threshold=settings.score.review_threshold,
+        )
     except ShareError as exc:
         log.warning("partner indicators ignored: %s", exc)
         return None

@@ -11,9 +11,13 @@ families::
 
     partner score = 1 - prod_family (1 - confidence * max_{kind in family} share)
 
-**Corroboration**: with a single matched family the score is kept below the block
-line (review at most), whatever the share: one partner's word on one card, one
-range or one public template is a reason to look, not to block.  The evidence item
+**Corroboration**: with a single matched family the score is capped, whatever the
+share: one partner's word on one card or one mailbox is a reason to look, not to
+block (capped at ``block - 0.1``: it blocks only with review-level evidence of the
+provider's own, e.g. velocity); a family that matched only on things shared by
+nature (a /24, a domain, a prompt template: a carrier NAT, a disposable-mail domain,
+a viral template) is context, capped at half the review line (it reaches review
+only with evidence of the provider's own).  The evidence item
 names the partner, its verdict and the matched kinds, never a value.
 """
 
@@ -34,7 +38,7 @@ import pandas as pd
 from linkage.explain.records import Evidence
 from linkage.share.bundle_store import IndicatorStore, ParsedBundle
 from linkage.share.hashing import PartnershipKey, ShareError
-from linkage.share.settings import SHARED_KINDS
+from linkage.share.settings import PERSONAL_KINDS, SHARED_KINDS
 
 __all__ = ["EVIDENCE_KIND", "PartnerMatch", "PartnerMatcher"]
 
@@ -42,8 +46,8 @@ log = logging.getLogger(__name__)
 
 #: ``kind`` of the evidence item a partner match adds.
 EVIDENCE_KIND = "partner_indicator"
-#: How far below the block line a single-family match is kept.
-_BELOW_BLOCK = 0.01
+#: How far below the block line a single personal-family match is kept.
+_BELOW_BLOCK = 0.1
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class PartnerMatch:
                 f"matches {self.partner}'s {self.meta.get('verdict') or 'shared'} farm indicators "
                 f"on {', '.join(self.kinds)} ({len(self.families)} famil{'y' if one else 'ies'}: {fams}; "
                 f"partner confidence {self.confidence:.2f})"
-                + ("; one family alone: review at most" if one else "")
+                + ("; one family alone: not a block" if one else "")
             ),
             contribution=_logit(self.score),
             details={
@@ -124,9 +128,16 @@ class _Partner:
 class PartnerMatcher:
     """Partners' active indicators, ready to match (thread-safe: read-only after init)."""
 
-    def __init__(self, partners: Iterable[_Partner], *, block_threshold: float = 0.9) -> None:
+    def __init__(
+        self,
+        partners: Iterable[_Partner],
+        *,
+        block_threshold: float = 0.9,
+        review_threshold: float = 0.5,
+    ) -> None:
         self.partners = [p for p in partners if p.indicators]
-        self.cap = max(0.0, float(block_threshold) - _BELOW_BLOCK)
+        self.cap_personal = max(0.0, float(block_threshold) - _BELOW_BLOCK)
+        self.cap_shared = float(review_threshold) / 2
 
     def __bool__(self) -> bool:
         return bool(self.partners)
@@ -144,14 +155,19 @@ class PartnerMatcher:
         partner: str,
         confidence: float,
         block_threshold: float = 0.9,
+        review_threshold: float = 0.5,
     ) -> PartnerMatcher:
         """A matcher of one parsed bundle (no store): tests, benchmarks."""
         return cls(
-            [_Partner(partner, key, confidence, bundle.indicators)], block_threshold=block_threshold
+            [_Partner(partner, key, confidence, bundle.indicators)],
+            block_threshold=block_threshold,
+            review_threshold=review_threshold,
         )
 
     @classmethod
-    def for_run(cls, run_dir: str | Path, *, block_threshold: float = 0.9) -> PartnerMatcher | None:
+    def for_run(
+        cls, run_dir: str | Path, *, block_threshold: float = 0.9, review_threshold: float = 0.5
+    ) -> PartnerMatcher | None:
         """The matcher of the indicators imported into ``run_dir`` (None: none imported).
 
         A partner whose key file is gone is skipped with a warning (its indicators
@@ -179,7 +195,7 @@ class PartnerMatcher:
             partners.append(
                 _Partner(name, key, info["confidence"], data["indicators"].get(name, {}).values())
             )
-        m = cls(partners, block_threshold=block_threshold)
+        m = cls(partners, block_threshold=block_threshold, review_threshold=review_threshold)
         log.info(
             "partner indicators: %d active from %d partner(s)", m.n_indicators, len(m.partners)
         )
@@ -197,6 +213,7 @@ class PartnerMatcher:
         for p in self.partners:
             fams: dict[int, dict[str, float]] = defaultdict(dict)
             kinds: dict[int, set[str]] = defaultdict(set)
+            personal: set[int] = set()
             for k, v in wanted:
                 hits = p.index.get((k, p.key.digest(k, v)))
                 if not hits:
@@ -209,13 +226,15 @@ class PartnerMatcher:
                     if vote > fams[i].get(fam, 0.0):
                         fams[i][fam] = vote
                     kinds[i].add(k)
+                    if k in PERSONAL_KINDS:
+                        personal.add(i)
             for i, fv in fams.items():
                 miss = 1.0
                 for vote in fv.values():
                     miss *= 1.0 - vote
                 score = 1.0 - miss
                 if len(fv) < 2:
-                    score = min(score, self.cap)
+                    score = min(score, self.cap_personal if i in personal else self.cap_shared)
                 if best is None or score > best.score:
                     meta = p.indicators[i]
                     best = PartnerMatch(

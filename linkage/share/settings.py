@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SHARED_KINDS", "ShareSettings"]
+__all__ = ["PERSONAL_KINDS", "SHARED_KINDS", "ShareSettings"]
 
 #: Identifier kinds a bundle carries (keyed hashes of their canonical values), with the
 #: evidence family each belongs to (one vote per family, as in signup scoring).  No raw
@@ -18,6 +18,10 @@ SHARED_KINDS: dict[str, str] = {
     "device": "device",
     "template": "template",
 }
+
+#: Kinds that name one customer (a card, a mailbox, a device); the others (a /24, a
+#: domain, a prompt template) are shared by nature with strangers.
+PERSONAL_KINDS: frozenset[str] = frozenset({"payment", "email", "device"})
 
 
 class ShareSettings(BaseModel):
