@@ -19,6 +19,7 @@ from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from api.ratelimit import FailureLimiter
 from api.routes import accounts, audit, clusters, feedback, health, metrics, respond, signups
+from api.routes import share as share_routes
 from api.scoring import SignupService
 from linkage.store.db import Store
 
@@ -71,6 +72,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     for module in (clusters, accounts, signups, feedback, audit, respond):
         v1.include_router(module.router)
+    v1.include_router(share_routes.router)  # POST /v1/share/export (admin)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)

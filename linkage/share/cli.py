@@ -14,11 +14,8 @@ import json
 import logging
 from pathlib import Path
 
-import pandas as pd
 import typer
 from rich.console import Console
-
-from linkage.errors import LinkageError
 
 err_console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -33,40 +30,6 @@ KEY_OPTION = typer.Option(
     "-k",
     help="The partnership key (hex or base64, 32+ bytes) agreed with this partner.",
 )
-
-
-def _accounts_table(run_dir: Path, dataset: Path | None) -> pd.DataFrame | None:
-    """account_id, created_at of the run's accounts (for first/last seen and cadence)."""
-    from linkage.ingest.readers import discover
-
-    path: Path | None = None
-    if dataset is not None:
-        tf = discover(dataset).get("accounts")
-        if tf is None:
-            raise LinkageError(f"{dataset} has no accounts table")
-        path = Path(tf.path)
-    else:
-        try:
-            man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-            p = (man.get("inputs") or {}).get("accounts", {}).get("path")
-        except (OSError, json.JSONDecodeError):
-            p = None
-        if p and Path(p).is_file():
-            path = Path(p)
-    if path is None:
-        log.warning("accounts table not found: first/last seen and cadence left out")
-        return None
-    cols = ["account_id", "created_at"]
-    name = path.name
-    try:
-        if name.endswith(".parquet") or path.is_dir():
-            return pd.read_parquet(path, columns=cols)
-        if ".jsonl" in name:
-            return pd.read_json(path, lines=True, dtype=False)[cols]
-        return pd.read_csv(path, usecols=cols, dtype=str)
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("cannot read %s (%s): first/last seen and cadence left out", path, exc)
-        return None
 
 
 @share_app.command("keygen")
@@ -105,7 +68,7 @@ def export_cmd(
     (cards, mailboxes, domains, /24 and /48 subnets, device fingerprints, template
     signatures); no raw identifier, account id or prompt leaves.
     """
-    from linkage.share.export import export_bundle, write_bundle
+    from linkage.share.export import export_bundle, run_accounts, write_bundle
     from linkage.share.hashing import PartnershipKey
     from linkage.store.rundir import load_run
 
@@ -121,7 +84,7 @@ def export_cmd(
         finally:
             st.close()
     bundle, summary = export_bundle(
-        r, key, producer=producer, feedback=feedback, accounts=_accounts_table(run, dataset)
+        r, key, producer=producer, feedback=feedback, accounts=run_accounts(run, dataset)
     )
     write_bundle(bundle, out)
     kinds = ", ".join(f"{k} {n:,}" for k, n in summary["hashes_by_kind"].items()) or "none"

@@ -23,6 +23,7 @@ bundle is withdrawn.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import uuid
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from linkage.errors import LinkageError
 from linkage.share.hashing import PartnershipKey, ShareError
 from linkage.share.settings import SHARED_KINDS, ShareSettings
 from linkage.store.rundir import Run
@@ -40,13 +42,21 @@ from linkage.store.rundir import Run
 if TYPE_CHECKING:
     import stix2
 
-__all__ = ["FORMAT", "build_pattern", "export_bundle", "shared_clusters", "write_bundle"]
+__all__ = [
+    "FORMAT",
+    "build_pattern",
+    "export_bundle",
+    "run_accounts",
+    "shared_clusters",
+    "write_bundle",
+]
 
 #: ``x_linkage_format`` of the bundles this module writes.
 FORMAT = "linkage-share/1"
 _NS = uuid.UUID("6f1c2f0e-3b0a-5d8e-9c1b-2a7e4d5c6b01")
 _CONFIRM = "confirmed_farm"
 _REVERSE = ("false_positive", "appeal_upheld")
+log = logging.getLogger(__name__)
 
 
 def build_pattern(hashes: Mapping[str, list[str]]) -> str:
@@ -100,23 +110,21 @@ def _hashes(
     index: pd.DataFrame,
 ) -> dict[str, dict[str, float]]:
     """kind → {hmac: share} of one cluster."""
-    out: dict[str, dict[str, float]] = {}
     step = settings.share_step
+    found: dict[str, list[tuple[int, float, str]]] = {}  # kind -> (members, share, value)
 
     def add(kind: str, value: str, m: int, h: int) -> None:
         share = m / max(h, m, 1)
-        if share < settings.min_share:
-            return
-        q = max(step, math.floor(share / step + 1e-9) * step)
-        out.setdefault(kind, {})[key.digest(kind, value)] = round(min(q, 1.0), 4)
+        if m >= 1 and share >= settings.min_share:
+            found.setdefault(kind, []).append((m, share, value))
 
     sub = index[index["account_id"].isin(members)]
     if len(sub):
         g = sub.groupby(["kind", "value"], sort=True).agg(
             m=("account_id", "nunique"), h=("holders", "max")
         )
-        for (k, v), row in g.iterrows():
-            add(str(k), str(v), int(row["m"]), int(row["h"]))
+        for (k, v), m, h in zip(g.index, g["m"], g["h"], strict=True):
+            add(str(k), str(v), int(m), int(h))
     for ev in cluster.get("evidence") or []:
         for ident in (ev.get("details") or {}).get("identifiers") or []:
             if ident.get("kind") == "template" and ident.get("value"):
@@ -126,15 +134,13 @@ def _hashes(
                     int(ident.get("members", 0)),
                     int(ident.get("holders", 0)),
                 )
-    # keep the most specific values if a cluster holds too many
-    flat = sorted(
-        ((s, k, h) for k, d in out.items() for h, s in d.items()), key=lambda t: (-t[0], t[1], t[2])
-    )
-    if len(flat) > settings.max_hashes_per_cluster:
-        keep = flat[: settings.max_hashes_per_cluster]
-        out = {}
-        for s, k, h in keep:
-            out.setdefault(k, {})[h] = s
+    out: dict[str, dict[str, float]] = {}
+    for kind, rows in found.items():
+        # values held by most members first (the ones a next wave reuses), then the most specific
+        rows.sort(key=lambda t: (-t[0], -t[1], t[2]))
+        for _m, share, value in rows[: settings.max_hashes_per_kind]:
+            q = max(step, math.floor(share / step + 1e-9) * step)
+            out.setdefault(kind, {})[key.digest(kind, value)] = round(min(q, 1.0), 4)
     return out
 
 
@@ -267,3 +273,39 @@ def write_bundle(bundle: stix2.Bundle, path: str | Path) -> Path:
     tmp.write_text(json.dumps(json.loads(bundle.serialize()), indent=1) + "\n", encoding="utf-8")
     tmp.replace(p)
     return p
+
+
+def run_accounts(run_dir: str | Path, dataset: str | Path | None = None) -> pd.DataFrame | None:
+    """``account_id, created_at`` of a run's accounts (for first/last seen and cadence):
+    from ``dataset`` or the accounts file named in the run's manifest (None if gone)."""
+    run_dir = Path(run_dir)
+    from linkage.ingest.readers import discover
+
+    path: Path | None = None
+    if dataset is not None:
+        tf = discover(Path(dataset)).get("accounts")
+        if tf is None:
+            raise LinkageError(f"{dataset} has no accounts table")
+        path = Path(tf.path)
+    else:
+        try:
+            man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+            p = (man.get("inputs") or {}).get("accounts", {}).get("path")
+        except (OSError, json.JSONDecodeError):
+            p = None
+        if p and Path(p).is_file():
+            path = Path(p)
+    if path is None:
+        log.warning("accounts table not found: first/last seen and cadence left out")
+        return None
+    cols = ["account_id", "created_at"]
+    name = path.name
+    try:
+        if name.endswith(".parquet") or path.is_dir():
+            return pd.read_parquet(path, columns=cols)
+        if ".jsonl" in name:
+            return pd.read_json(path, lines=True, dtype=False)[cols]
+        return pd.read_csv(path, usecols=cols, dtype=str)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("cannot read %s (%s): first/last seen and cadence left out", path, exc)
+        return None

@@ -42,8 +42,12 @@ class ShareSettings(BaseModel):
         description="the share is exported rounded down to this step, so a bundle never "
         "gives the exact number of the exporter's other customers on a value",
     )
-    max_hashes_per_cluster: int = Field(
-        5000, ge=1, description="most specific identifiers kept per cluster"
+    max_hashes_per_kind: int = Field(
+        2000,
+        ge=1,
+        description="values kept per kind and cluster, those held by most members first: "
+        "a farm that forges a fresh fingerprint per request holds thousands of device values "
+        "that will never be seen again, and they must not crowd out its cards and mailboxes",
     )
     expiry_days: int = Field(
         90,
