@@ -108,6 +108,13 @@ def split_world(w: dict[str, pd.DataFrame], *, wave: float) -> dict[str, Any]:
         ],
         ignore_index=True,
     )
+    # B receives its sign-ups in time order
+    sig_b = sig_b.iloc[
+        np.argsort(
+            pd.to_datetime(sig_b["created_at"], utc=True, format="ISO8601").to_numpy(),
+            kind="stable",
+        )
+    ]
     sig_a = sig[sig["account_id"].map(lambda a: farm.get(a, 0) == 0 and prov.get(a) == "A")]
 
     def tables(ids: set[str], signups: pd.DataFrame) -> dict[str, pd.DataFrame]:

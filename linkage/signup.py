@@ -267,7 +267,9 @@ class SignupScorer:
         keys, flags = record_identifiers(record, settings=self.settings)
         t = _epoch_one(record.get("created_at"))
         velocity = self._velocity(keys, t, record_velocity)
-        return self._decide(str(record.get("account_id", "")), keys, velocity, flags)
+        return self._decide(
+            str(record.get("account_id", "")), keys, velocity, flags, t=t, record=record_velocity
+        )
 
     def _decide(
         self,
@@ -275,6 +277,9 @@ class SignupScorer:
         keys: list[tuple[str, str]],
         velocity: dict[str, int],
         flags: Mapping[str, Any],
+        *,
+        t: float | None = None,
+        record: bool = True,
     ) -> SignupResult:
         votes: dict[str, dict[str, float]] = defaultdict(dict)  # cluster -> family -> best vote
         # popular identifiers (a browser version, a common device) link to 1000+ clusters:
@@ -359,7 +364,9 @@ class SignupScorer:
                     },
                 )
             )
-        partner_score = partner_evidence(self.partners, keys, evidence)
+        partner_score = partner_evidence(
+            self.partners, keys, evidence, t=t, record=record, account_id=account_id
+        )
         score = 1.0 - (1.0 - link_score) * (1.0 - vel_score) * (1.0 - partner_score)
         level = str(level_of(np.array([score]), self.settings.score)[0])
         return SignupResult(
@@ -394,6 +401,7 @@ class SignupScorer:
                     "disposable": bool(flags.at[r, "disposable"]),
                     "alias": bool(flags.at[r, "alias"]),
                 },
+                t=float(ts[r]),
             )
             results.append(res)
         return pd.DataFrame(

@@ -39,12 +39,19 @@ def partners_for(run: Any, settings: Any) -> PartnerMatcher | None:
 
 
 def partner_evidence(
-    matcher: PartnerMatcher | None, keys: Sequence[tuple[str, str]], evidence: list[Evidence]
+    matcher: PartnerMatcher | None,
+    keys: Sequence[tuple[str, str]],
+    evidence: list[Evidence],
+    *,
+    t: float | None = None,
+    record: bool = True,
+    account_id: str | None = None,
 ) -> float:
-    """The partner score of canonical ``keys`` (0 without a match); appends its evidence."""
+    """The partner score of canonical ``keys`` of a sign-up made at ``t`` (epoch seconds;
+    0 without a match); appends its evidence.  ``record``: count it in the wave window."""
     if not matcher:
         return 0.0
-    m = matcher.match(keys)
+    m = matcher.match(keys, t=t, record=record, account_id=account_id)
     if m is None or m.score <= 0:
         return 0.0
     evidence.append(m.evidence())

@@ -23,8 +23,10 @@ names the partner, its verdict and the matched kinds, never a value.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -38,7 +40,7 @@ import pandas as pd
 from linkage.explain.records import Evidence
 from linkage.share.bundle_store import IndicatorStore, ParsedBundle
 from linkage.share.hashing import PartnershipKey, ShareError
-from linkage.share.settings import PERSONAL_KINDS, SHARED_KINDS
+from linkage.share.settings import PERSONAL_KINDS, SHARED_KINDS, ShareSettings
 
 __all__ = ["EVIDENCE_KIND", "PartnerMatch", "PartnerMatcher"]
 
@@ -61,6 +63,7 @@ class PartnerMatch:
     kinds: tuple[str, ...]
     confidence: float
     meta: Mapping[str, Any]
+    wave: int = 0
 
     def evidence(self) -> Evidence:
         fams = ", ".join(sorted(self.families))
@@ -72,6 +75,11 @@ class PartnerMatch:
                 f"on {', '.join(self.kinds)} ({len(self.families)} famil{'y' if one else 'ies'}: {fams}; "
                 f"partner confidence {self.confidence:.2f})"
                 + ("; one family alone: not a block" if one else "")
+                + (
+                    f"; {self.wave} sign-ups on it within the wave window"
+                    if "wave" in self.families
+                    else ""
+                )
             ),
             contribution=_logit(self.score),
             details={
@@ -86,6 +94,7 @@ class PartnerMatch:
                 "first_seen": self.meta.get("first_seen"),
                 "last_seen": self.meta.get("last_seen"),
                 "score": round(self.score, 4),
+                "wave": self.wave,
             },
         )
 
@@ -134,10 +143,16 @@ class PartnerMatcher:
         *,
         block_threshold: float = 0.9,
         review_threshold: float = 0.5,
+        settings: ShareSettings | None = None,
     ) -> None:
         self.partners = [p for p in partners if p.indicators]
         self.cap_personal = max(0.0, float(block_threshold) - _BELOW_BLOCK)
         self.cap_shared = float(review_threshold) / 2
+        self.review = float(review_threshold)
+        self.settings = settings or ShareSettings()
+        self._lock = threading.Lock()
+        self._waves: dict[tuple[str, int], list[float]] = defaultdict(list)  # sorted times
+        self._counted: dict[tuple[str, int], set[str]] = defaultdict(set)  # account ids
 
     def __bool__(self) -> bool:
         return bool(self.partners)
@@ -201,10 +216,36 @@ class PartnerMatcher:
         )
         return m
 
+    def _wave(self, partner: str, i: int, t: float, record: bool, account_id: str | None) -> int:
+        """Sign-ups matching indicator ``i`` within the window ending at ``t`` (this one
+        included); ``record``: remember this one (once per account id)."""
+        w = self.settings.wave_window_s
+        key = (partner, i)
+        with self._lock:
+            times = self._waves[key]
+            seen = account_id is not None and account_id in self._counted[key]
+            n = bisect.bisect_right(times, t) - bisect.bisect_left(times, t - w) + (not seen)
+            if record and not seen:
+                if account_id is not None:
+                    self._counted[key].add(account_id)
+                bisect.insort(times, t)
+                if len(times) > 4096:  # keep the recent past only
+                    del times[: bisect.bisect_left(times, times[-1] - w)]
+        return n
+
     def match(
-        self, keys: Iterable[tuple[str, str]], *, now: float | None = None
+        self,
+        keys: Iterable[tuple[str, str]],
+        *,
+        now: float | None = None,
+        t: float | None = None,
+        record: bool = False,
+        account_id: str | None = None,
     ) -> PartnerMatch | None:
-        """The best partner indicator matched by canonical ``(kind, value)`` pairs."""
+        """The best partner indicator matched by canonical ``(kind, value)`` pairs of a
+        sign-up made at ``t`` (epoch seconds; None: no wave counting); ``now``: the clock
+        expiry is checked against; ``record``: count this sign-up (``account_id``: once)
+        in the wave window."""
         now = time.time() if now is None else now
         wanted = [(k, v) for k, v in keys if k in SHARED_KINDS]
         if not wanted:
@@ -235,6 +276,12 @@ class PartnerMatcher:
                 score = 1.0 - miss
                 if len(fv) < 2:
                     score = min(score, self.cap_personal if i in personal else self.cap_shared)
+                wave = 0
+                if t is not None and score >= self.review:
+                    wave = self._wave(p.name, i, t, record, account_id)
+                    if wave >= self.settings.wave_min:
+                        fv = {**fv, "wave": p.confidence}
+                        score = 1.0 - (1.0 - score) * (1.0 - p.confidence)
                 if best is None or score > best.score:
                     meta = p.indicators[i]
                     best = PartnerMatch(
@@ -245,6 +292,7 @@ class PartnerMatcher:
                         kinds=tuple(k for k in SHARED_KINDS if k in kinds[i]),
                         confidence=p.confidence,
                         meta=meta,
+                        wave=wave,
                     )
         return best
 

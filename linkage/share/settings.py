@@ -56,6 +56,19 @@ class ShareSettings(BaseModel):
         description="valid_until of exported indicators: farms rotate cards and ranges within "
         "weeks; a stale indicator would only hit whoever gets the range next",
     )
+    wave_window_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="a partner's farm re-opening accounts comes in waves: sign-ups matching "
+        "one partner indicator at review strength within this window are counted",
+    )
+    wave_min: int = Field(
+        5,
+        ge=2,
+        description="that many such sign-ups (this one included) within the window are one "
+        "more family of evidence (the partner's confidence): the provider's own sign-up stream "
+        "corroborates the partner; a stray customer on a shared range never makes a wave",
+    )
     default_confidence: float = Field(
         0.8, gt=0, le=1, description="weight of a partner's indicators unless set at import"
     )
