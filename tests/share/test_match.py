@@ -167,3 +167,36 @@ def test_a_missing_key_file_disables_the_partner_without_breaking_scoring(
     scorer = SignupScorer.from_run(b_run)
     assert scorer.partners is None
     assert all(e.kind != EVIDENCE_KIND for e in scorer.score_one(FARM_SIGNUP).evidence)
+
+
+WAVE_KEYS = [("email_domain", FARM_VALUES["email_domain"]), ("subnet", FARM_VALUES["subnet"])]
+
+
+def test_a_wave_of_matching_signups_corroborates_the_partner(tiny_run, key) -> None:
+    matcher = _matcher(tiny_run, key)  # domain + range at confidence 0.8: 1 - 0.2**2
+    t0 = 1_780_000_000.0
+    first = matcher.match(WAVE_KEYS, t=t0, record=True, account_id="w0")
+    assert "wave" not in first.families and first.wave == 1
+    for i in range(1, 4):
+        matcher.match(WAVE_KEYS, t=t0 + 600 * i, record=True, account_id=f"w{i}")
+    fifth = matcher.match(WAVE_KEYS, t=t0 + 3000, record=True, account_id="w4")
+    assert fifth.wave == 5 and fifth.families["wave"] == 0.8
+    assert fifth.score == pytest.approx(1 - (1 - first.score) * 0.2)
+    assert "5 sign-ups on it" in fifth.evidence().summary
+    # rescoring an account counts it once; outside the window the wave is over
+    again = matcher.match(WAVE_KEYS, t=t0 + 3000, record=True, account_id="w4")
+    assert again.wave == 5
+    late = matcher.match(WAVE_KEYS, t=t0 + 3000 + 7 * 3600, record=True, account_id="w5")
+    assert "wave" not in late.families
+
+
+def test_context_only_matches_never_make_a_wave(tiny_run, key) -> None:
+    matcher = _matcher(tiny_run, key, confidence=1.0)
+    t0 = 1_780_000_000.0
+    res = [
+        matcher.match(
+            [("subnet", FARM_VALUES["subnet"])], t=t0 + i, record=True, account_id=f"n{i}"
+        )
+        for i in range(20)
+    ]
+    assert all(r.wave == 0 and r.score <= SETTINGS.score.review_threshold / 2 for r in res)
