@@ -5,6 +5,7 @@
   clusters' indicators as a STIX 2.1 bundle of keyed hashes;
 * ``linkage share import BUNDLE --run RUN --key-file K --partner NAME`` — validate a
   partner's bundle and keep its indicators next to the run (they act at sign-up);
+* ``linkage share match RUN`` — existing accounts that match partners' indicators;
 * ``linkage share status RUN`` — partners, bundles and active indicators.
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+
+from linkage.settings import Settings
 
 err_console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -123,6 +126,48 @@ def import_cmd(
         f"indicator(s), {res['hashes']:,} hashes, confidence {res['confidence']:.2f}"
     )
     typer.echo(json.dumps(res))
+
+
+@share_app.command("match")
+def match_cmd(
+    run: Path = typer.Argument(..., help="Run directory with partners' indicators imported."),
+    dataset: Path | None = typer.Option(
+        None, help="Dataset directory of the run (default: the accounts file of its manifest)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="CSV to write (default: RUN/shared/matches.csv)."
+    ),
+) -> None:
+    """List RUN's existing accounts that match partners' indicators, with the evidence item.
+
+    Accounts are matched on their sign-up attributes and, for clustered or flagged accounts,
+    the ranges and devices of their requests; levels as for a sign-up (one family alone is
+    never a block).
+    """
+    from linkage.errors import LinkageError
+    from linkage.share.export import run_accounts
+    from linkage.share.match import PartnerMatcher, match_accounts
+    from linkage.store.rundir import load_run
+
+    r = load_run(run)
+    settings = Settings.model_validate(r.manifest.get("settings", {}))
+    matcher = PartnerMatcher.for_run(
+        run,
+        block_threshold=settings.score.block_threshold,
+        review_threshold=settings.score.review_threshold,
+    )
+    if not matcher:
+        raise LinkageError(f"no active partner indicators in {run}: `linkage share import` first")
+    res = match_accounts(
+        matcher, accounts=run_accounts(run, dataset), index=r.signup_index, settings=settings
+    )
+    out = out or (run / "shared" / "matches.csv")
+    res.to_csv(out, index=False)
+    counts = res["level"].value_counts().to_dict() if len(res) else {}
+    err_console.print(
+        f"{len(res):,} account(s) match partner indicators → {out}: "
+        + ", ".join(f"{k} {counts.get(k, 0):,}" for k in ("clear", "review", "block"))
+    )
 
 
 @share_app.command("status")

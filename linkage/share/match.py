@@ -42,7 +42,7 @@ from linkage.share.bundle_store import IndicatorStore, ParsedBundle
 from linkage.share.hashing import PartnershipKey, ShareError
 from linkage.share.settings import PERSONAL_KINDS, SHARED_KINDS, ShareSettings
 
-__all__ = ["EVIDENCE_KIND", "PartnerMatch", "PartnerMatcher"]
+__all__ = ["EVIDENCE_KIND", "PartnerMatch", "PartnerMatcher", "match_accounts"]
 
 log = logging.getLogger(__name__)
 
@@ -330,3 +330,72 @@ class PartnerMatcher:
 def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
+
+
+def match_accounts(
+    matcher: PartnerMatcher,
+    *,
+    accounts: pd.DataFrame | None = None,
+    index: pd.DataFrame | None = None,
+    settings: Any = None,
+) -> pd.DataFrame:
+    """Existing accounts that match partner indicators, with their evidence item.
+
+    ``accounts``: an accounts table (sign-up attributes, normalised as at sign-up);
+    ``index``: a run's ``signup_index`` (``account_id, kind, value``: adds the ranges and
+    devices clustered or flagged accounts were seen with in their requests).  Columns
+    ``account_id, partner, indicator_id, score, level, families, kinds, evidence``
+    (evidence: the item as JSON), strongest first.
+    """
+    import json
+
+    from linkage.score.scoring import level_of
+    from linkage.settings import Settings
+    from linkage.signup import signup_identifiers
+
+    settings = settings or Settings()
+    frames = []
+    if accounts is not None and len(accounts):
+        acc = accounts.reset_index(drop=True)
+        ids = signup_identifiers(acc, settings=settings)
+        ids["account_id"] = acc["account_id"].astype(str).to_numpy()[ids["row"].to_numpy()]
+        frames.append(ids[["account_id", "kind", "value"]])
+    if index is not None and len(index):
+        frames.append(index[["account_id", "kind", "value"]].astype(str))
+    cols = [
+        "account_id",
+        "partner",
+        "indicator_id",
+        "score",
+        "level",
+        "families",
+        "kinds",
+        "evidence",
+    ]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    idents = pd.concat(frames, ignore_index=True).drop_duplicates()
+    sub = idents[idents["kind"].isin(list(SHARED_KINDS))]
+    by: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for a, k, v in zip(sub["account_id"], sub["kind"], sub["value"], strict=True):
+        by[str(a)].append((str(k), str(v)))
+    rows = []
+    for a, keys in by.items():
+        m = matcher.match(keys)
+        if m is not None:
+            rows.append(
+                {
+                    "account_id": a,
+                    "partner": m.partner,
+                    "indicator_id": m.indicator_id,
+                    "score": round(m.score, 6),
+                    "families": len(m.families),
+                    "kinds": ",".join(m.kinds),
+                    "evidence": json.dumps(m.evidence().to_dict()),
+                }
+            )
+    out = pd.DataFrame(rows, columns=[c for c in cols if c != "level"])
+    out.insert(
+        4, "level", level_of(out["score"].to_numpy(dtype=float), settings.score) if len(out) else []
+    )
+    return out.sort_values(["score", "account_id"], ascending=[False, True], ignore_index=True)

@@ -200,3 +200,31 @@ def test_context_only_matches_never_make_a_wave(tiny_run, key) -> None:
         for i in range(20)
     ]
     assert all(r.wave == 0 and r.score <= SETTINGS.score.review_threshold / 2 for r in res)
+
+
+def test_existing_accounts_that_match_get_an_evidence_item(tiny_run, key) -> None:
+    from linkage.share.match import match_accounts
+
+    accounts = pd.DataFrame(
+        [
+            FARM_SIGNUP,
+            {
+                **FARM_SIGNUP,
+                "account_id": "old2",
+                "email": "x@y.example",
+                "payment_fingerprint": None,
+                "device_fingerprint": None,
+                "signup_ip": "10.1.2.3",
+            },
+        ]
+    )
+    index = pd.DataFrame(
+        {"account_id": ["old2"], "kind": ["subnet"], "value": [FARM_VALUES["subnet"]]}
+    )
+    out = match_accounts(_matcher(tiny_run, key), accounts=accounts, index=index).set_index(
+        "account_id"
+    )
+    assert list(out.index) == ["new1", "old2"]
+    assert out.loc["new1", "level"] == "block" and out.loc["old2", "level"] == "clear"
+    ev = json.loads(out.loc["new1", "evidence"])
+    assert ev["kind"] == EVIDENCE_KIND and ev["details"]["partner"] == "provider A"
