@@ -101,7 +101,11 @@ def export_cmd(
 def import_cmd(
     bundle: Path = typer.Argument(..., help="A partner's bundle (from `linkage share export`)."),
     run: Path = typer.Option(
-        ..., "--run", "-r", help="Run directory whose signup scoring should use the indicators."
+        ...,
+        "--run",
+        "-r",
+        help="Run directory whose signup scoring should use the indicators; or any directory "
+        "named in LINKAGE_SHARE_DIR, which serves every run without indicators of its own.",
     ),
     key_file: Path = KEY_OPTION,
     partner: str = typer.Option(..., "--partner", "-p", help="Who sent the bundle."),

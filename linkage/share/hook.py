@@ -8,6 +8,7 @@ this package.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,27 +16,34 @@ from linkage.explain.records import Evidence
 from linkage.share.hashing import ShareError
 from linkage.share.match import PartnerMatcher
 
-__all__ = ["partner_evidence", "partners_for"]
+__all__ = ["SHARE_DIR_ENV", "partner_evidence", "partners_for"]
+
+#: A directory holding partners' indicators for every run (``linkage share import B --run
+#: DIR``), used by runs that have none of their own: a daily run then needs no re-import.
+SHARE_DIR_ENV = "LINKAGE_SHARE_DIR"
 
 log = logging.getLogger(__name__)
 
 
 def partners_for(run: Any, settings: Any) -> PartnerMatcher | None:
-    """The matcher of the partners' indicators imported into ``run`` (None if none;
-    a damaged indicator file is logged and ignored, never fatal to scoring)."""
-    path = getattr(run, "path", None)
-    if path is None:
-        return None
-    try:
-        m = PartnerMatcher.for_run(
-            path,
-            block_threshold=settings.score.block_threshold,
-            review_threshold=settings.score.review_threshold,
-        )
-    except ShareError as exc:
-        log.warning("partner indicators ignored: %s", exc)
-        return None
-    return m if m else None
+    """The matcher of the partners' indicators imported into ``run``, else into
+    ``$LINKAGE_SHARE_DIR`` (None if none; a damaged indicator file is logged and
+    ignored, never fatal to scoring)."""
+    for path in (getattr(run, "path", None), os.environ.get(SHARE_DIR_ENV) or None):
+        if path is None:
+            continue
+        try:
+            m = PartnerMatcher.for_run(
+                path,
+                block_threshold=settings.score.block_threshold,
+                review_threshold=settings.score.review_threshold,
+            )
+        except ShareError as exc:
+            log.warning("partner indicators ignored: %s", exc)
+            continue
+        if m is not None:
+            return m if m else None
+    return None
 
 
 def partner_evidence(

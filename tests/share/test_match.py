@@ -228,3 +228,18 @@ def test_existing_accounts_that_match_get_an_evidence_item(tiny_run, key) -> Non
     assert out.loc["new1", "level"] == "block" and out.loc["old2", "level"] == "clear"
     ev = json.loads(out.loc["new1", "evidence"])
     assert ev["kind"] == EVIDENCE_KIND and ev["details"]["partner"] == "provider A"
+
+
+def test_a_shared_directory_serves_runs_without_indicators(
+    tmp_path, key, key_file, monkeypatch
+) -> None:
+    shared = tmp_path / "partners"
+    shared.mkdir()
+    bundle, _ = export_bundle(load_run(make_tiny_run(tmp_path / "a")), key)
+    IndicatorStore(shared).import_bundle(
+        write_bundle(bundle, tmp_path / "b.json"), key_file=key_file, partner="provider A"
+    )
+    b_run = load_run(make_tiny_run(tmp_path / "b", farm_level="clear"))
+    assert SignupScorer(b_run).partners is None
+    monkeypatch.setenv("LINKAGE_SHARE_DIR", str(shared))
+    assert SignupScorer(b_run).partners.n_indicators == 1
