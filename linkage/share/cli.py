@@ -104,8 +104,9 @@ def import_cmd(
         ...,
         "--run",
         "-r",
-        help="Run directory whose signup scoring should use the indicators; or any directory "
-        "named in LINKAGE_SHARE_DIR, which serves every run without indicators of its own.",
+        envvar="LINKAGE_SHARE_DIR",
+        help="Run directory whose signup scoring should use the indicators; or the directory "
+        "named by LINKAGE_SHARE_DIR (the default), which serves every run without its own.",
     ),
     key_file: Path = KEY_OPTION,
     partner: str = typer.Option(..., "--partner", "-p", help="Who sent the bundle."),
