@@ -113,6 +113,12 @@ def import_cmd(
     confidence: float | None = typer.Option(
         None, min=0.0, max=1.0, help="Weight of this partner's indicators (default 0.8)."
     ),
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        envvar="LINKAGE_STORE_URL",
+        help="Store URL: also record the partner's indicators in its shared_indicators table.",
+    ),
 ) -> None:
     """Validate BUNDLE and keep its indicators in RUN/shared/ (all or nothing).
 
@@ -122,9 +128,18 @@ def import_cmd(
     """
     from linkage.share.bundle_store import IndicatorStore
 
-    res = IndicatorStore(run).import_bundle(
-        bundle, key_file=key_file, partner=partner, confidence=confidence
-    )
+    ind_store = IndicatorStore(run)
+    res = ind_store.import_bundle(bundle, key_file=key_file, partner=partner, confidence=confidence)
+    if store:
+        from linkage.share.store_rows import mirror_partner
+        from linkage.store.db import Store
+
+        st = Store(store)
+        try:
+            n = mirror_partner(st.engine, partner, ind_store.load())
+        finally:
+            st.close()
+        err_console.print(f"recorded {n} indicator(s) of {partner} in the store")
     err_console.print(
         f"imported {res['bundle_id']} from {partner}: {res['added']} new, {res['updated']} "
         f"updated, {res['revoked']} revoked, {res['withdrawn']} withdrawn; {res['active']} active "

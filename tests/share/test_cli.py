@@ -34,8 +34,22 @@ def test_keygen_export_import_status(tiny_run: Path, tmp_path: Path) -> None:
     assert exp.returncode == 0, exp.stderr
     assert "1 indicator(s) of 1 shared cluster(s)" in exp.stderr
     assert json.loads(bundle.read_text())["type"] == "bundle"
-    imp = linkage("share", "import", bundle, "--run", tiny_run, "-k", key, "-p", "provider A")
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    imp = linkage(
+        "share",
+        "import",
+        bundle,
+        "--run",
+        tiny_run,
+        "-k",
+        key,
+        "-p",
+        "provider A",
+        "--store",
+        store,
+    )
     assert imp.returncode == 0, imp.stderr
+    assert "recorded 1 indicator(s) of provider A in the store" in imp.stderr
     assert json.loads(imp.stdout)["active"] == 1
     replay = linkage("share", "import", bundle, "--run", tiny_run, "-k", key, "-p", "provider A")
     assert replay.returncode == 2 and "replay" in replay.stderr and "Traceback" not in replay.stderr
