@@ -45,3 +45,15 @@ def test_write_key_is_private_and_never_overwrites(tmp_path: Path) -> None:
     with pytest.raises(ShareError, match="refusing to overwrite"):
         write_key(p, PartnershipKey.generate())
     assert PartnershipKey.from_file(p) == k
+
+
+def test_digest_is_the_documented_hmac() -> None:
+    """docs/SHARING.md states the formula so a partner can hash without linkage."""
+    import hashlib
+    import hmac
+
+    k = PartnershipKey(bytes(range(32)))
+    msg = b"linkage-share/v1\x1fsubnet\x1f203.0.113.0/24"
+    assert (
+        k.digest("subnet", "203.0.113.0/24") == hmac.new(k.secret, msg, hashlib.sha256).hexdigest()
+    )
