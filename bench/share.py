@@ -50,12 +50,13 @@ import pandas as pd
 
 from fixtures import make_world, write_world
 from linkage.identifiers.kinds import VALUE_MAPS
+from linkage.identifiers.templates import assign_templates
 from linkage.pipeline import run_detect
 from linkage.settings import Settings
 from linkage.share.bundle_store import IndicatorStore, read_bundle
 from linkage.share.export import export_bundle, shared_clusters, write_bundle
 from linkage.share.hashing import PartnershipKey, ShareError, write_key
-from linkage.share.match import PartnerMatcher
+from linkage.share.match import PartnerMatcher, match_accounts
 from linkage.signup import SignupScorer, signup_identifiers
 from linkage.store.rundir import load_run
 
@@ -194,6 +195,23 @@ def raw_values(w: dict[str, pd.DataFrame], run_dir: Path) -> set[str]:
     idx = run.signup_index
     vals |= set(idx["value"].astype(str))
     return {v for v in vals if len(v) >= 6}
+
+
+def _templates_of(requests: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """``account_id, kind="template", value`` of every account's prompt templates."""
+    ta = assign_templates(
+        requests["prompt"].astype("string").reset_index(drop=True),
+        settings=settings.identifiers.templates,
+        seed=settings.seed,
+    )
+    out = pd.DataFrame(
+        {
+            "account_id": requests["account_id"].astype(str).to_numpy(),
+            "kind": "template",
+            "value": ta.template_id.astype("string").to_numpy(),
+        }
+    )
+    return out.dropna().drop_duplicates(ignore_index=True).astype(str)
 
 
 def _rate(mask: pd.Series) -> float:
@@ -388,12 +406,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for pop, part in legit_w.groupby("population")
         }
-        # legit harm: B's history accounts, partner evidence alone
+        # legit harm: B's history accounts, partner evidence alone (the product's
+        # match_accounts: sign-up attributes, the run's index of request ranges and devices,
+        # and every account's prompt templates as B's engine groups them)
         acc_b = cut["B"]["accounts"].reset_index(drop=True)
-        ids = signup_identifiers(acc_b, settings=settings)
-        ids["account_id"] = acc_b["account_id"].astype(str).to_numpy()[ids["row"].to_numpy()]
+        req_b = cut["B"]["requests"]
+        tpl = _templates_of(req_b, settings)
+        index_b = pd.concat(
+            [load_run(runs["B"]).signup_index[["account_id", "kind", "value"]].astype(str), tpl],
+            ignore_index=True,
+        )
         matcher = withb.partners
-        m = matcher.match_frame(ids)
+        m = match_accounts(matcher, accounts=acc_b, index=index_b, settings=settings)
         m["population"] = lab["population"].reindex(m["account_id"]).to_numpy()
         pops = lab["population"].reindex(acc_b["account_id"].astype(str))
         block_t, review_t = settings.score.block_threshold, settings.score.review_threshold
@@ -401,6 +425,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pop: {
                 "n": int(n),
                 "touch_any_hash": round(int((m["population"] == pop).sum()) / int(n), 4),
+                "touch_template": round(
+                    int(((m["population"] == pop) & m["kinds"].str.contains("template")).sum())
+                    / int(n),
+                    4,
+                ),
                 "review_or_block": round(
                     int(((m["population"] == pop) & (m["score"] >= review_t)).sum()) / int(n), 4
                 ),
@@ -410,6 +439,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for pop, n in pops.value_counts().sort_index().items()
         }
+        res["b_accounts_with_templates"] = int(tpl["account_id"].nunique())
         res["legit_history_matched_kinds"] = m["kinds"].value_counts().head(10).to_dict()
         # a bundle under another partnership key
         try:
@@ -429,7 +459,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         res["foreign_key_bundle"] = {
             "import_refused": refused,
             "matches_b_signups": len(forced.match_frame(sig_ids)),
-            "matches_b_history_accounts": len(forced.match_frame(ids)),
+            "matches_b_history_accounts": len(
+                match_accounts(forced, accounts=acc_b, index=index_b, settings=settings)
+            ),
             "same_key_matches_b_signups": len(matcher.match_frame(sig_ids)),
         }
     res["total_s"] = round(time.perf_counter() - t_start, 1)
@@ -493,14 +525,16 @@ def _md(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "History accounts (sign-up attributes matched against the bundle; the partner evidence alone):",
+        "History accounts (`match_accounts`: sign-up attributes, B's index of request ranges and "
+        f"devices, the prompt templates of {r['b_accounts_with_templates']:,} accounts; the partner evidence alone):",
         "",
-        "| population | n | touch a partner hash | partner score ≥ review | ≥ block |",
-        "|---|---|---|---|---|",
+        "| population | n | touch a partner hash | touch a partner template | partner score ≥ review | ≥ block |",
+        "|---|---|---|---|---|---|",
     ]
     for pop, v in r["legit_history_partner_only"].items():
         lines.append(
-            f"| {pop} | {v['n']} | {v['touch_any_hash']:.4f} | {v['review_or_block']:.4f} | {v['block']:.4f} |"
+            f"| {pop} | {v['n']} | {v['touch_any_hash']:.4f} | {v['touch_template']:.4f} | "
+            f"{v['review_or_block']:.4f} | {v['block']:.4f} |"
         )
     fk = r["foreign_key_bundle"]
     lines += [
