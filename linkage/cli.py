@@ -658,10 +658,12 @@ def _register_plugins() -> None:
     from api.cli import register as register_api
     from fixtures.cli import register as register_fixtures
     from linkage.respond.cli import register as register_respond
+    from linkage.share.cli import register as register_share
 
     register_fixtures(app)
     register_api(app)
     register_respond(app)
+    register_share(app)
 
 
 def _is_click_exception(exc: BaseException) -> bool:

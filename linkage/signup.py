@@ -45,6 +45,7 @@ from linkage.identifiers.kinds import FAMILIES, KINDS, VALUE_MAPS
 from linkage.identifiers.kinds import VELOCITY_LIMITS as VELOCITY_LIMITS
 from linkage.score.scoring import level_of
 from linkage.settings import Settings
+from linkage.share.hook import partner_evidence, partners_for
 from linkage.store.rundir import Run, load_run
 
 # velocity: how many signups sharing one value within the window make it suspicious
@@ -168,10 +169,17 @@ class SignupScorer:
     """Scores new signups against one run (thread-safe)."""
 
     def __init__(
-        self, run: Run, *, settings: Settings | None = None, window_s: float = VELOCITY_WINDOW_S
+        self,
+        run: Run,
+        *,
+        settings: Settings | None = None,
+        window_s: float = VELOCITY_WINDOW_S,
+        partners: Any = None,
     ) -> None:
         self.run = run
         self.settings = settings or Settings.model_validate(run.manifest.get("settings", {}))
+        # partners' shared indicators (linkage.share): imported next to the run unless given
+        self.partners = partners if partners is not None else partners_for(run, self.settings)
         self.window_s = float(window_s)
         self._lock = threading.Lock()
         #: (kind, value) -> {account id: server time first seen in the window}, oldest first
@@ -308,7 +316,9 @@ class SignupScorer:
         keys, flags = record_identifiers(record, settings=self.settings)
         t = time.time() if now is None else float(now)
         velocity = self._velocity(keys, t, record_velocity, _account_key(record))
-        return self._decide(str(record.get("account_id", "")), keys, velocity, flags)
+        return self._decide(
+            str(record.get("account_id", "")), keys, velocity, flags, t=t, record=record_velocity
+        )
 
     def _decide(
         self,
@@ -316,6 +326,9 @@ class SignupScorer:
         keys: list[tuple[str, str]],
         velocity: dict[str, int],
         flags: Mapping[str, Any],
+        *,
+        t: float | None = None,
+        record: bool = True,
     ) -> SignupResult:
         votes: dict[str, dict[str, float]] = defaultdict(dict)  # cluster -> family -> best vote
         # popular identifiers (a browser version, a common device) link to 1000+ clusters:
@@ -412,7 +425,10 @@ class SignupScorer:
                     },
                 )
             )
-        score = 1.0 - (1.0 - link_score) * (1.0 - vel_score)
+        partner_score = partner_evidence(
+            self.partners, keys, evidence, t=t, record=record, account_id=account_id
+        )
+        score = 1.0 - (1.0 - link_score) * (1.0 - vel_score) * (1.0 - partner_score)
         level = str(level_of(np.array([score]), self.settings.score)[0])
         return SignupResult(
             account_id=account_id,
@@ -446,6 +462,7 @@ class SignupScorer:
                     "disposable": bool(flags.at[r, "disposable"]),
                     "alias": bool(flags.at[r, "alias"]),
                 },
+                t=float(ts[r]),
             )
             results.append(res)
         return pd.DataFrame(
