@@ -23,9 +23,10 @@ cue decides, and each shown in the evidence:
    befriend strangers) or, per account, it exits through many IPs that strangers also hold
    (the account's own, undiluted), fingerprint churn, throwaway mail (disposable domains,
    aliases), a scheduler's fixed sign-up cadence.
-   Openness cues, -1 nat each: one organisation domain that most members sign up with,
-   one card that most members openly share, both counted only behind an organisation's own
-   domain (neither freemail nor disposable).
+   Openness cues, -1 nat each: one organisation domain that most members sign up with;
+   per account, a card it shares with cluster-mates who all sign up on one organisation
+   domain (a company paying for its seats); both only behind an organisation's own domain
+   (neither freemail nor disposable).
 3. **Extraction** (is the group's traffic unusual *for this provider*?). For volume,
    reasoning elicitation, template concentration and answer length, the percentile of the
    cluster's mean among the data set's own accounts with traffic; their mean ``p`` gives
@@ -238,7 +239,12 @@ def coordination(
     # one card paying for many accounts is openness when the accounts say whose they are
     # (a company's, a lab's domain); behind freemail or throwaway mailboxes posing as
     # strangers it is one payer hiding many accounts, and no evidence of openness
-    cue("open_shared_card", _majority_share(ag, label, "payment", not_org), -1.0)
+    # per account, like the exit breadth: an evaluation team inside a cluster that also
+    # swept in integrators and power users is still open about its own card
+    org_card = _organisation_card(ag, label, not_org)
+    if np.isnan(org_card).all():
+        missing.append("open_shared_card")
+    terms["open_shared_card"] = -np.where(clustered, np.nan_to_num(org_card, nan=0.0), 0.0)
 
     # -- 3. extraction relative to this provider's own accounts --------------------
     active = np.nan_to_num(n_req, nan=0.0) > 0
@@ -272,6 +278,40 @@ def coordination(
         kappa=kappa,
         missing=missing,
     )
+
+
+def _organisation_card(ag: AccountGraph, label: np.ndarray, not_org: np.ndarray) -> np.ndarray:
+    """Per account: 1 if its card pays for other accounts of its cluster and every account
+    of its cluster on that card signs up with one and the same organisation domain (one
+    organisation paying openly for its seats), else 0; NaN everywhere without cards.
+    """
+    n = len(label)
+    inc = ag.incidence
+    if inc.empty:
+        return np.full(n, np.nan)
+    kind = inc["kind"].to_numpy()
+    card = kind == "payment"
+    if not card.any():
+        return np.full(n, np.nan)
+    dom_rows = kind == "email_domain"
+    domain = np.full(n, -1, dtype=np.int64)
+    domain[inc["acc"].to_numpy()[dom_rows]] = inc["ident"].to_numpy()[dom_rows]
+    org = np.nan_to_num(not_org, nan=0.0) <= 0
+    domain = np.where(org, domain, -1)
+    acc = inc["acc"].to_numpy()[card]
+    pairs = pd.DataFrame(
+        {"lab": label[acc], "ident": inc["ident"].to_numpy()[card], "acc": acc}
+    ).drop_duplicates()
+    pairs["dom"] = domain[pairs["acc"].to_numpy()]
+    g = pairs.groupby(["lab", "ident"])
+    members = g["acc"].transform("size").to_numpy()
+    one_dom = (g["dom"].transform("nunique").to_numpy() == 1) & (
+        g["dom"].transform("min").to_numpy() >= 0
+    )
+    ok = (members >= 2) & one_dom & (pairs["lab"].to_numpy() >= 0)
+    out = np.zeros(n)
+    np.maximum.at(out, pairs["acc"].to_numpy(), ok.astype(float))
+    return out
 
 
 def _majority_share(
