@@ -1,8 +1,13 @@
 """Protected spans: the parts of a model output that perturbation never touches.
 
 Code blocks (fenced and indented), inline code, URLs, e-mail addresses, JSON / bracketed
-data, quoted strings, block quotes, table rows, LaTeX math, and every whitespace-separated
-token holding a digit or a code-like character (numbers, versions, paths, identifiers).
+data, quoted strings, block quotes, table rows, LaTeX math, every whitespace-separated
+token holding a digit or a code-like character (numbers, versions, paths, identifiers),
+and code without fences: dotted names and calls (``list.remove(x)``, ``main.py``,
+``a::b``, ``x->y``), file extensions (``.py``), command-line options (``-b``,
+``--dry-run``), the name after ``def`` / ``class`` / ``function`` / ``import``, and
+``key: value`` lines (YAML, headers).  Words in capitals (SQL keywords) and capitalised
+names are left alone by the watermark itself (:func:`linkage.respond.watermark.lexicon_hit`).
 Detection is deliberately greedy: a false "protected" only costs a missed edit, a
 missed one could corrupt data.
 
@@ -26,6 +31,14 @@ _MATH = re.compile(r"\$\$.*?(?:\$\$|\Z)|\$[^$\n]*\$?", re.S)
 _TOKEN = re.compile(
     r"(?<!\S)[^\s0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]*+[0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]\S*"
 )
+# code without fences: dotted names, calls, scope operators, extensions, options
+_CODE_TOKEN = re.compile(
+    r"(?<!\S)\S*?(?:\w\.\w|\w\(|::|->|=>)\S*|(?<!\S)\.\w+|(?<![\w-])--?[A-Za-z][\w-]*"
+)
+_DEF = re.compile(
+    r"\b(?:def|class|function|func|fn|struct|enum|interface|import|module|package)[ \t]+\w+"
+)
+_KEY_LINE = re.compile(r"^[ \t]*(?:- )?[A-Za-z_][\w.-]*:(?:[ \t][^\n]*)?$", re.M)
 _OPEN = {"{": "}", "[": "]"}
 _OPENER = re.compile(r"[{\[]")
 # (pattern, substrings of which one must occur for it to match at all)
@@ -38,6 +51,9 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
     (_URL, ("://", "www.")),
     (_QUOTED, ('"', "“", "«")),
     (_TOKEN, None),
+    (_CODE_TOKEN, None),
+    (_DEF, None),
+    (_KEY_LINE, (":",)),
 )
 #: characters whose presence makes a sentence unsafe to move or drop
 SPECIAL = frozenset('0123456789_/\\@=<>{}[]#*~^|+%&$`"“”«»()')
@@ -108,6 +124,26 @@ def protected_intervals(text: str) -> list[tuple[int, int]]:
         else:
             merged.append((s, e))
     return merged
+
+
+_CODE_RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
+    (_FENCE, ("```", "~~~")),
+    (_INDENTED, ("    ", "\t")),
+    (_INLINE_CODE, ("`",)),
+    (_CODE_TOKEN, None),
+    (_DEF, None),
+)
+
+
+def code_intervals(text: str) -> list[tuple[int, int]]:
+    """The code among the protected intervals (fences, indented code, inline code, dotted
+    names and calls, ``def`` names), unmerged: the identifiers the prose may refer to."""
+    return [
+        m.span()
+        for rx, probe in _CODE_RULES
+        if probe is None or any(p in text for p in probe)
+        for m in rx.finditer(text)
+    ]
 
 
 def protected_spans(text: str) -> list[str]:

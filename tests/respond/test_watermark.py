@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from fixtures.responses import responses
 from linkage.respond.perturb import perturb
@@ -12,10 +13,12 @@ from linkage.respond.watermark import (
     context_id,
     corpus_stats,
     detect,
+    format_p,
     green_bits,
     green_member,
     new_key_id,
     new_secret,
+    log_p_from_z,
     opportunities,
     p_from_z,
     subkeys,
@@ -48,10 +51,13 @@ def test_z_matches_direct_computation(corpus):
 
 
 def test_opportunities_skip_protected_and_hyphenated():
-    text = 'A big issue, a "big issue", `big`, big-data and https://x.io/big.'
+    text = 'A big issue, a "big issue", big-data and https://x.io/big.'
     ops = opportunities(text)
     assert [text[o.start : o.end] for o in ops] == ["big", "issue"]
     assert ops[1].prev == "big" and ops[0].prev == "a"
+    # a pair named in the text's code is frozen in its prose too (`def large` stays large)
+    ops = opportunities(text + " See `large` and def big(x).")
+    assert [text[o.start : o.end] for o in ops] == ["issue"]
     assert context_id(0, "a") != context_id(0, "an")
 
 
@@ -96,11 +102,29 @@ def test_robust_to_random_word_edits(corpus):
     assert r.attributed
 
 
-def test_p_value_is_a_valid_bound():
+def test_p_value_is_the_smaller_of_hoeffding_and_pinelis_in_log_space():
     assert p_from_z(np.array([0.0]))[0] == 1.0
     assert p_from_z(np.array([-3.0]))[0] == 1.0
-    assert p_from_z(np.array([5.26]))[0] == pytest.approx(np.exp(-(5.26**2) / 2))
-    assert p_from_z(np.array([5.3]))[0] < ATTRIBUTION_P < p_from_z(np.array([5.2]))[0]
+    z = np.array([0.5, 2.0, 5.26, 40.0, 1000.0])
+    hoeffding = -(z**2) / 2
+    pinelis = np.log(2 * np.e**3 / 9) + norm.logsf(z)
+    assert log_p_from_z(z) == pytest.approx(np.minimum(np.minimum(hoeffding, pinelis), 0.0))
+    assert p_from_z(np.array([5.1]))[0] < ATTRIBUTION_P < p_from_z(np.array([4.9]))[0]
+    assert np.isfinite(log_p_from_z(np.array([1e4]))[0])  # never -inf, never p = 0 in log
+    assert format_p(float(log_p_from_z(np.array([40.0]))[0] / np.log(10))) == "1e-349"
+    assert format_p(-6.5) == "3.16e-07"
+
+
+def test_p_value_bound_holds_for_a_small_rademacher_sum():
+    """Exact tail of a 12-term weighted Rademacher sum (all 4,096 sign patterns) is below
+    the bound at every threshold."""
+    rng = np.random.default_rng(3)
+    w = rng.random(12) + 0.1
+    signs = 1 - 2 * ((np.arange(4096)[:, None] >> np.arange(12)) & 1)
+    z = np.sort(signs @ w / np.sqrt(w @ w))
+    for t in np.linspace(0.1, 3.4, 30):
+        exact = float((z >= t).mean())
+        assert exact <= p_from_z(np.array([t]))[0] + 1e-12
 
 
 def test_empty_corpus_and_no_keys():
