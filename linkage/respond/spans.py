@@ -38,6 +38,7 @@ _CODE_TOKEN = re.compile(
 _DEF = re.compile(
     r"\b(?:def|class|function|func|fn|struct|enum|interface|import|module|package)[ \t]+\w+"
 )
+_NOT_CODE = re.compile(r"://|^www\.|@")  # URLs and e-mail addresses name no identifier
 _KEY_LINE = re.compile(r"^[ \t]*(?:- )?[A-Za-z_][\w.-]*:(?:[ \t][^\n]*)?$", re.M)
 _OPEN = {"{": "}", "[": "]"}
 _OPENER = re.compile(r"[{\[]")
@@ -143,6 +144,7 @@ def code_intervals(text: str) -> list[tuple[int, int]]:
         for rx, probe in _CODE_RULES
         if probe is None or any(p in text for p in probe)
         for m in rx.finditer(text)
+        if rx is not _CODE_TOKEN or not _NOT_CODE.search(m.group())
     ]
 
 
