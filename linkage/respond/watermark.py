@@ -538,10 +538,10 @@ def p_from_z(z: np.ndarray | float) -> np.ndarray:
 
 
 def format_p(log10_p: float) -> str:
-    """A p-value from its log10, never "0": ``3.2e-07``, ``p < 1e-300`` style for tiny ones."""
+    """A p-value from its log10, never "0": ``3.16e-07``, or ``< 1e-348`` below 1e-300."""
     if log10_p >= -300:
         return f"{10.0**log10_p:.3g}"
-    return f"1e{math.floor(log10_p)}"
+    return f"< 1e{math.ceil(log10_p)}"
 
 
 def channel_sums(stats: CorpusStats, subs: Sequence[tuple[int, int]], chunk: int = 256):

@@ -111,7 +111,7 @@ def test_p_value_is_the_smaller_of_hoeffding_and_pinelis_in_log_space():
     assert log_p_from_z(z) == pytest.approx(np.minimum(np.minimum(hoeffding, pinelis), 0.0))
     assert p_from_z(np.array([5.1]))[0] < ATTRIBUTION_P < p_from_z(np.array([4.9]))[0]
     assert np.isfinite(log_p_from_z(np.array([1e4]))[0])  # never -inf, never p = 0 in log
-    assert format_p(float(log_p_from_z(np.array([40.0]))[0] / np.log(10))) == "1e-349"
+    assert format_p(float(log_p_from_z(np.array([40.0]))[0] / np.log(10))) == "< 1e-348"
     assert format_p(-6.5) == "3.16e-07"
 
 
