@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from linkage.respond.lexicon import FORMS, PAIRS, PHRASES, WORD_INDEX
-from linkage.respond.spans import free_segments, protected_intervals
+from linkage.respond.spans import code_intervals, free_segments, protected_intervals
 from linkage.respond.watermark import (
     WORD,
     context_id,
@@ -200,10 +200,13 @@ def _phrase_pass(
         return text
     parts: list[str] = []
     last = 0
+    code = {w.lower() for a, b in code_intervals(text) for w in WORD.findall(text[a:b])}
     for s, e in free_segments(text, iv):
         for m in _PHRASE_RX.finditer(text, s, e):
             src = m.group()
-            dst = _PHRASE_TO[src.lower()]
+            if code & set(src.lower().split()):
+                continue  # a word the text's code names stays
+            dst = _PHRASE_TO[" ".join(src.lower().split())]
             cost = max(len(src.split()), len(dst.split()))
             if rng.random() < plan.p_phrase and budget.take(cost, reserve):
                 parts.append(text[last : m.start()])

@@ -304,8 +304,8 @@ def form_sites(text: str, iv: list[tuple[int, int]] | None = None) -> list[FormS
     for s, e in free_segments(text, iv):
         for m in FORM_RX.finditer(text, s, e):
             hit = form_key(m.group())
-            if hit is None:
-                continue
+            if hit is None or any(len(w) > 1 and w.isupper() for w in _ALPHA.findall(m.group())):
+                continue  # "SHOULD NOT" is an RFC 2119 keyword, not prose
             prev = ""
             for w in WORD.finditer(text, s, m.start()):
                 prev = w.group()
@@ -492,12 +492,58 @@ def context_weights(
     is_a = (member == 0).astype(np.float64)
     n = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
     a = np.bincount(inv, weights=is_a, minlength=len(uniq))
-    g = group[first]
-    ng = np.bincount(group, minlength=N_GROUPS).astype(np.float64)
-    ag = np.bincount(group, weights=is_a, minlength=N_GROUPS)
+    return uniq, weights_from_counts(a, n, group[first]), group[first]
+
+
+def weights_from_counts(a: np.ndarray, n: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Choice-aware weights of distinct contexts from their (possibly expected, fractional)
+    first-choice counts ``a`` out of ``n``, and their groups."""
+    g = np.asarray(group, dtype=np.int64)
+    ng = np.bincount(g, weights=n, minlength=N_GROUPS)
+    ag = np.bincount(g, weights=a, minlength=N_GROUPS)
     pi = ((ag + 0.5) / (ng + 1.0))[g]
-    w = np.clip((a - n * pi) / np.sqrt(n * pi * (1.0 - pi)), -WEIGHT_CLIP, WEIGHT_CLIP)
-    return uniq, w, g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = (a - n * pi) / np.sqrt(n * pi * (1.0 - pi))
+    return np.clip(np.nan_to_num(w), -WEIGHT_CLIP, WEIGHT_CLIP)
+
+
+def preference_stats(
+    next_probs: Mapping[str, Mapping[str, float]], *, weight: Mapping[str, float] | None = None
+) -> CorpusStats:
+    """A *model's* lexical preferences as corpus statistics (white-box radioactivity test).
+
+    ``next_probs[prev][word]`` is the model's probability of ``word`` after the word
+    ``prev`` (lower case; only lexicon words are read); ``weight[prev]`` how many times the
+    context is counted (e.g. the model's own frequency of ``prev`` times a virtual sample
+    size; 1 by default).  Each ``(pair, prev)`` with probability on either member becomes
+    a context with expected counts, weighted as in :func:`context_weights`: the same test,
+    valid for any model that was trained without the key.
+    """
+    ctx: list[int] = []
+    a: list[float] = []
+    n: list[float] = []
+    grp: list[int] = []
+    for prev, probs in next_probs.items():
+        k = 1.0 if weight is None else float(weight.get(prev, 0.0))
+        if k <= 0:
+            continue
+        per: dict[int, list[float]] = {}
+        for word, p in probs.items():
+            hit = WORD_INDEX.get(word)
+            if hit is not None and p > 0:
+                per.setdefault(hit[0], [0.0, 0.0])[hit[1]] += float(p)
+        for pair, (p0, p1) in per.items():
+            ctx.append(_ctx_id(pair, prev))
+            a.append(k * p0)
+            n.append(k * (p0 + p1))
+            grp.append(pair)
+    if not ctx:
+        return CorpusStats(np.zeros(0, np.uint64), np.zeros(0), 0, 0, 0, np.zeros(0, np.int8))
+    w = weights_from_counts(np.array(a), np.array(n), np.array(grp))
+    keep = w != 0
+    return CorpusStats(
+        np.array(ctx, np.uint64)[keep], w[keep], 0, 0, len(ctx), np.zeros(int(keep.sum()), np.int8)
+    )
 
 
 def stats_from_opportunities(items: Sequence[TextOpportunities]) -> CorpusStats:
@@ -650,9 +696,11 @@ __all__ = [
     "opportunities",
     "order_sites",
     "p_from_z",
+    "preference_stats",
     "sentence_length",
     "stats_from_opportunities",
     "subkeys",
     "text_opportunities",
+    "weights_from_counts",
     "z_scores",
 ]
