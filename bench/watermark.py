@@ -49,8 +49,10 @@ from linkage.respond.watermark import (
     ATTRIBUTION_P,
     CHANNELS,
     WORD,
+    TextOpportunities,
     channel_sums,
     log_p_from_z,
+    opportunities,
     p_from_z,
     preference_stats,
     stats_from_opportunities,
@@ -58,6 +60,7 @@ from linkage.respond.watermark import (
     text_opportunities,
     z_scores,
 )
+from linkage.respond.watermark import context_id as _lex_ctx
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -225,6 +228,17 @@ def run(args: argparse.Namespace) -> dict:
             "protected_spans_identical": rate(ok, len(sample)),
         }
     res["edit_budget"] = per
+    log = lambda *a: print(*a, flush=True)  # noqa: E731
+    for name, fn in (
+        ("dilution", dilution),
+        ("canonicalisation", canonicalisation),
+        ("radioactivity", radioactivity),
+        ("real_documents", real_docs),
+    ):
+        t0 = time.perf_counter()
+        print(f"{name} …", flush=True)
+        res[name] = fn(args, log)
+        res[name]["seconds"] = time.perf_counter() - t0
     res["seconds"] = time.perf_counter() - t_all
     return res
 
@@ -329,6 +343,43 @@ class BigramStudent:
             prev = tok
         text = " ".join(out)
         return re.sub(r" ([.,;:!?])", r"\1", text).replace(" \n ", "\n")
+
+
+    def probe(self, prefixes: Counter[str], n_tokens: int, rng: np.random.Generator):
+        """Black-box probing: ``n_tokens`` one-token samples after the given context words
+        (spread in proportion to their counts); the lexical sites among the sampled
+        tokens, as :class:`~linkage.respond.watermark.TextOpportunities`."""
+        total = sum(prefixes.values())
+        ctx: list[int] = []
+        member: list[int] = []
+        group: list[int] = []
+        used = 0
+        for w, c in prefixes.most_common():
+            k = max(1, round(n_tokens * c / total))
+            k = min(k, n_tokens - used)
+            if k <= 0:
+                break
+            used += k
+            entry = self._table.get(w)
+            if entry is None:
+                continue
+            words, cum = entry
+            idx = np.searchsorted(cum, rng.random(k) * cum[-1], side="right")
+            for i in np.minimum(idx, len(words) - 1):
+                hit = WORD_INDEX.get(words[i])
+                if hit is not None:
+                    ctx.append(_lex_ctx(hit[0], w))
+                    member.append(hit[1])
+                    group.append(hit[0])
+        return TextOpportunities(
+            np.array(ctx, np.uint64), np.array(member, np.int8), used, np.array(group, np.int32)
+        )
+
+
+def probe_prefixes(originals: list[str]) -> Counter[str]:
+    """The context words of the lexical sites of the cluster's *unperturbed* responses
+    (what the provider served before watermarking: a key-independent choice of probes)."""
+    return Counter(o.prev for t in originals for o in opportunities(t))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -458,46 +509,52 @@ def radioactivity(args: argparse.Namespace, log) -> dict:
         "trials": args.student_trials,
     }
 
-    def test_student(corpus: list[str], own: tuple[int, int]) -> tuple[dict, dict]:
+    def test_student(corpus: list[str], originals: list[str], own: tuple[int, int]):
         s = BigramStudent(corpus)
-        pref = preference_stats(s.next_probs(), weight=s.freq)
+        probes = probe_prefixes(originals)
+        others = _random_subs(rng, args.random_keys)
+        # white-box: the student's preferences at the context words of the cluster's
+        # responses, each counted as often as the student saw it in training
+        pref = preference_stats(s.next_probs(), weight={w: s.freq.get(w, 0.0) for w in probes})
         sample = s.sample(args.student_tokens, rng)
         samp = stats_from_opportunities([text_opportunities(sample)])
-        others = _random_subs(rng, args.random_keys)
-        return _score(pref, own, others), _score(samp, own, others)
+        probed = stats_from_opportunities([s.probe(probes, args.student_tokens, rng)])
+        return (
+            _score(pref, own, others),
+            _score(samp, own, others),
+            _score(probed, own, others),
+        )
 
+    modes = ("preferences", "sampled", "probed")
     for share in (0.10, 0.05, 0.01):
         k = max(1, round(share * n_docs))
-        prefs, samps = [], []
+        rows: dict[str, list] = {m: [] for m in modes}
         for i in range(args.student_trials):
             key = bench_key(args.seed + 500 + int(share * 1000), i)
             idx = rng.choice(len(pool), n_docs, replace=False)
             docs = [pool[j] for j in idx]
             corpus = [perturb(t, args.strength, key) for t in docs[:k]] + docs[k:]
-            a, b = test_student(corpus, subkeys(key))
-            prefs.append(a)
-            samps.append(b)
-        res[f"{share:.0%}"] = {
-            "watermarked_responses": k,
-            "preferences": _summary(prefs),
-            "sampled": _summary(samps),
-        }
-        log("student", f"{share:.0%}", json.dumps(res[f"{share:.0%}"]["preferences"]["attributed"]),
-            json.dumps(res[f"{share:.0%}"]["sampled"]["attributed"]))
-    nulls_p, nulls_s = [], []
+            for m, r in zip(modes, test_student(corpus, docs[:k], subkeys(key)), strict=True):
+                rows[m].append(r)
+        res[f"{share:.0%}"] = {"watermarked_responses": k} | {m: _summary(rows[m]) for m in modes}
+        log("student", f"{share:.0%}", *(
+            f"{m} {res[f'{share:.0%}'][m]['attributed']['k']}/{args.student_trials} "
+            f"z~{res[f'{share:.0%}'][m]['z_median']:.2f}" for m in modes
+        ))
+    nulls: dict[str, list] = {m: [] for m in modes}
     for i in range(args.student_trials):
         key = bench_key(args.seed + 599, i)
-        idx = rng.choice(len(pool), n_docs, replace=False)
-        a, b = test_student([pool[j] for j in idx], subkeys(key))
-        nulls_p.append(a)
-        nulls_s.append(b)
-    res["clean_students"] = {
-        "preferences": _summary(nulls_p)["false_attribution"],
-        "sampled": _summary(nulls_s)["false_attribution"],
+        idx = rng.choice(len(pool), n_docs + 200, replace=False)
+        # a clean student; the "cluster" responses it is probed with were never in its data
+        corpus, originals = [pool[j] for j in idx[:n_docs]], [pool[j] for j in idx[n_docs:]]
+        for m, r in zip(modes, test_student(corpus, originals, subkeys(key)), strict=True):
+            nulls[m].append(r)
+    allr = [r for m in modes for r in nulls[m]]
+    res["clean_students"] = {m: _summary(nulls[m])["false_attribution"] for m in modes} | {
         "own_key_attributed": rate(
-            sum(r["log10_p"] < np.log10(ATTRIBUTION_P) for r in nulls_p + nulls_s), 2 * len(nulls_p)
+            sum(r["log10_p"] < np.log10(ATTRIBUTION_P) for r in allr), len(allr)
         ),
-        "null_z_sd": float(np.concatenate([r["null_z"] for r in nulls_p + nulls_s]).std()),
+        "null_z_sd": float(np.concatenate([r["null_z"] for r in allr]).std()),
     }
     return res
 
@@ -689,18 +746,118 @@ def report(res: dict) -> str:
         f"null z over {nz['n']:,} tests: mean {nz['mean']:.3f}, sd {nz['sd']:.3f}, max "
         f"{nz['max']:.2f}, share > 3: {nz['share_above_3']:.5f} (Gaussian 0.00135)",
     ]
+    lines += extra_report(res, pct)
     return "\n".join(lines)
+
+
+def extra_report(res: dict, pct) -> list[str]:
+    def zc(r: dict) -> str:
+        return " / ".join(f"{r['z_channels_median'][c]:.2f}" for c in CHANNELS)
+
+    out: list[str] = []
+    d = res.get("dilution")
+    if d:
+        out += [
+            "",
+            f"**Dilution**: {d['watermarked']} watermarked responses (strength {d['strength']}) "
+            f"inside a larger corpus of other responses, {d['trials']} trials",
+            "",
+            "| other text | corpus | attributed (95% CI) | median z | min z | median z lexical / form / order | false attribution, other keys | clean corpus, own key |",
+            "|---:|---:|---|---:|---:|---|---|---|",
+        ]
+        for name in ("90%_other", "75%_other"):
+            r, c = d[name], d[name + "_clean"]
+            out.append(
+                f"| {name.split('_')[0]} | {r['corpus_size']} | {pct(r['attributed'])} | "
+                f"{r['z_median']:.2f} | {r['z_min']:.2f} | {zc(r)} | "
+                f"{pct(r['false_attribution'])} | {pct(c['false_attribution_own_key'])} |"
+            )
+    c = res.get("canonicalisation")
+    if c:
+        out += [
+            "",
+            f"**Synonym canonicalisation** ({c['synonym_groups']} synonym groups mapped to one "
+            f"word each), strength {c['strength']}, {c['trials']} trials per size",
+            "",
+            "| attack | N | attributed (95% CI) | median z | median z lexical / form / order | false attribution (95% CI) |",
+            "|---|---:|---|---:|---|---|",
+        ]
+        for name in ("none", "canonical", "canonical+expanded"):
+            for n, r in c[name].items():
+                out.append(
+                    f"| {name} | {n} | {pct(r['attributed'])} | {r['z_median']:.2f} | {zc(r)} | "
+                    f"{pct(r['false_attribution'])} |"
+                )
+    r = res.get("radioactivity")
+    if r:
+        out += [
+            "",
+            f"**Radioactivity**: a {r['student']} student trained on {r['training_responses']:,} "
+            f"responses of which a share is the cluster's watermarked outputs (strength "
+            f"{r['strength']}), {r['trials']} students per share; *preferences* = the "
+            "student's next-token probabilities at the context words of the cluster's "
+            f"responses (white box); *sampled* = {r['sampled_tokens']:,} tokens of free "
+            f"sampling; *probed* = {r['sampled_tokens']:,} one-token samples after those "
+            "context words (black box)",
+            "",
+            "| share | mode | attributed (95% CI) | median z | median log10 p | false attribution (95% CI) |",
+            "|---:|---|---|---:|---:|---|",
+        ]
+        for share in ("10%", "5%", "1%"):
+            for mode in ("preferences", "sampled", "probed"):
+                x = r[share][mode]
+                out.append(
+                    f"| {share} | {mode} | {pct(x['attributed'])} | {x['z_median']:.2f} | "
+                    f"{x['log10_p_median']:.1f} | {pct(x['false_attribution'])} |"
+                )
+        cs = r["clean_students"]
+        out.append(
+            f"\nclean students (never saw a watermarked response): own key attributed "
+            f"{pct(cs['own_key_attributed'])}; other keys: "
+            + "; ".join(f"{m} {pct(cs[m])}" for m in ("preferences", "sampled", "probed"))
+            + f"; null z sd {cs['null_z_sd']:.3f}"
+        )
+    rd = res.get("real_documents")
+    if rd:
+        sites = ", ".join(f"{k} {v:.2f}" for k, v in rd["sites_per_100_words"].items())
+        out += [
+            "",
+            f"**Real documentation** ({rd['chunks']:,} chunks, {rd['words']:,} words: installed "
+            f"packages' descriptions, standard-library docstrings, licences; sites per 100 "
+            f"words: {sites})",
+            "",
+            f"- perturbed at strength 1.0: {rd['perturbed_at_strength_1']:,} chunks changed; "
+            f"protected spans changed in {rd['protected_spans_changed']}, technical tokens "
+            f"(dotted names, calls, options, capitals, words of the text's code) changed in "
+            f"{rd['technical_tokens_changed']}, content changed beyond the allowed alternations "
+            f"in {rd['content_changed']}",
+            f"- clean corpora of {rd['corpus_size']} chunks, false attribution "
+            f"{pct(rd['clean_false_attribution'])}",
+            f"- watermarked corpora of {rd['corpus_size']} chunks (strength "
+            f"{res['settings']['strength']}): attributed {pct(rd['watermarked']['attributed'])}, "
+            f"median z {rd['watermarked']['z_median']:.2f} (lexical / form / order "
+            f"{zc(rd['watermarked'])}), false attribution "
+            f"{pct(rd['watermarked']['false_attribution'])}",
+        ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpora", type=int, default=200)
+    ap.add_argument("--corpora", type=int, default=50)
     ap.add_argument("--corpus-size", type=int, default=1000)
     ap.add_argument("--random-keys", type=int, default=50)
     ap.add_argument("--strength", type=float, default=0.3)
     ap.add_argument("--attack-share", type=float, default=0.2)
-    ap.add_argument("--budget-sample", type=int, default=2000)
+    ap.add_argument("--budget-sample", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--trials", type=int, default=40, help="dilution / canonicalisation trials")
+    ap.add_argument("--pool", type=int, default=6000, help="clean responses to mix from")
+    ap.add_argument("--dilution-wm", type=int, default=200)
+    ap.add_argument("--student-docs", type=int, default=2000)
+    ap.add_argument("--student-tokens", type=int, default=10_000)
+    ap.add_argument("--student-trials", type=int, default=20)
+    ap.add_argument("--real-docs", type=int, default=4000, help="max real-documentation chunks")
     ap.add_argument("--out", type=Path, default=RESULTS / "watermark.json")
     args = ap.parse_args(argv)
     res = run(args)
