@@ -41,10 +41,9 @@ import numpy as np
 from scipy.stats import beta
 
 from fixtures.responses import attack, responses
-from linkage.respond.perturb import edit_budget, perturb, word_edit_fraction
-from linkage.respond.spans import protected_spans
 from linkage.respond.lexicon import FORMS, PAIRS, PHRASES, WORD_INDEX
-from linkage.respond.spans import code_intervals
+from linkage.respond.perturb import edit_budget, perturb, word_edit_fraction
+from linkage.respond.spans import code_intervals, protected_spans
 from linkage.respond.watermark import (
     ATTRIBUTION_P,
     CHANNELS,
@@ -243,7 +242,6 @@ def run(args: argparse.Namespace) -> dict:
     return res
 
 
-
 # ----------------------------------------------------------------------------- attackers
 
 #: the attacker's hand-made synonym list: every lexicon pair, plus common synonyms the
@@ -338,12 +336,13 @@ class BigramStudent:
         u = rng.random(n_tokens)
         for i in range(n_tokens):
             words, cum = self._table.get(prev) or self._table["\n"]
-            tok = words[min(int(np.searchsorted(cum, u[i] * cum[-1], side="right")), len(words) - 1)]
+            tok = words[
+                min(int(np.searchsorted(cum, u[i] * cum[-1], side="right")), len(words) - 1)
+            ]
             out.append(tok)
             prev = tok
         text = " ".join(out)
         return re.sub(r" ([.,;:!?])", r"\1", text).replace(" \n ", "\n")
-
 
     def probe(self, prefixes: Counter[str], n_tokens: int, rng: np.random.Generator):
         """Black-box probing: ``n_tokens`` one-token samples after the given context words
@@ -440,7 +439,10 @@ def dilution(args: argparse.Namespace, log) -> dict:
     for i in range(args.trials):
         key = bench_key(args.seed + 300, i)
         wm_ops.append(
-            [text_opportunities(perturb(t, args.strength, key)) for t in fresh[i * n_wm : (i + 1) * n_wm]]
+            [
+                text_opportunities(perturb(t, args.strength, key))
+                for t in fresh[i * n_wm : (i + 1) * n_wm]
+            ]
         )
     for total in (2000, 800):
         rows, nulls = [], []
@@ -459,7 +461,9 @@ def dilution(args: argparse.Namespace, log) -> dict:
             "false_attribution_own_key": rate(
                 sum(r["log10_p"] < np.log10(ATTRIBUTION_P) for r in nulls), len(nulls)
             ),
-            "false_attribution": rate(sum(r["false"] for r in nulls), sum(r["tests"] for r in nulls)),
+            "false_attribution": rate(
+                sum(r["false"] for r in nulls), sum(r["tests"] for r in nulls)
+            ),
         }
         log(name, json.dumps(out[name]))
     return out
@@ -472,7 +476,11 @@ def canonicalisation(args: argparse.Namespace, log) -> dict:
     big = max(sizes)
     texts = responses(big * args.trials, seed=args.seed + 41)
     rng = np.random.default_rng(args.seed + 42)
-    res: dict = {"strength": args.strength, "trials": args.trials, "synonym_groups": len(ATTACKER_SYNONYMS)}
+    res: dict = {
+        "strength": args.strength,
+        "trials": args.trials,
+        "synonym_groups": len(ATTACKER_SYNONYMS),
+    }
     rows: dict[str, dict[int, list]] = {"canonical": {}, "canonical+expanded": {}, "none": {}}
     for i in range(args.trials):
         key = bench_key(args.seed + 400, i)
@@ -487,10 +495,16 @@ def canonicalisation(args: argparse.Namespace, log) -> dict:
             ops = [text_opportunities(t) for t in vt]
             for n in sizes:
                 st = stats_from_opportunities(ops[:n])
-                rows[name].setdefault(n, []).append(_score(st, own, _random_subs(rng, args.random_keys)))
+                rows[name].setdefault(n, []).append(
+                    _score(st, own, _random_subs(rng, args.random_keys))
+                )
     for name, by_n in rows.items():
         res[name] = {str(n): _summary(r) for n, r in by_n.items()}
-        log("canonicalisation", name, json.dumps({n: v["attributed"]["rate"] for n, v in res[name].items()}))
+        log(
+            "canonicalisation",
+            name,
+            json.dumps({n: v["attributed"]["rate"] for n, v in res[name].items()}),
+        )
     return res
 
 
@@ -537,10 +551,15 @@ def radioactivity(args: argparse.Namespace, log) -> dict:
             for m, r in zip(modes, test_student(corpus, docs[:k], subkeys(key)), strict=True):
                 rows[m].append(r)
         res[f"{share:.0%}"] = {"watermarked_responses": k} | {m: _summary(rows[m]) for m in modes}
-        log("student", f"{share:.0%}", *(
-            f"{m} {res[f'{share:.0%}'][m]['attributed']['k']}/{args.student_trials} "
-            f"z~{res[f'{share:.0%}'][m]['z_median']:.2f}" for m in modes
-        ))
+        log(
+            "student",
+            f"{share:.0%}",
+            *(
+                f"{m} {res[f'{share:.0%}'][m]['attributed']['k']}/{args.student_trials} "
+                f"z~{res[f'{share:.0%}'][m]['z_median']:.2f}"
+                for m in modes
+            ),
+        )
     nulls: dict[str, list] = {m: [] for m in modes}
     for i in range(args.student_trials):
         key = bench_key(args.seed + 599, i)
@@ -580,7 +599,7 @@ def real_documents(max_chunks: int) -> list[str]:
             continue
         try:
             doc = importlib.import_module(m).__doc__
-        except Exception:  # noqa: BLE001 - optional modules missing on this system
+        except Exception:
             continue
         if doc:
             raw.append(doc)
@@ -620,7 +639,8 @@ def content(text: str) -> Counter[str]:
     for rx, b in _PHRASE_NORM:
         t = rx.sub(b, t)
     return Counter(
-        f"#{WORD_INDEX[w][0]}" if w in WORD_INDEX else w for w in (x.lower() for x in WORD.findall(t))
+        f"#{WORD_INDEX[w][0]}" if w in WORD_INDEX else w
+        for w in (x.lower() for x in WORD.findall(t))
     )
 
 
@@ -654,7 +674,9 @@ def real_docs(args: argparse.Namespace, log) -> dict:
         tech_bad += tb
         content_bad += cb
         if (tb or cb) and len(bad_examples) < 5:
-            diff_t = (technical_tokens(d) - technical_tokens(out)) + (technical_tokens(out) - technical_tokens(d))
+            diff_t = (technical_tokens(d) - technical_tokens(out)) + (
+                technical_tokens(out) - technical_tokens(d)
+            )
             diff_c = (content(d) - content(out)) + (content(out) - content(d))
             bad_examples.append({"technical": dict(diff_t), "content": dict(diff_c)})
     ops = [text_opportunities(d) for d in docs]
@@ -670,7 +692,9 @@ def real_docs(args: argparse.Namespace, log) -> dict:
     for i in range(20):
         k2 = bench_key(args.seed + 700, i)
         idx = rng.choice(len(docs), n_corpus, replace=False)
-        st = stats_from_opportunities([text_opportunities(perturb(docs[j], args.strength, k2)) for j in idx])
+        st = stats_from_opportunities(
+            [text_opportunities(perturb(docs[j], args.strength, k2)) for j in idx]
+        )
         wm_rows.append(_score(st, subkeys(k2), _random_subs(rng, args.random_keys)))
     res = {
         "chunks": len(docs),
@@ -686,7 +710,8 @@ def real_docs(args: argparse.Namespace, log) -> dict:
         "examples": bad_examples,
         "corpus_size": n_corpus,
         "clean_false_attribution": rate(
-            sum(r["false"] for r in nulls) + sum(r["log10_p"] < np.log10(ATTRIBUTION_P) for r in nulls),
+            sum(r["false"] for r in nulls)
+            + sum(r["log10_p"] < np.log10(ATTRIBUTION_P) for r in nulls),
             sum(r["tests"] + 1 for r in nulls),
         ),
         "watermarked": _summary(wm_rows),

@@ -163,7 +163,10 @@ NOT_AFTER: dict[str, frozenset[str]] = {
     w: frozenset(prev)
     for ws, prev in (
         (("specific", "particular"), ("in",)),
-        (("part", "parts", "portion", "portions"), ("in", "take", "takes", "took", "taking", "most")),
+        (
+            ("part", "parts", "portion", "portions"),
+            ("in", "take", "takes", "took", "taking", "most"),
+        ),
         (("although", "though"), ("as", "even")),
         (("idea", "notion"), ("no",)),
         (("whole", "entire"), ("on",)),
@@ -222,7 +225,9 @@ FORMS: tuple[tuple[str, str], ...] = (
 #: forms whose long form starts with a pronoun: an opportunity only when a word follows
 #: that is not "not" ("as it is." cannot contract; "it is not" is the site "is not")
 FORMS_PRONOUN: frozenset[int] = frozenset(
-    i for i, (long, _) in enumerate(FORMS) if long.split()[0] in ("it", "there", "you", "we", "they")
+    i
+    for i, (long, _) in enumerate(FORMS)
+    if long.split()[0] in ("it", "there", "you", "we", "they")
 )
 #: next words that make a short form ambiguous ("it's been" is "it has been")
 FORMS_NOT_BEFORE: frozenset[str] = frozenset(["been", "got", "gotten", "had"])

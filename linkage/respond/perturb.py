@@ -39,7 +39,6 @@ from linkage.respond.watermark import (
     context_id,
     form_context_id,
     form_sites,
-    frozen_pairs,
     green_member,
     lexicon_hit,
     lines,
@@ -195,12 +194,12 @@ def _phrase_pass(
     rng: random.Random,
     budget: _Budget,
     reserve: int,
+    code: set[str],
 ) -> str:
     if plan.p_phrase <= 0 or not _PHRASE_RX.search(text):
         return text
     parts: list[str] = []
     last = 0
-    code = {w.lower() for a, b in code_intervals(text) for w in WORD.findall(text[a:b])}
     for s, e in free_segments(text, iv):
         for m in _PHRASE_RX.finditer(text, s, e):
             src = m.group()
@@ -225,12 +224,12 @@ def _lexical_pass(
     rng: random.Random,
     budget: _Budget,
     sub: tuple[int, int],
+    frozen: frozenset[int],
 ) -> str:
     if plan.p_green <= 0:
         return text
     parts: list[str] = []
     last = 0
-    frozen = frozen_pairs(text)
     for s, e in free_segments(text, iv):
         prev = ""
         for m in WORD.finditer(text, s, e):
@@ -279,7 +278,10 @@ def perturb(text: str, strength: float, key: bytes | str) -> str:
     # room kept for the watermark: the red half of the lexicon words, at most
     reserve = min(budget.left, (_count_lexicon_words(text, iv) + 1) // 2)
     sub = subkeys(kb)
-    out = _phrase_pass(text, iv, plan, rng, budget, reserve)
+    # words the text's code names (unchanged by every pass): never rewritten in prose
+    code = {w.lower() for a, b in code_intervals(text) for w in WORD.findall(text[a:b])}
+    frozen = frozenset(WORD_INDEX[w][0] for w in code if w in WORD_INDEX)
+    out = _phrase_pass(text, iv, plan, rng, budget, reserve, code)
     if out != text:
         iv = protected_intervals(out)
     out = _order_pass(out, iv, plan, rng, budget, reserve, sub)  # keeps offsets
@@ -287,7 +289,7 @@ def perturb(text: str, strength: float, key: bytes | str) -> str:
     out = _form_pass(text, iv, plan, rng, budget, reserve, sub)
     if out != text:
         iv = protected_intervals(out)
-    return _lexical_pass(out, iv, plan, rng, budget, sub)
+    return _lexical_pass(out, iv, plan, rng, budget, sub, frozen)
 
 
 def _count_lexicon_words(text: str, iv: list[tuple[int, int]]) -> int:

@@ -31,13 +31,24 @@ _MATH = re.compile(r"\$\$.*?(?:\$\$|\Z)|\$[^$\n]*\$?", re.S)
 _TOKEN = re.compile(
     r"(?<!\S)[^\s0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]*+[0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]\S*"
 )
-# code without fences: dotted names, calls, scope operators, extensions, options
-_CODE_TOKEN = re.compile(
-    r"(?<!\S)\S*?(?:\w\.\w|\w\(|::|->|=>)\S*|(?<!\S)\.\w+|(?<![\w-])--?[A-Za-z][\w-]*"
+# code without fences: dotted names, calls, scope operators (found by their anchor, then
+# widened to the whitespace-delimited token), extensions and options
+_ANCHOR = re.compile(r"\w\.\w|\w\(|::|->|=>")
+_OPTION = re.compile(r"(?<!\S)\.\w+|(?<![\w-])--?[A-Za-z][\w-]*")
+_DEF_WORDS = (
+    "def",
+    "class",
+    "function",
+    "func",
+    "fn",
+    "struct",
+    "enum",
+    "interface",
+    "import",
+    "module",
+    "package",
 )
-_DEF = re.compile(
-    r"\b(?:def|class|function|func|fn|struct|enum|interface|import|module|package)[ \t]+\w+"
-)
+_DEF = re.compile(r"\b(?:" + "|".join(_DEF_WORDS) + r")[ \t]+\w+")
 _NOT_CODE = re.compile(r"://|^www\.|@")  # URLs and e-mail addresses name no identifier
 _KEY_LINE = re.compile(r"^[ \t]*(?:- )?[A-Za-z_][\w.-]*:(?:[ \t][^\n]*)?$", re.M)
 _OPEN = {"{": "}", "[": "]"}
@@ -52,8 +63,8 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
     (_URL, ("://", "www.")),
     (_QUOTED, ('"', "“", "«")),
     (_TOKEN, None),
-    (_CODE_TOKEN, None),
-    (_DEF, None),
+    (_OPTION, (".", "-")),
+    (_DEF, _DEF_WORDS),
     (_KEY_LINE, (":",)),
 )
 #: characters whose presence makes a sentence unsafe to move or drop
@@ -113,6 +124,7 @@ def protected_intervals(text: str) -> list[tuple[int, int]]:
             iv.extend(m.span() for m in rx.finditer(text) if m.end() > m.start())
     if "{" in text or "[" in text:
         iv.extend(_brackets(text))
+    iv.extend(_code_tokens(text))
     if not iv:
         return []
     iv.sort()
@@ -131,21 +143,40 @@ _CODE_RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
     (_FENCE, ("```", "~~~")),
     (_INDENTED, ("    ", "\t")),
     (_INLINE_CODE, ("`",)),
-    (_CODE_TOKEN, None),
-    (_DEF, None),
+    (_OPTION, (".", "-")),
+    (_DEF, _DEF_WORDS),
 )
+
+
+def _code_tokens(text: str) -> list[tuple[int, int]]:
+    """Whitespace-delimited tokens holding a dotted name, a call or a scope operator."""
+    out: list[tuple[int, int]] = []
+    end = -1
+    n = len(text)
+    for m in _ANCHOR.finditer(text):
+        if m.start() < end:
+            continue
+        s = m.start()
+        while s > 0 and not text[s - 1].isspace():
+            s -= 1
+        end = m.end()
+        while end < n and not text[end].isspace():
+            end += 1
+        out.append((s, end))
+    return out
 
 
 def code_intervals(text: str) -> list[tuple[int, int]]:
     """The code among the protected intervals (fences, indented code, inline code, dotted
     names and calls, ``def`` names), unmerged: the identifiers the prose may refer to."""
-    return [
+    out = [
         m.span()
         for rx, probe in _CODE_RULES
         if probe is None or any(p in text for p in probe)
         for m in rx.finditer(text)
-        if rx is not _CODE_TOKEN or not _NOT_CODE.search(m.group())
     ]
+    out.extend((s, e) for s, e in _code_tokens(text) if not _NOT_CODE.search(text[s:e]))
+    return out
 
 
 def protected_spans(text: str) -> list[str]:

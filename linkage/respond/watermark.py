@@ -52,6 +52,7 @@ saw) it could learn from any lexical watermark.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import re
@@ -223,7 +224,7 @@ def lexicon_hit(
     if before in "-'" or after in "-'":
         return None
     w = text[a:b]
-    if w[0].isupper() and (len(w) > 1 and w.isupper() or not _sentence_start(text, a)):
+    if w[0].isupper() and ((len(w) > 1 and w.isupper()) or not _sentence_start(text, a)):
         return None
     if prev in NOT_AFTER.get(lw, ()):
         return None
@@ -273,6 +274,8 @@ def _form_rx() -> tuple[re.Pattern[str], dict[str, tuple[int, int]]]:
 
 
 FORM_RX, _FORM_INDEX = _form_rx()
+# the last word before a position (searched in a 64-character window)
+_LAST_WORD = re.compile(r"(?<![A-Za-z'])([A-Za-z]+(?:'[A-Za-z]+)?)[^A-Za-z]*$")
 
 
 @dataclass(frozen=True)
@@ -306,10 +309,9 @@ def form_sites(text: str, iv: list[tuple[int, int]] | None = None) -> list[FormS
             hit = form_key(m.group())
             if hit is None or any(len(w) > 1 and w.isupper() for w in _ALPHA.findall(m.group())):
                 continue  # "SHOULD NOT" is an RFC 2119 keyword, not prose
-            prev = ""
-            for w in WORD.finditer(text, s, m.start()):
-                prev = w.group()
-            out.append(FormSite(m.start(), m.end(), hit[0], hit[1], canonical_word(prev.lower())))
+            lw = _LAST_WORD.search(text, max(s, m.start() - 64), m.start())
+            prev = lw.group(1).lower() if lw is not None else ""
+            out.append(FormSite(m.start(), m.end(), hit[0], hit[1], canonical_word(prev)))
     return out
 
 
@@ -322,15 +324,94 @@ CUE = re.compile(
     r"Double-checking|Wait|Hmm|Okay|Looking at)\b"
 )
 _DEPENDENT = frozenset(
-    "it this that these those they them he she then so thus therefore however but and also "
-    "finally next first second third hence moreover furthermore instead otherwise here "
-    "there such its their his her both after before once later now consequently meanwhile "
-    "similarly likewise still yet in as because which or nor step last".split()
+    [
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "he",
+        "she",
+        "then",
+        "so",
+        "thus",
+        "therefore",
+        "however",
+        "but",
+        "and",
+        "also",
+        "finally",
+        "next",
+        "first",
+        "second",
+        "third",
+        "hence",
+        "moreover",
+        "furthermore",
+        "instead",
+        "otherwise",
+        "here",
+        "there",
+        "such",
+        "its",
+        "their",
+        "his",
+        "her",
+        "both",
+        "after",
+        "before",
+        "once",
+        "later",
+        "now",
+        "consequently",
+        "meanwhile",
+        "similarly",
+        "likewise",
+        "still",
+        "yet",
+        "in",
+        "as",
+        "because",
+        "which",
+        "or",
+        "nor",
+        "step",
+        "last",
+    ]
 )
 _ALPHA = re.compile(r"[A-Za-z]+")
 _ANAPHORA = frozenset(
-    "it its this that these those they them their he him his she her here there such "
-    "above below former latter previous same again also too then".split()
+    [
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "their",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "here",
+        "there",
+        "such",
+        "above",
+        "below",
+        "former",
+        "latter",
+        "previous",
+        "same",
+        "again",
+        "also",
+        "too",
+        "then",
+    ]
 )
 _CANNOT = re.compile(r"\bcannot\b", re.I)
 
@@ -363,7 +444,13 @@ class Line:
 
 
 def _inside(iv: list[tuple[int, int]], pos: int) -> bool:
-    return any(a <= pos < b for a, b in iv)
+    i = bisect.bisect_right(iv, (pos, math.inf)) - 1
+    return i >= 0 and iv[i][0] <= pos < iv[i][1]
+
+
+def _overlaps(iv: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    i = bisect.bisect_left(iv, (hi, -1)) - 1  # last interval starting before hi
+    return i >= 0 and iv[i][1] > lo
 
 
 def lines(text: str, iv: list[tuple[int, int]]) -> list[Line]:
@@ -389,7 +476,7 @@ def lines(text: str, iv: list[tuple[int, int]]) -> list[Line]:
         movable = []
         o = lo
         for i, s in enumerate(sents):
-            overl = any(a < o + len(s) and b > o for a, b in iv)
+            overl = _overlaps(iv, o, o + len(s))
             movable.append(
                 not overl
                 and SPECIAL_RX.search(s) is None
@@ -556,9 +643,7 @@ def stats_from_opportunities(items: Sequence[TextOpportunities]) -> CorpusStats:
     n_words = sum(t.n_words for t in items)
     uniq, w, g = context_weights(ctx, member, group)
     keep = w != 0
-    return CorpusStats(
-        uniq[keep], w[keep], len(items), n_words, len(ctx), channel_of(g[keep])
-    )
+    return CorpusStats(uniq[keep], w[keep], len(items), n_words, len(ctx), channel_of(g[keep]))
 
 
 def corpus_stats(texts: Iterable[str]) -> CorpusStats:
