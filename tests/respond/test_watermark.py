@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from bench.watermark import canonicalise
 from fixtures.responses import responses
 from linkage.respond.perturb import perturb
 from linkage.respond.watermark import (
     ATTRIBUTION_P,
+    CHANNELS,
+    channel_sums,
     context_id,
     corpus_stats,
     detect,
+    form_sites,
     format_p,
     green_bits,
     green_member,
@@ -21,6 +25,7 @@ from linkage.respond.watermark import (
     new_secret,
     opportunities,
     p_from_z,
+    sentence_length,
     subkeys,
     z_scores,
 )
@@ -130,3 +135,48 @@ def test_p_value_bound_holds_for_a_small_rademacher_sum():
 def test_empty_corpus_and_no_keys():
     assert detect([], {"k": b"x"})[0].z == 0.0
     assert detect(["no lexicon words here"], {}) == []
+
+
+def test_form_sites_skip_clause_ends_ambiguity_capitals_and_overlaps():
+    text = (
+        "It is fine. We do not know. Leave it as it is. It's been long. "
+        "The client SHOULD NOT retry. It is not done. They can't stop."
+    )
+    got = [(text[f.start : f.end], f.member) for f in form_sites(text)]
+    assert got == [("It is", 0), ("do not", 0), ("is not", 0), ("can't", 1)]
+
+
+def test_sentence_length_is_kept_by_contractions_and_synonym_maps():
+    assert sentence_length("We don't know it's big.") == sentence_length(
+        "We do not know it is big."
+    )
+    assert sentence_length("You cannot go.") == sentence_length("You can't go.")
+    assert sentence_length(canonicalise("The huge issue is obvious.")) == 5
+
+
+def test_each_channel_is_calibrated_on_clean_text(corpus):
+    """Per channel, against keys that did not write the corpus: mean 0, sd <= 1, and no
+    p-value below 1e-6 (3 channels x 5,000 key tests)."""
+    rng = np.random.default_rng(4)
+    subs = [tuple(int(v) for v in rng.integers(0, 2**63, 2)) for _ in range(5_000)]
+    st = corpus_stats(corpus)
+    T, V = channel_sums(st, subs)
+    for i, name in enumerate(CHANNELS):
+        assert st.channel_contexts()[name] > 20
+        z = T[:, i] / np.sqrt(V[i])
+        assert abs(z.mean()) < 0.06, name
+        assert z.std() < 1.07, name
+        assert (p_from_z(z) < ATTRIBUTION_P).sum() == 0
+
+
+def test_synonym_canonicalisation_does_not_erase_the_mark(corpus):
+    """Every lexicon word (and more synonyms) mapped to one form: the lexical channel is
+    gone, the form and order channels still attribute 400 responses."""
+    secret = new_secret()
+    wm = [canonicalise(perturb(t, 0.3, secret)) for t in corpus[:400]]
+    (r,) = detect(wm, {"k": secret})
+    assert abs(r.channels["lexical"].z) < 3
+    assert r.channels["form"].log10_p < -2 and r.channels["order"].z > 2
+    assert r.attributed
+    others = {f"o{i}": new_secret() for i in range(50)}
+    assert not any(x.attributed for x in detect(wm, others))
