@@ -36,7 +36,9 @@ Why this is an exact test: text not written with the key is independent of it, s
 ``w_c`` (a function of the text alone) are independent of the ``s_c``, which are
 independent fair signs, one per distinct context (context ids are distinct across
 channels).  ``T`` is a Rademacher sum with fixed weights and, for any text,
-``P(z >= t) <= min(exp(-t^2 / 2), (2 e^3 / 9) P(N(0,1) >= t))`` (Hoeffding; Pinelis 1994).
+``P(z >= t) <= min(exp(-t^2 / 2), c* P(N(0,1) >= t))`` with ``c* = 1 / (4 P(N >= √2))
+≈ 3.178`` (Hoeffding 1963; Bentkus & Dzindzalieta 2015, the optimal constant of Pinelis'
+Gaussian comparison).
 That bound is the reported p-value, computed in log space (``log10_p``), so a strong
 attribution reads ``p < 1e-300`` instead of ``p = 0``.  A corpus is attributed to a key
 when the combined ``p < 1e-6``; each channel's own p-value is reported with it.
@@ -83,8 +85,10 @@ CHANNELS: tuple[str, ...] = ("lexical", "form", "order")
 _M64 = (1 << 64) - 1
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _NEXT_WORD = re.compile(r"[ \t]*([A-Za-z]+)")
-#: Pinelis (1994): P(S >= t) <= (2e^3/9) P(N >= t) for a unit-variance Rademacher sum
-_LOG_PINELIS = math.log(2.0 * math.e**3 / 9.0)
+#: Bentkus & Dzindzalieta (2015, Bernoulli 21:1231): P(S >= t) <= c* P(N >= t) for a
+#: Rademacher sum with sum a_i^2 <= 1, with the optimal c* = 1 / (4 P(N >= sqrt 2)) ≈ 3.178
+#: (Pinelis 1994 had 2e^3/9 ≈ 4.46)
+_LOG_GAUSS_C = -math.log(4.0) - float(log_ndtr(-math.sqrt(2.0)))
 #: standardised context weights are clipped here (a key-independent choice)
 WEIGHT_CLIP = 2.0
 
@@ -655,11 +659,11 @@ def corpus_stats(texts: Iterable[str]) -> CorpusStats:
 
 
 def log_p_from_z(z: np.ndarray | float) -> np.ndarray:
-    """Natural log of the p-value bound ``min(exp(-z²/2), (2e³/9)·P(N ≥ z))`` (0 for z ≤ 0);
-    exact in log space for any z."""
+    """Natural log of the p-value bound ``min(exp(-z²/2), c*·P(N ≥ z))``, ``c* ≈ 3.178``
+    (0 for z ≤ 0); exact in log space for any z."""
     z = np.asarray(z, dtype=np.float64)
     zp = np.maximum(z, 0.0)
-    bound = np.minimum(-0.5 * zp * zp, _LOG_PINELIS + log_ndtr(-zp))
+    bound = np.minimum(-0.5 * zp * zp, _LOG_GAUSS_C + log_ndtr(-zp))
     return np.where(z > 0, np.minimum(bound, 0.0), 0.0)
 
 

@@ -107,14 +107,16 @@ def test_robust_to_random_word_edits(corpus):
     assert r.attributed
 
 
-def test_p_value_is_the_smaller_of_hoeffding_and_pinelis_in_log_space():
+def test_p_value_is_the_smaller_of_hoeffding_and_the_gaussian_comparison_in_log_space():
     assert p_from_z(np.array([0.0]))[0] == 1.0
     assert p_from_z(np.array([-3.0]))[0] == 1.0
     z = np.array([0.5, 2.0, 5.26, 40.0, 1000.0])
     hoeffding = -(z**2) / 2
-    pinelis = np.log(2 * np.e**3 / 9) + norm.logsf(z)
-    assert log_p_from_z(z) == pytest.approx(np.minimum(np.minimum(hoeffding, pinelis), 0.0))
-    assert p_from_z(np.array([5.1]))[0] < ATTRIBUTION_P < p_from_z(np.array([4.9]))[0]
+    c_star = 1 / (4 * norm.sf(np.sqrt(2)))  # Bentkus & Dzindzalieta (2015): 3.178
+    assert c_star == pytest.approx(3.178, abs=1e-3)
+    gauss = np.log(c_star) + norm.logsf(z)
+    assert log_p_from_z(z) == pytest.approx(np.minimum(np.minimum(hoeffding, gauss), 0.0))
+    assert p_from_z(np.array([5.0]))[0] < ATTRIBUTION_P < p_from_z(np.array([4.9]))[0]
     assert np.isfinite(log_p_from_z(np.array([1e4]))[0])  # never -inf, never p = 0 in log
     assert format_p(float(log_p_from_z(np.array([40.0]))[0] / np.log(10))) == "< 1e-348"
     assert format_p(-6.5) == "3.16e-07"
