@@ -1,11 +1,13 @@
 """Benchmark of linkage.respond: watermark attribution, false attribution, robustness,
-edit budget, protected spans (issue 17).
+edit budget, protected spans (issue 17); dilution, synonym canonicalisation, radioactivity
+into a student model and real documentation (issue 27).
 
-    python -m bench.watermark                       # 200 corpora of 1,000 responses (~10 min)
-    python -m bench.watermark --corpora 20 --random-keys 20   # quick look
+    python -m bench.watermark --corpora 10 --trials 30 --random-keys 2000   # ~20 min
+    python -m bench.watermark --corpora 3 --trials 2 --student-trials 2 --pool 2500 \
+        --real-docs 200 --budget-sample 50 --out /tmp/wm.json               # quick look
 
 Responses come from ``fixtures.responses`` (assistant-style text; the share of words that
-are watermark opportunities is measured and reported — it drives the power).  Corpus ``i``
+are watermark sites is measured and reported — it drives the power).  Corpus ``i``
 (``--corpus-size`` responses, disjoint) is perturbed at ``--strength`` with its own key
 ``K_i``; the keyring is ``{K_1 … K_C}``.
 
@@ -16,8 +18,19 @@ are watermark opportunities is measured and reported — it drives the power).  
   against every other key of the keyring and the fresh keys;
 - **robustness**: each watermarked corpus after 20 % of its words were substituted (by a
   random word of the clean corpus vocabulary) or deleted, at random;
-- **edit budget**: word-level diff share (difflib) per strength vs the stated budget;
-- **protected spans**: joined protected spans identical and found in order, every response.
+- **edit budget**: word-level diff share per strength vs the stated budget;
+- **protected spans**: joined protected spans identical and found in order, every response;
+- **dilution**: 200 watermarked responses inside 2,000 (90 % other) and 800 (75 % other)
+  responses; the same-size clean corpora against the key;
+- **canonicalisation**: the attacker maps every word of a synonym list (all lexicon pairs
+  and more) to one form, then (stronger) also expands every contraction; N = 200/500/1000;
+- **radioactivity**: a word-bigram student trained on 2,000 responses of which 10 / 5 / 1 %
+  are watermarked, tested on its next-token preferences (white box), 10,000 sampled
+  tokens and 10,000 probed tokens (black box); clean students for the null;
+- **real documentation**: chunks of the installed packages' descriptions, the standard
+  library's docstrings and the system licences, perturbed at strength 1: protected spans,
+  technical tokens and content beyond the allowed alternations must not change; clean and
+  watermarked corpora of those chunks against the key and fresh keys.
 
 Confidence intervals: Clopper-Pearson 95 %.
 """
