@@ -327,64 +327,6 @@ CUE = re.compile(
     r"Note that|Recall that|This means|In other words|To see this|Notice|Checking|"
     r"Double-checking|Wait|Hmm|Okay|Looking at)\b"
 )
-_DEPENDENT = frozenset(
-    [
-        "it",
-        "this",
-        "that",
-        "these",
-        "those",
-        "they",
-        "them",
-        "he",
-        "she",
-        "then",
-        "so",
-        "thus",
-        "therefore",
-        "however",
-        "but",
-        "and",
-        "also",
-        "finally",
-        "next",
-        "first",
-        "second",
-        "third",
-        "hence",
-        "moreover",
-        "furthermore",
-        "instead",
-        "otherwise",
-        "here",
-        "there",
-        "such",
-        "its",
-        "their",
-        "his",
-        "her",
-        "both",
-        "after",
-        "before",
-        "once",
-        "later",
-        "now",
-        "consequently",
-        "meanwhile",
-        "similarly",
-        "likewise",
-        "still",
-        "yet",
-        "in",
-        "as",
-        "because",
-        "which",
-        "or",
-        "nor",
-        "step",
-        "last",
-    ]
-)
 _ALPHA = re.compile(r"[A-Za-z]+")
 _ANAPHORA = frozenset(
     [
@@ -415,18 +357,56 @@ _ANAPHORA = frozenset(
         "also",
         "too",
         "then",
+        "after",
+        "before",
+        "once",
+        "finally",
+        "next",
+        "later",
+        "first",
+        "second",
+        "third",
+        "last",
+        "until",
+        "now",
+        "earlier",
+        "afterwards",
+        "subsequently",
+        "meanwhile",
+    ]
+)
+_STATEMENT_OPENERS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "each",
+        "every",
+        "most",
+        "many",
+        "some",
+        "all",
+        "our",
+        "your",
+        "my",
+        "any",
+        "no",
+        "several",
+        "one",
     ]
 )
 _CANNOT = re.compile(r"\bcannot\b", re.I)
 
 
 def independent(sentence: str) -> bool:
-    """A sentence that may change place: no connective / step opening and no word that
-    points at another sentence ("it", "this", "they", "above", …) anywhere."""
+    """A sentence that may change place: a statement opening with a determiner ("The
+    cache is local.", not an instruction "Run the tests." whose place in a procedure is
+    its meaning), with no word that points at another sentence or step ("it", "this",
+    "above", "then", "after", …) anywhere."""
     words = [w.lower() for w in _ALPHA.findall(sentence)]
     return (
         bool(words)
-        and words[0] not in _DEPENDENT
+        and words[0] in _STATEMENT_OPENERS
         and not CUE.match(sentence)
         and _ANAPHORA.isdisjoint(words)
     )

@@ -61,6 +61,21 @@ def test_no_step_is_ever_dropped():
         assert out.count(".") == text.count(".")
 
 
+def test_instructions_and_narrated_steps_keep_their_order():
+    text = (
+        "Install the big package. Run the large test suite. We open the big report. "
+        "You check the large table.\nThe big cache is local. A large table is simple and fast.\n"
+        "Plain words give the edit budget room: none of these words carries a choice, so "
+        "they only count towards the length of the whole answer we write here today."
+    )
+    for out in outputs(text):
+        first = out.split("\n")[0]
+        assert first.index("Install") < first.index("Run") < first.index("We open")
+        assert first.index("We open") < first.index("You check")
+    # statements opening with a determiner may swap: the order channel still speaks
+    assert any(o.split("\n")[1].startswith("A ") for o in outputs(text))
+
+
 def test_capitals_and_proper_names_stay():
     text = "The client MUST NOT retry. We use Big Query and the large table. It is DO NOT USE."
     for out in outputs(text):
