@@ -64,7 +64,10 @@ class KeyResultOut(BaseModel):
     cluster_id: str
     retired: bool
     z: float
-    p_value: float = Field(description="Hoeffding upper bound exp(-z²/2)")
+    p_value: float = Field(
+        description="upper bound min(exp(-z²/2), 3.178·P(N ≥ z)); underflows to 0 beyond z ≈ 38"
+    )
+    log10_p: float = Field(0.0, description="log10 of p_value, exact for any z (never -inf)")
     n_contexts: int
     attributed: bool
 

@@ -47,27 +47,32 @@ def detect_cmd(
 ) -> None:
     """Test CORPUS against every watermark key; exit 0 if attributed, 1 if not."""
     from linkage.respond.corpus import read_corpus
-    from linkage.respond.watermark import corpus_stats
+    from linkage.respond.watermark import CHANNELS, corpus_stats, format_p
 
     texts = read_corpus(corpus)
     r = _responder(store)
     stats = corpus_stats(texts)
     res = r.detect(stats, threshold=threshold)
+    per = ", ".join(f"{c} {n}" for c, n in stats.channel_contexts().items())
     err_console.print(
         f"{stats.n_texts} responses, {stats.n_words} words, {stats.n_opportunities} "
-        f"opportunities in {stats.n_contexts} contexts; {len(res)} keys tested"
+        f"watermark sites in {stats.n_contexts} contexts ({per}); {len(res)} keys tested"
     )
     shown = res if top == 0 else res[:top]
     if as_json:
         for a in shown:
             typer.echo(json.dumps(a.to_dict()))
     else:
-        typer.echo("| key | cluster | z | p-value | attributed |")
-        typer.echo("|---|---|---:|---:|---|")
+        head = " | ".join(f"z {c}" for c in CHANNELS)
+        typer.echo(f"| key | cluster | z | p-value | {head} | attributed |")
+        typer.echo("|---|---|---:|---:|" + "---:|" * len(CHANNELS) + "---|")
         for a in shown:
+            zc = " | ".join(f"{a.channels[c]['z']:.2f}" for c in CHANNELS if c in a.channels)
+            p = format_p(a.log10_p)
             typer.echo(
                 f"| {a.key_id}{' (retired)' if a.retired else ''} | {a.cluster_id} | "
-                f"{a.z:.2f} | {a.p_value:.3g} | {'**yes**' if a.attributed else 'no'} |"
+                f"{a.z:.2f} | {p} | {zc} | "
+                f"{'**yes**' if a.attributed else 'no'} |"
             )
     hits = [a for a in res if a.attributed]
     err_console.print(

@@ -6,6 +6,20 @@ with another meaning, or start phrasal verbs, were left out).  The keyed waterma
 picks, per pair and per context (the previous word), which member is *green*; the
 perturbation moves occurrences towards it.
 
+Technical text: pairs whose members have a second, technical meaning were removed
+after they damaged real documentation (``remove``/``delete`` — ``list.remove(x)``, "remove
+the battery"; ``option``/``alternative`` — "the -b option"; ``main``/``primary``;
+``method``, ``instance``, ``compute``, ``merge``, ``collect``, ``queries``, ``appear``,
+``establish``, ``think``/``believe`` ("think of it as", "think step by step"),
+``pressing``, ``outstanding``, ``concerned``, ``authorized``, ``issues``,
+``accurate``/``precise``, ``quick``/``fast``).  :data:`NOT_AFTER` / :data:`NOT_BEFORE` list
+the idioms in which a remaining member may not move ("in particular", "take part in",
+"as though", "whole number"); an occurrence there is no opportunity, for the embedder and the
+detector alike.
+
+``FORMS`` are the second watermark channel: contraction alternations ("do not" / "don't",
+"it is" / "it's", …), keyed like the pairs but invisible to a word-for-word synonym map.
+
 ``PHRASES`` are multi-word rephrasings applied with the perturbation's strength; they
 carry no watermark, they only lower the value of the text as training data.
 """
@@ -18,18 +32,15 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("bigger", "larger"),
     ("biggest", "largest"),
     ("huge", "enormous"),
-    ("quick", "fast"),
     ("rapid", "swift"),
     ("important", "crucial"),
     ("necessary", "essential"),
     ("whole", "entire"),
-    ("main", "primary"),
     ("significant", "substantial"),
     ("different", "distinct"),
     ("similar", "comparable"),
     ("possible", "feasible"),
     ("difficult", "challenging"),
-    ("accurate", "precise"),
     ("simple", "straightforward"),
     ("appropriate", "suitable"),
     ("relevant", "pertinent"),
@@ -41,10 +52,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("obvious", "evident"),
     ("specific", "particular"),
     ("strong", "robust"),
-    ("excellent", "outstanding"),
     ("slow", "sluggish"),
-    ("urgent", "pressing"),
-    ("worried", "concerned"),
     ("surprised", "astonished"),
     ("faulty", "defective"),
     ("incorrect", "wrong"),
@@ -114,18 +122,9 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("allowed", "permitted"),
     ("includes", "contains"),
     ("understand", "comprehend"),
-    ("remove", "delete"),
-    ("removes", "deletes"),
-    ("removed", "deleted"),
-    ("removing", "deleting"),
     ("modify", "alter"),
     ("modifies", "alters"),
     ("modified", "altered"),
-    ("compute", "calculate"),
-    ("computes", "calculates"),
-    ("computed", "calculated"),
-    ("computing", "calculating"),
-    ("determine", "establish"),
     ("identify", "recognize"),
     ("evaluate", "assess"),
     ("evaluates", "assesses"),
@@ -135,63 +134,116 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("analyze", "examine"),
     ("analyzes", "examines"),
     ("analyzed", "examined"),
-    ("think", "believe"),
-    ("thinks", "believes"),
     ("happen", "occur"),
     ("happens", "occurs"),
     ("happened", "occurred"),
-    ("seem", "appear"),
-    ("seems", "appears"),
-    ("seemed", "appeared"),
-    ("handles", "manages"),
     ("handling", "managing"),
-    ("combine", "merge"),
-    ("combines", "merges"),
-    ("gather", "collect"),
-    ("gathers", "collects"),
-    ("gathered", "collected"),
     ("obtain", "acquire"),
     ("buy", "purchase"),
     ("bought", "purchased"),
-    ("approved", "authorized"),
     ("postponing", "delaying"),
     ("reviewing", "inspecting"),
     ("explains", "describes"),
     # nouns
-    ("method", "technique"),
-    ("methods", "techniques"),
     ("issue", "problem"),
-    ("issues", "problems"),
-    ("example", "instance"),
-    ("examples", "instances"),
     ("goal", "objective"),
     ("goals", "objectives"),
     ("idea", "notion"),
     ("amount", "quantity"),
     ("part", "portion"),
     ("parts", "portions"),
-    ("option", "alternative"),
-    ("options", "alternatives"),
     ("drawback", "downside"),
     ("drawbacks", "downsides"),
     ("purpose", "intent"),
     ("trouble", "difficulty"),
-    ("questions", "queries"),
 )
 
-#: multi-word phrasing swaps (lower-case; applied in the listed direction only)
+#: lexicon word -> previous words after which it may not move (idioms)
+NOT_AFTER: dict[str, frozenset[str]] = {
+    w: frozenset(prev)
+    for ws, prev in (
+        (("specific", "particular"), ("in",)),
+        (
+            ("part", "parts", "portion", "portions"),
+            ("in", "take", "takes", "took", "taking", "most"),
+        ),
+        (("although", "though"), ("as", "even")),
+        (("idea", "notion"), ("no",)),
+        (("whole", "entire"), ("on",)),
+        (("issue", "problem"), ("not",)),
+    )
+    for w in ws
+}
+#: lexicon word -> next words before which it may not move (idioms, technical terms)
+NOT_BEFORE: dict[str, frozenset[str]] = {
+    w: frozenset(nxt)
+    for ws, nxt in (
+        (("whole", "entire"), ("number", "numbers")),
+        (("complex", "complicated"), ("number", "numbers", "conjugate", "plane")),
+        (("strong", "robust"), ("typing", "typed", "reference", "references", "consistency")),
+        (("basic", "fundamental"), ("auth", "authentication", "block", "blocks")),
+        (("previous", "prior"), ("to",)),
+        (("shows", "demonstrates", "showed", "demonstrated"), ("up",)),
+        (("goal", "objective", "goals", "objectives"), ("function", "functions")),
+        (("big", "large"), ("o", "data", "endian")),
+        (("issue", "problem"), ("a", "an", "the")),
+        (("significant", "substantial"), ("digit", "digits", "figure", "figures", "bit", "bits")),
+        (("different", "distinct"), ("values", "count")),
+    )
+    for w in ws
+}
+#: words that are opportunities only when a word follows (never at a clause end:
+#: "it works, though." / "on the whole.")
+NEEDS_NEXT_WORD: frozenset[str] = frozenset(
+    ["although", "though", "whole", "entire", "big", "large", "huge", "enormous"]
+)
+
+#: contraction alternations (long form, short form), the keyed *form* channel
+FORMS: tuple[tuple[str, str], ...] = (
+    ("do not", "don't"),
+    ("does not", "doesn't"),
+    ("did not", "didn't"),
+    ("is not", "isn't"),
+    ("are not", "aren't"),
+    ("was not", "wasn't"),
+    ("were not", "weren't"),
+    ("cannot", "can't"),
+    ("will not", "won't"),
+    ("would not", "wouldn't"),
+    ("should not", "shouldn't"),
+    ("could not", "couldn't"),
+    ("has not", "hasn't"),
+    ("have not", "haven't"),
+    ("it is", "it's"),
+    ("there is", "there's"),
+    ("you are", "you're"),
+    ("we are", "we're"),
+    ("they are", "they're"),
+    ("you will", "you'll"),
+    ("we will", "we'll"),
+)
+#: forms whose long form starts with a pronoun: an opportunity only when a word follows
+#: that is not "not" ("as it is." cannot contract; "it is not" is the site "is not")
+FORMS_PRONOUN: frozenset[int] = frozenset(
+    i
+    for i, (long, _) in enumerate(FORMS)
+    if long.split()[0] in ("it", "there", "you", "we", "they")
+)
+#: next words that make a short form ambiguous ("it's been" is "it has been")
+FORMS_NOT_BEFORE: frozenset[str] = frozenset(["been", "got", "gotten", "had"])
+
+#: multi-word phrasing swaps (lower-case; applied in the listed direction only, never
+#: before "to" / "of": "in addition to", "as a result of", "make sure to")
 PHRASES: tuple[tuple[str, str], ...] = (
     ("in order to", "to"),
     ("it is important to note that", "note that"),
     ("it is worth noting that", "note that"),
     ("as well as", "and"),
-    ("a lot of", "many"),
     ("due to the fact that", "because"),
     ("at this point", "now"),
     ("in addition", "also"),
     ("for the most part", "mostly"),
     ("in the event that", "if"),
-    ("with respect to", "about"),
     ("a number of", "several"),
     ("on the other hand", "conversely"),
     ("in other words", "that is"),

@@ -3,106 +3,59 @@ sign it with the cluster's watermark key.
 
 Passes, in order, each only on text outside protected spans (:mod:`linkage.respond.spans`):
 
-1. **trim reasoning steps** — drop sentences that open with a reasoning cue ("Next,",
-   "Let's", "Note that", …), never the only sentence of a line;
-2. **reorder** adjacent *independent* sentences (no pronoun / connective opening, no
-   digit, quote, bracket or other data character);
-3. **phrasing swaps** (:data:`~linkage.respond.lexicon.PHRASES`);
-4. **keyed lexical choice**: each lexicon word is moved to the member of its pair that the
-   key makes green in its context (:mod:`linkage.respond.watermark`) — the watermark.
+1. **phrasing swaps** (:data:`~linkage.respond.lexicon.PHRASES`, unkeyed);
+2. **keyed sentence order** (the watermark's *order* channel): adjacent independent
+   sentences (no pronoun / connective / step opening, no digit, quote, bracket or other
+   data character) of unequal length are put in the order the key makes green;
+3. **keyed contraction** (the *form* channel): "do not" / "don't", "it is" / "it's", …;
+4. **keyed lexical choice** (the *lexical* channel): each lexicon word is moved to the
+   member of its pair that the key makes green in its context.
+
+Nothing is ever dropped: every sentence of the input is in the output (earlier versions
+trimmed "reasoning steps" and lost real steps such as "Then remove the battery.").
 
 Determinism: every random decision comes from one generator seeded by
 ``BLAKE2b(key, text, strength)``, so the same key, text and strength give the same output.
 
 Edit budget: at most ``edit_budget(strength)`` of the text's (whitespace) words are
-edited — a dropped sentence costs its words, a swap of two sentences the longer one, a
-phrase its longer side, a word swap one.  Passes 1–3 leave room for pass 4.  The
-accounting is an upper bound on the word-level diff (``difflib``) that the benchmark
-measures independently.
+edited — a swap of two sentences costs the longer one, a phrase its longer side, a
+contraction its long form, a word swap one.  Passes 1–3 leave room for pass 4.  The
+accounting is an upper bound on the word-level diff that the benchmark measures
+independently.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from linkage.respond.lexicon import PAIRS, PHRASES, WORD_INDEX
-from linkage.respond.spans import SPECIAL_RX, free_segments, protected_intervals
-from linkage.respond.watermark import WORD, context_id, green_member, lexicon_hit, subkeys
+from linkage.respond.lexicon import FORMS, PAIRS, PHRASES, WORD_INDEX
+from linkage.respond.spans import code_intervals, free_segments, protected_intervals
+from linkage.respond.watermark import (
+    WORD,
+    context_id,
+    form_context_id,
+    form_sites,
+    green_member,
+    lexicon_hit,
+    lines,
+    order_choice,
+    subkeys,
+)
 
 # The edit budget: the share of words that may change at a strength (stated, and
 # measured by bench/watermark.py).
 BUDGET_BASE = 0.03
 BUDGET_PER_STRENGTH = 0.27
 
-_SENT_SPLIT = re.compile(r"(?<=[.!?])[ \t]+(?=[A-Z])")
-_CUE = re.compile(
-    r"^(?:[-*] +)?(?:First|Next|Then|Now|So|Let's|Let me|Let us|We can|We need|We know|"
-    r"Note that|Recall that|This means|In other words|To see this|Notice|Checking|"
-    r"Double-checking|Wait|Hmm|Okay|Looking at)\b"
-)
-_DEPENDENT = frozenset(
-    [
-        "it",
-        "this",
-        "that",
-        "these",
-        "those",
-        "they",
-        "them",
-        "he",
-        "she",
-        "then",
-        "so",
-        "thus",
-        "therefore",
-        "however",
-        "but",
-        "and",
-        "also",
-        "finally",
-        "next",
-        "first",
-        "second",
-        "third",
-        "hence",
-        "moreover",
-        "furthermore",
-        "instead",
-        "otherwise",
-        "here",
-        "there",
-        "such",
-        "its",
-        "their",
-        "his",
-        "her",
-        "both",
-        "after",
-        "before",
-        "once",
-        "later",
-        "now",
-        "consequently",
-        "meanwhile",
-        "similarly",
-        "likewise",
-        "still",
-        "yet",
-        "in",
-        "as",
-        "because",
-        "which",
-        "or",
-        "nor",
-    ]
-)
 _PHRASE_RX = re.compile(
-    r"(?<![\w'-])(" + "|".join(re.escape(a) for a, _ in PHRASES) + r")(?![\w'-])", re.I
+    r"(?<![\w'-])("
+    + "|".join(re.escape(a) for a, _ in PHRASES)
+    + r")(?![\w'-])(?![ \t]+(?:to|of)\b)",
+    re.I,
 )
 _PHRASE_TO = {a: b for a, b in PHRASES}
 
@@ -120,8 +73,8 @@ class Plan:
 
     strength: float
     p_green: float  # chance a red lexicon word is moved to green
-    p_trim: float  # chance a reasoning-cue sentence is dropped
-    p_reorder: float  # chance an independent adjacent pair is swapped
+    p_form: float  # chance a red contraction site is moved to green
+    p_order: float  # chance a red pair of adjacent sentences is swapped
     p_phrase: float  # chance a phrase is reworded
     budget: float  # share of words
 
@@ -131,8 +84,8 @@ class Plan:
         return cls(
             strength=s,
             p_green=min(1.0, 0.5 + s) if s > 0 else 0.0,
-            p_trim=0.6 * s,
-            p_reorder=0.5 * s,
+            p_form=min(1.0, 0.5 + s) if s > 0 else 0.0,
+            p_order=min(1.0, 0.5 + s) if s > 0 else 0.0,
             p_phrase=s,
             budget=edit_budget(s),
         )
@@ -166,101 +119,72 @@ class _Budget:
         return False
 
 
-def _inside(iv_starts: list[int], iv: list[tuple[int, int]], pos: int) -> bool:
-    i = bisect.bisect_right(iv_starts, pos) - 1
-    return i >= 0 and iv[i][0] <= pos < iv[i][1]
-
-
-def _clean(sentence: str) -> bool:
-    return SPECIAL_RX.search(sentence) is None
-
-
-def _sentences_pass(
+def _order_pass(
     text: str,
     iv: list[tuple[int, int]],
     plan: Plan,
     rng: random.Random,
     budget: _Budget,
     reserve: int,
+    sub: tuple[int, int],
 ) -> str:
-    if plan.p_trim <= 0 and plan.p_reorder <= 0:
+    """Swap red pairs of adjacent movable sentences (left to right); line lengths and
+    protected spans stay where they were."""
+    if plan.p_order <= 0:
         return text
-    starts = [s for s, _ in iv]
-    out: list[str] = []
-    pos = 0
-    for line in text.split("\n"):
-        lo, hi = pos, pos + len(line)
-        pos = hi + 1
-        if not line.strip():
-            out.append(line)
-            continue
-        # sentence boundaries outside protected spans
-        cuts = [m for m in _SENT_SPLIT.finditer(line) if not _inside(starts, iv, lo + m.start())]
-        if not cuts:
-            out.append(line)
-            continue
-        sents: list[str] = []
-        seps: list[str] = []
-        prev = 0
-        for m in cuts:
-            sents.append(line[prev : m.start()])
-            seps.append(m.group())
-            prev = m.end()
-        sents.append(line[prev:])
-        offs = []
-        o = lo
-        for i, s in enumerate(sents):
-            offs.append(o)
-            o += len(s) + (len(seps[i]) if i < len(seps) else 0)
-        clean = [
-            _clean(s) and not any(a < offs[i] + len(s) and b > offs[i] for a, b in iv)
-            for i, s in enumerate(sents)
-        ]
-        # 1. trim reasoning steps
-        keep = [True] * len(sents)
-        for i, s in enumerate(sents):
-            if (
-                clean[i]
-                and _CUE.match(s)
-                and sum(keep) > 1
-                and rng.random() < plan.p_trim
-                and budget.take(len(s.split()), reserve)
-            ):
-                keep[i] = False
-        idx = [i for i in range(len(sents)) if keep[i]]
-        # 2. reorder independent adjacent sentences
-        order = list(idx)
-        j = 0
-        while j + 1 < len(order):
-            a, b = order[j], order[j + 1]
-            if (
-                clean[a]
-                and clean[b]
-                and _independent(sents[a])
-                and _independent(sents[b])
-                and rng.random() < plan.p_reorder
-                and budget.take(max(len(sents[a].split()), len(sents[b].split())), reserve)
-            ):
-                order[j], order[j + 1] = b, a
-                j += 2
-            else:
-                j += 1
-        if order == list(range(len(sents))):
-            out.append(line)
-            continue
-        # rebuild: separators stay in place, the last sentence keeps the line's tail
-        pieces = [sents[i] for i in order]
-        kept_seps = [seps[i] for i in idx[:-1]] if len(idx) > 1 else []
-        rebuilt = pieces[0]
-        for sep, p in zip(kept_seps, pieces[1:], strict=True):
-            rebuilt += sep + p
-        out.append(rebuilt)
-    return "\n".join(out)
+    parts: list[str] = []
+    last = 0
+    for ln in lines(text, iv):
+        sents, mov = list(ln.sentences), ln.movable
+        changed = False
+        for j in range(len(sents) - 1):
+            if not (mov[j] and mov[j + 1]):
+                continue
+            c = order_choice(sents[j], sents[j + 1])
+            if c is None or green_member(sub, c[0]) == c[1]:
+                continue
+            cost = max(len(sents[j].split()), len(sents[j + 1].split()))
+            if rng.random() < plan.p_order and budget.take(cost, reserve):
+                sents[j], sents[j + 1] = sents[j + 1], sents[j]
+                changed = True
+        if changed:
+            end = ln.start + sum(map(len, ln.sentences)) + sum(map(len, ln.seps))
+            rebuilt = sents[0] + "".join(sep + x for sep, x in zip(ln.seps, sents[1:], strict=True))
+            parts.append(text[last : ln.start])
+            parts.append(rebuilt)
+            last = end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
 
 
-def _independent(sentence: str) -> bool:
-    m = WORD.match(sentence.lstrip())
-    return m is not None and m.group().lower() not in _DEPENDENT and not _CUE.match(sentence)
+def _form_pass(
+    text: str,
+    iv: list[tuple[int, int]],
+    plan: Plan,
+    rng: random.Random,
+    budget: _Budget,
+    reserve: int,
+    sub: tuple[int, int],
+) -> str:
+    if plan.p_form <= 0:
+        return text
+    parts: list[str] = []
+    last = 0
+    for f in form_sites(text, iv):
+        g = green_member(sub, form_context_id(f.form, f.prev))
+        if g == f.member:
+            continue
+        cost = len(FORMS[f.form][0].split())
+        if rng.random() < plan.p_form and budget.take(cost, reserve):
+            parts.append(text[last : f.start])
+            parts.append(_match_case(text[f.start : f.end], FORMS[f.form][g]))
+            last = f.end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def _phrase_pass(
@@ -270,6 +194,7 @@ def _phrase_pass(
     rng: random.Random,
     budget: _Budget,
     reserve: int,
+    code: set[str],
 ) -> str:
     if plan.p_phrase <= 0 or not _PHRASE_RX.search(text):
         return text
@@ -278,7 +203,9 @@ def _phrase_pass(
     for s, e in free_segments(text, iv):
         for m in _PHRASE_RX.finditer(text, s, e):
             src = m.group()
-            dst = _PHRASE_TO[src.lower()]
+            if code & set(src.lower().split()):
+                continue  # a word the text's code names stays
+            dst = _PHRASE_TO[" ".join(src.lower().split())]
             cost = max(len(src.split()), len(dst.split()))
             if rng.random() < plan.p_phrase and budget.take(cost, reserve):
                 parts.append(text[last : m.start()])
@@ -297,6 +224,7 @@ def _lexical_pass(
     rng: random.Random,
     budget: _Budget,
     sub: tuple[int, int],
+    frozen: frozenset[int],
 ) -> str:
     if plan.p_green <= 0:
         return text
@@ -308,7 +236,7 @@ def _lexical_pass(
             w = m.group()
             lw = w.lower()
             a, b = m.span()
-            hit = lexicon_hit(text, a, b, lw)
+            hit = lexicon_hit(text, a, b, lw, prev, frozen)
             if hit is not None:
                 pair, member = hit
                 g = green_member(sub, _ctx(pair, prev))
@@ -349,14 +277,19 @@ def perturb(text: str, strength: float, key: bytes | str) -> str:
     iv = protected_intervals(text)
     # room kept for the watermark: the red half of the lexicon words, at most
     reserve = min(budget.left, (_count_lexicon_words(text, iv) + 1) // 2)
-    out = _sentences_pass(text, iv, plan, rng, budget, reserve)
+    sub = subkeys(kb)
+    # words the text's code names (unchanged by every pass): never rewritten in prose
+    code = {w.lower() for a, b in code_intervals(text) for w in WORD.findall(text[a:b])}
+    frozen = frozenset(WORD_INDEX[w][0] for w in code if w in WORD_INDEX)
+    out = _phrase_pass(text, iv, plan, rng, budget, reserve, code)
     if out != text:
         iv = protected_intervals(out)
+    out = _order_pass(out, iv, plan, rng, budget, reserve, sub)  # keeps offsets
     text = out
-    out = _phrase_pass(text, iv, plan, rng, budget, reserve)
+    out = _form_pass(text, iv, plan, rng, budget, reserve, sub)
     if out != text:
         iv = protected_intervals(out)
-    return _lexical_pass(out, iv, plan, rng, budget, subkeys(kb))
+    return _lexical_pass(out, iv, plan, rng, budget, sub, frozen)
 
 
 def _count_lexicon_words(text: str, iv: list[tuple[int, int]]) -> int:

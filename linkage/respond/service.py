@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,6 +40,8 @@ class Attribution:
     p_value: float
     n_contexts: int
     attributed: bool
+    log10_p: float = 0.0  # exact in log space: p_value underflows to 0 beyond z ~ 38
+    channels: dict[str, Any] = field(default_factory=dict)  # per channel: z, log10_p, contexts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,8 @@ class Attribution:
             "p_value": self.p_value,
             "n_contexts": self.n_contexts,
             "attributed": self.attributed,
+            "log10_p": self.log10_p,
+            "channels": self.channels,
         }
 
 
@@ -220,6 +224,8 @@ class Responder:
                 r.p_value,
                 r.n_contexts,
                 r.attributed,
+                r.log10_p,
+                {c: asdict(v) for c, v in r.channels.items()},
             )
             for r in res
             if r.key_id in info

@@ -1,8 +1,13 @@
 """Protected spans: the parts of a model output that perturbation never touches.
 
 Code blocks (fenced and indented), inline code, URLs, e-mail addresses, JSON / bracketed
-data, quoted strings, block quotes, table rows, LaTeX math, and every whitespace-separated
-token holding a digit or a code-like character (numbers, versions, paths, identifiers).
+data, quoted strings, block quotes, table rows, LaTeX math, every whitespace-separated
+token holding a digit or a code-like character (numbers, versions, paths, identifiers),
+and code without fences: dotted names and calls (``list.remove(x)``, ``main.py``,
+``a::b``, ``x->y``), file extensions (``.py``), command-line options (``-b``,
+``--dry-run``), the name after ``def`` / ``class`` / ``function`` / ``import``, and
+``key: value`` lines (YAML, headers).  Words in capitals (SQL keywords) and capitalised
+names are left alone by the watermark itself (:func:`linkage.respond.watermark.lexicon_hit`).
 Detection is deliberately greedy: a false "protected" only costs a missed edit, a
 missed one could corrupt data.
 
@@ -26,6 +31,26 @@ _MATH = re.compile(r"\$\$.*?(?:\$\$|\Z)|\$[^$\n]*\$?", re.S)
 _TOKEN = re.compile(
     r"(?<!\S)[^\s0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]*+[0-9_/\\@=<>{}\[\]#*~^|+%&$`\"“”«»]\S*"
 )
+# code without fences: dotted names, calls, scope operators (found by their anchor, then
+# widened to the whitespace-delimited token), extensions and options
+_ANCHOR = re.compile(r"\w\.\w|\w\(|::|->|=>")
+_OPTION = re.compile(r"(?<!\S)\.\w+|(?<![\w-])--?[A-Za-z][\w-]*")
+_DEF_WORDS = (
+    "def",
+    "class",
+    "function",
+    "func",
+    "fn",
+    "struct",
+    "enum",
+    "interface",
+    "import",
+    "module",
+    "package",
+)
+_DEF = re.compile(r"\b(?:" + "|".join(_DEF_WORDS) + r")[ \t]+\w+")
+_NOT_CODE = re.compile(r"://|^www\.|@")  # URLs and e-mail addresses name no identifier
+_KEY_LINE = re.compile(r"^[ \t]*(?:- )?[A-Za-z_][\w.-]*:(?:[ \t][^\n]*)?$", re.M)
 _OPEN = {"{": "}", "[": "]"}
 _OPENER = re.compile(r"[{\[]")
 # (pattern, substrings of which one must occur for it to match at all)
@@ -38,6 +63,9 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
     (_URL, ("://", "www.")),
     (_QUOTED, ('"', "“", "«")),
     (_TOKEN, None),
+    (_OPTION, (".", "-")),
+    (_DEF, _DEF_WORDS),
+    (_KEY_LINE, (":",)),
 )
 #: characters whose presence makes a sentence unsafe to move or drop
 SPECIAL = frozenset('0123456789_/\\@=<>{}[]#*~^|+%&$`"“”«»()')
@@ -96,6 +124,7 @@ def protected_intervals(text: str) -> list[tuple[int, int]]:
             iv.extend(m.span() for m in rx.finditer(text) if m.end() > m.start())
     if "{" in text or "[" in text:
         iv.extend(_brackets(text))
+    iv.extend(_code_tokens(text))
     if not iv:
         return []
     iv.sort()
@@ -108,6 +137,46 @@ def protected_intervals(text: str) -> list[tuple[int, int]]:
         else:
             merged.append((s, e))
     return merged
+
+
+_CODE_RULES: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] = (
+    (_FENCE, ("```", "~~~")),
+    (_INDENTED, ("    ", "\t")),
+    (_INLINE_CODE, ("`",)),
+    (_OPTION, (".", "-")),
+    (_DEF, _DEF_WORDS),
+)
+
+
+def _code_tokens(text: str) -> list[tuple[int, int]]:
+    """Whitespace-delimited tokens holding a dotted name, a call or a scope operator."""
+    out: list[tuple[int, int]] = []
+    end = -1
+    n = len(text)
+    for m in _ANCHOR.finditer(text):
+        if m.start() < end:
+            continue
+        s = m.start()
+        while s > 0 and not text[s - 1].isspace():
+            s -= 1
+        end = m.end()
+        while end < n and not text[end].isspace():
+            end += 1
+        out.append((s, end))
+    return out
+
+
+def code_intervals(text: str) -> list[tuple[int, int]]:
+    """The code among the protected intervals (fences, indented code, inline code, dotted
+    names and calls, ``def`` names), unmerged: the identifiers the prose may refer to."""
+    out = [
+        m.span()
+        for rx, probe in _CODE_RULES
+        if probe is None or any(p in text for p in probe)
+        for m in rx.finditer(text)
+    ]
+    out.extend((s, e) for s, e in _code_tokens(text) if not _NOT_CODE.search(text[s:e]))
+    return out
 
 
 def protected_spans(text: str) -> list[str]:

@@ -95,6 +95,7 @@ def test_detect_attributes_the_cluster_and_not_clean_text(env: Env):
     body = res.json()
     assert body["results"][0]["key_id"] == a.watermark_key_id
     assert body["results"][0]["attributed"] and body["results"][0]["p_value"] < 1e-6
+    assert body["results"][0]["log10_p"] < -6  # exact in log space, never rounded to 0
     assert body["attributed"] == [body["results"][0]["cluster_id"]]
     assert "secret" not in res.text
     clean = env.client.post("/v1/watermark/detect", headers=h, json={"texts": texts[:60]}).json()

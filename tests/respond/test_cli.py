@@ -70,6 +70,10 @@ def test_action_detect_rotate_from_the_cli(tmp_path: Path):
     assert d.returncode == 0, d.stderr
     first = json.loads(d.stdout.splitlines()[0])
     assert first["key_id"] == kid and first["attributed"] and first["p_value"] < 1e-6
+    assert first["log10_p"] < -6 and set(first["channels"]) == {"lexical", "form", "order"}
+    t = linkage("watermark", "detect", str(leak), "--store", url)
+    row = next(r for r in t.stdout.splitlines() if kid in r)
+    assert "| 0 |" not in row and "| 0.0 |" not in row  # a p-value is never printed as 0
     assert "secret" not in d.stdout
 
     clean = tmp_path / "clean"

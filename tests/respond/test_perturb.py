@@ -149,24 +149,28 @@ def test_stronger_edits_more():
     assert means == sorted(means) and means[-1] > 2 * means[0]
 
 
-def test_reasoning_steps_trimmed_and_sentences_reordered_at_full_strength():
+def test_no_sentence_is_ever_dropped_and_independent_sentences_are_reordered():
     text = (
-        "The main method is simple. Our plan is robust. A large table is useful. "
+        "The main plan is simple. Our plan is robust. A large table is useful. "
         "Each query is fast.\n"
-        "Let's think step by step. Next, we check the table. Then we add the rows. "
+        "Let's think step by step. Next, we check the table. Then remove the battery. "
         "Note that the table is sorted. So the answer is ready."
     )
     outs = {perturb(text, 1.0, bytes([i])) for i in range(40)}
-    assert any(o.count(".") < text.count(".") for o in outs)  # a step was dropped
+    for o in outs:
+        assert o.count(".") == text.count(".")
+        assert "Then remove the battery." in o  # a step is content, never trimmed
+        assert "think step by step. Next, we check the table. Then" in o.split("\n")[1]
     first = [o.split("\n")[0] for o in outs]
-    assert any(not f.startswith(("The main", "The primary")) for f in first)  # reordered
+    assert any(not f.startswith("The main") for f in first)  # reordered
 
 
-def test_case_is_kept():
-    out = {perturb("Big issue. BIG issue. big issue.", 1.0, bytes([i])) for i in range(20)}
+def test_case_is_kept_and_capitals_and_names_are_left_alone():
+    text = "Big issue. BIG issue. big issue. We met Big Data Inc."
+    out = {perturb(text, 1.0, bytes([i])) for i in range(20)}
     assert any("Large" in o for o in out)
     assert all(o.split(".")[0].split()[0][0].isupper() for o in out)
-    assert any("LARGE" in o for o in out)
+    assert all("BIG " in o and "Big Data Inc" in o for o in out)  # SQL-like / names
 
 
 def test_plan_scales():

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
+from bench.watermark import canonicalise
 from fixtures.responses import responses
 from linkage.respond.perturb import perturb
 from linkage.respond.watermark import (
     ATTRIBUTION_P,
+    CHANNELS,
+    channel_sums,
     context_id,
     corpus_stats,
     detect,
+    form_sites,
+    format_p,
     green_bits,
     green_member,
+    log_p_from_z,
     new_key_id,
     new_secret,
     opportunities,
     p_from_z,
+    sentence_length,
     subkeys,
     z_scores,
 )
@@ -48,10 +56,13 @@ def test_z_matches_direct_computation(corpus):
 
 
 def test_opportunities_skip_protected_and_hyphenated():
-    text = 'A big issue, a "big issue", `big`, big-data and https://x.io/big.'
+    text = 'A big issue, a "big issue", big-data and https://x.io/big.'
     ops = opportunities(text)
     assert [text[o.start : o.end] for o in ops] == ["big", "issue"]
     assert ops[1].prev == "big" and ops[0].prev == "a"
+    # a pair named in the text's code is frozen in its prose too (`def large` stays large)
+    ops = opportunities(text + " See `large` and def big(x).")
+    assert [text[o.start : o.end] for o in ops] == ["issue"]
     assert context_id(0, "a") != context_id(0, "an")
 
 
@@ -96,13 +107,78 @@ def test_robust_to_random_word_edits(corpus):
     assert r.attributed
 
 
-def test_p_value_is_a_valid_bound():
+def test_p_value_is_the_smaller_of_hoeffding_and_the_gaussian_comparison_in_log_space():
     assert p_from_z(np.array([0.0]))[0] == 1.0
     assert p_from_z(np.array([-3.0]))[0] == 1.0
-    assert p_from_z(np.array([5.26]))[0] == pytest.approx(np.exp(-(5.26**2) / 2))
-    assert p_from_z(np.array([5.3]))[0] < ATTRIBUTION_P < p_from_z(np.array([5.2]))[0]
+    z = np.array([0.5, 2.0, 5.26, 40.0, 1000.0])
+    hoeffding = -(z**2) / 2
+    c_star = 1 / (4 * norm.sf(np.sqrt(2)))  # Bentkus & Dzindzalieta (2015): 3.178
+    assert c_star == pytest.approx(3.178, abs=1e-3)
+    gauss = np.log(c_star) + norm.logsf(z)
+    assert log_p_from_z(z) == pytest.approx(np.minimum(np.minimum(hoeffding, gauss), 0.0))
+    assert p_from_z(np.array([5.0]))[0] < ATTRIBUTION_P < p_from_z(np.array([4.9]))[0]
+    assert np.isfinite(log_p_from_z(np.array([1e4]))[0])  # never -inf, never p = 0 in log
+    assert format_p(float(log_p_from_z(np.array([40.0]))[0] / np.log(10))) == "< 1e-348"
+    assert format_p(-6.5) == "3.16e-07"
+
+
+def test_p_value_bound_holds_for_a_small_rademacher_sum():
+    """Exact tail of a 12-term weighted Rademacher sum (all 4,096 sign patterns) is below
+    the bound at every threshold."""
+    rng = np.random.default_rng(3)
+    w = rng.random(12) + 0.1
+    signs = 1 - 2 * ((np.arange(4096)[:, None] >> np.arange(12)) & 1)
+    z = np.sort(signs @ w / np.sqrt(w @ w))
+    for t in np.linspace(0.1, 3.4, 30):
+        exact = float((z >= t).mean())
+        assert exact <= p_from_z(np.array([t]))[0] + 1e-12
 
 
 def test_empty_corpus_and_no_keys():
     assert detect([], {"k": b"x"})[0].z == 0.0
     assert detect(["no lexicon words here"], {}) == []
+
+
+def test_form_sites_skip_clause_ends_ambiguity_capitals_and_overlaps():
+    text = (
+        "It is fine. We do not know. Leave it as it is. It's been long. "
+        "The client SHOULD NOT retry. It is not done. They can't stop."
+    )
+    got = [(text[f.start : f.end], f.member) for f in form_sites(text)]
+    assert got == [("It is", 0), ("do not", 0), ("is not", 0), ("can't", 1)]
+
+
+def test_sentence_length_is_kept_by_contractions_and_synonym_maps():
+    assert sentence_length("We don't know it's big.") == sentence_length(
+        "We do not know it is big."
+    )
+    assert sentence_length("You cannot go.") == sentence_length("You can't go.")
+    assert sentence_length(canonicalise("The huge issue is obvious.")) == 5
+
+
+def test_each_channel_is_calibrated_on_clean_text(corpus):
+    """Per channel, against keys that did not write the corpus: mean 0, sd <= 1, and no
+    p-value below 1e-6 (3 channels x 5,000 key tests)."""
+    rng = np.random.default_rng(4)
+    subs = [tuple(int(v) for v in rng.integers(0, 2**63, 2)) for _ in range(5_000)]
+    st = corpus_stats(corpus)
+    T, V = channel_sums(st, subs)
+    for i, name in enumerate(CHANNELS):
+        assert st.channel_contexts()[name] > 20
+        z = T[:, i] / np.sqrt(V[i])
+        assert abs(z.mean()) < 0.06, name
+        assert z.std() < 1.07, name
+        assert (p_from_z(z) < ATTRIBUTION_P).sum() == 0
+
+
+def test_synonym_canonicalisation_does_not_erase_the_mark(corpus):
+    """Every lexicon word (and more synonyms) mapped to one form: the lexical channel is
+    gone, the form and order channels still attribute 400 responses."""
+    secret = new_secret()
+    wm = [canonicalise(perturb(t, 0.3, secret)) for t in corpus[:400]]
+    (r,) = detect(wm, {"k": secret})
+    assert abs(r.channels["lexical"].z) < 3
+    assert r.channels["form"].log10_p < -2 and r.channels["order"].z > 2
+    assert r.attributed
+    others = {f"o{i}": new_secret() for i in range(50)}
+    assert not any(x.attributed for x in detect(wm, others))
