@@ -357,15 +357,20 @@ def train(
     datasets: list[Path] = typer.Argument(..., help="Labelled dataset directories to fit on."),
     out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write."),
     settings_file: Path | None = typer.Option(None, "--settings"),
-    c: float = typer.Option(
-        0.1, "--C", help="Inverse L2 strength of the residual on the coordination score."
+    c: float | None = typer.Option(
+        None,
+        "--C",
+        help="Inverse L2 strength of the residual on the out-of-the-box score; "
+        "default: chosen by cross-validation over labelled groups ('no residual' included).",
     ),
 ) -> None:
-    """Fit the scoring model (standardised logistic regression) on labelled datasets."""
+    """Fit the scoring model on labelled datasets: the out-of-the-box score plus a residual learnt from the labels."""
     from linkage.score.train import train_model
 
     settings = Settings.load(settings_file)
-    model = train_model(datasets, settings=settings, C=c, progress=_progress_printer())
+    model = train_model(
+        datasets, settings=settings, C="auto" if c is None else c, progress=_progress_printer()
+    )
     model.save(out)
     err_console.print(
         f"wrote {out} ({len(model.features)} features, trained on {model.meta.get('n_accounts')} accounts)"
