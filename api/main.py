@@ -18,7 +18,17 @@ from api.errors import install_error_handlers
 from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from api.ratelimit import FailureLimiter
-from api.routes import accounts, audit, clusters, feedback, health, metrics, respond, signups
+from api.routes import (
+    accounts,
+    audit,
+    clusters,
+    feedback,
+    health,
+    metrics,
+    respond,
+    review_queue,
+    signups,
+)
 from api.scoring import SignupService
 from linkage.store.db import Store
 
@@ -71,6 +81,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1")
     for module in (clusters, accounts, signups, feedback, audit, respond):
         v1.include_router(module.router)
+    v1.include_router(review_queue.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -429,6 +429,40 @@ def demo(
     console.print(f"\nnext: linkage explain {out / 'run'} <cluster_id>   |   linkage serve --help")
 
 
+@app.command("review-queue")
+def review_queue(
+    run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
+    top: int = typer.Option(20, "--top", "-n", min=1, help="Queue length."),
+    feedback: Path | None = typer.Option(
+        None,
+        "--feedback",
+        help="Verdicts already given (CSV/JSONL/Parquet: account_id, verdict): "
+        "their clusters are left out.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Clusters an analyst should label next: near the decision boundary, large, high in the ranking, unlike each other."""
+    import json
+
+    from linkage.score.queue import queue_from_run, read_feedback
+    from linkage.store import load_run
+
+    fb = read_feedback(feedback) if feedback is not None else None
+    q, done = queue_from_run(load_run(run), feedback=fb, k=top)
+    for r in q.to_dict("records"):
+        if as_json:
+            typer.echo(json.dumps({k: r[k] for k in q.columns}, default=float))
+        else:
+            typer.echo(
+                f"{r['rank']}\t{r['cluster_id']}\t{r['size']}\t{r['score']:.3f}\t{r['reason']}"
+            )
+    err_console.print(
+        f"{len(q)} clusters to label next ({len(done)} already labelled left out); "
+        f"details: linkage explain {run} <cluster_id>",
+        highlight=False,
+    )
+
+
 @app.command("settings")
 def show_settings(
     settings_file: Path | None = typer.Argument(None, help="Settings JSON to validate and print."),

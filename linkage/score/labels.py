@@ -236,7 +236,8 @@ def choose_C(
     The base (``None``) is scored on the same held-out folds and every residual is compared
     with it fold by fold (paired: the same held-out groups). A residual is kept only if
     its mean gain exceeds ``tolerance`` and one standard error of the gains (a campaign
-    that happens to resemble the one held out must not buy a residual); among residuals
+    that happens to resemble the one held out must not buy a residual) and its pooled
+    out-of-fold AP beats the base's by ``tolerance``; among residuals
     within one standard error of the best, the most penalised one is taken. Fewer than
     two groups of each class, or fewer than two folds with both classes held out, means
     no residual. ``scores`` also reports the pooled out-of-fold AP of every candidate.
@@ -282,6 +283,18 @@ def choose_C(
             gain[c] = (float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))))
     if not gain:
         return CVResult(None, scores, n_groups, n_f, "too few held-out folds with both classes")
+    # a residual must also win when the folds are pooled (one ranking of every held-out
+    # account, as the suite measures it)
+    base_pooled = scores.get("None", math.nan)
+    gain = {
+        c: v
+        for c, v in gain.items()
+        if math.isnan(base_pooled) or scores[str(c)] >= base_pooled + tolerance
+    }
+    if not gain:
+        return CVResult(
+            None, scores, n_groups, n_f, "no residual beats the base on pooled held-out groups"
+        )
     best = max(gain, key=lambda c: gain[c][0])
     mean, se = gain[best]
     if mean <= tolerance or mean - se <= 0:

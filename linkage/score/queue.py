@@ -35,6 +35,7 @@ are broken by cluster id.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,9 @@ __all__ = [
     "clusters_from_records",
     "clusters_from_scores",
     "labelled_clusters",
+    "queue_from_run",
     "rank_clusters",
+    "read_feedback",
     "review_queue",
 ]
 
@@ -222,3 +225,43 @@ def review_queue(
     done = {str(x) for x in labelled} | {str(x) for x in exclude}
     done |= labelled_clusters(cluster_of, feedback)
     return rank_clusters(table, labelled=done, k=k, diversity=diversity)
+
+
+def read_feedback(path: str | Path) -> pd.DataFrame:
+    """A feedback file (CSV, CSV.gz, JSONL or Parquet): ``account_id, verdict`` rows, or
+    the store's ``target_type, target_id, verdict`` rows (``ts`` optional)."""
+    from linkage.errors import LinkageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise LinkageError(f"feedback file {p} not found")
+    name = p.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            fb = pd.read_parquet(p)
+        elif name.endswith((".jsonl", ".json")):
+            fb = pd.read_json(p, lines=name.endswith(".jsonl"), dtype=False)
+        else:
+            fb = pd.read_csv(p, dtype="string")
+    except Exception as exc:  # any parser error is the user's file, not a bug
+        raise LinkageError(f"cannot read feedback file {p}: {exc}") from None
+    cols = set(fb.columns)
+    if "verdict" not in cols or not ("account_id" in cols or {"target_type", "target_id"} <= cols):
+        raise LinkageError(
+            f"feedback file {p} needs the columns account_id, verdict (or target_type, "
+            f"target_id, verdict); it has {sorted(cols)}"
+        )
+    return fb
+
+
+def queue_from_run(
+    run: Any, *, feedback: pd.DataFrame | None = None, k: int = 20, diversity: float = DIVERSITY
+) -> tuple[pd.DataFrame, set[str]]:
+    """The queue of a run directory (:class:`linkage.store.Run`): ``(queue, labelled)``."""
+    table = clusters_from_records(run.clusters)
+    acc = run.accounts.dropna(subset=["cluster_id"])
+    cluster_of = pd.Series(
+        acc["cluster_id"].astype(str).to_numpy(), index=acc["account_id"].astype(str).to_numpy()
+    )
+    done = labelled_clusters(cluster_of, feedback) & set(table["cluster_id"])
+    return rank_clusters(table, labelled=done, k=k, diversity=diversity), done
