@@ -179,16 +179,16 @@ def group_folds(
 ) -> np.ndarray:
     """A fold number per account; a group is never split across folds.
 
-    Farm groups and legit groups are dealt round-robin in a seeded hash order, so every
-    fold gets its share of both; with few groups each group is its own fold
-    (leave-one-group-out).
+    Farm groups and legit groups are dealt round-robin in a seeded hash order into
+    ``min(n_folds, farm groups, legit groups)`` folds, so every fold holds out groups of
+    both classes (with two farm groups: two folds, one farm group held out in each).
     """
     g = np.asarray(groups, dtype=object).astype(str)
     y = np.asarray(y, dtype=int)
     frame = pd.DataFrame({"g": g, "y": y})
     cls = frame.groupby("g")["y"].max()  # a group with any farm account counts as farm
-    n_groups = len(cls)
-    k = n_groups if n_groups <= max(n_folds, 10) else n_folds
+    # every fold holds out groups of both classes (a fold of one class ranks nothing)
+    k = max(1, min(n_folds, int((cls == 1).sum()), int((cls == 0).sum())))
     fold_of: dict[str, int] = {}
     start = 0
     for c in (1, 0):
@@ -229,6 +229,7 @@ def choose_C(
     n_folds: int = 5,
     tolerance: float = TOLERANCE,
     features: Sequence[str] | None = None,
+    sample_weight: np.ndarray | None = None,
     seed: int = 0,
 ) -> CVResult:
     """Pick the penalty by pooled out-of-fold AP over labelled groups.
@@ -251,7 +252,7 @@ def choose_C(
             None, {}, n_groups, 0, "fewer than two labelled groups of each class: no residual"
         )
     folds = group_folds(groups, y, n_folds=n_folds, seed=seed)
-    w = group_weights(groups)
+    w = group_weights(groups) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     oof = {str(c): np.full(len(y), np.nan) for c in candidates}
     per_fold: dict[str, list[float]] = {str(c): [] for c in candidates}
     for f in np.unique(folds):
@@ -336,8 +337,18 @@ def fit_with_labels(
     """
     y = np.asarray(y, dtype=int)
     groups = np.asarray(groups, dtype=object).astype(str)
+    w = group_weights(groups)
     if C == "auto":
-        cv = choose_C(X, y, groups, base=base, candidates=candidates, features=features, seed=seed)
+        cv = choose_C(
+            X,
+            y,
+            groups,
+            base=base,
+            candidates=candidates,
+            features=features,
+            sample_weight=w,
+            seed=seed,
+        )
     else:
         cv = CVResult(C if C is None else float(C), {}, len(np.unique(groups)), 0, "C given")
     log.info("labels: %s", cv.reason)
@@ -349,7 +360,7 @@ def fit_with_labels(
         base=base,
         C=cv.C,
         features=features,
-        sample_weight=group_weights(groups),
+        sample_weight=w,
         meta={
             "n_accounts": len(y),
             "n_farm": int(y.sum()),
