@@ -291,7 +291,7 @@ class _Truth:
     """Ground truth of one prepared dataset, aligned with ``prep.X`` (vertex order)."""
 
     y: np.ndarray  # 0/1, NaN unlabelled
-    key: np.ndarray  # labelled group (or acct:<id>)
+    key: np.ndarray  # labelled group (acct:<id> alone, cluster:<id> for those reviewed together)
     usable: np.ndarray  # training half, labelled, not grey: what the analyst may label
     test: np.ndarray  # held-out half
     cluster: np.ndarray  # cluster id per account (None unclustered)
@@ -316,6 +316,11 @@ def _truth(prep: Any, labels: pd.DataFrame, *, seed: int) -> _Truth:
     cl = prep.clustering
     cluster = np.array([*cl.cluster_ids, None], dtype=object)[cl.cluster]
     ok = usable & pd.notna(cluster)
+    # accounts of no labelled group that an analyst reviews in one cluster are labelled
+    # together: one group, ``cluster:<id>`` (for the labels' CV too)
+    alone = ok & pd.Series(key).str.startswith("acct:").to_numpy()
+    key = key.copy()
+    key[alone] = "cluster:" + cluster[alone].astype(str)
     # the analyst labels the group most of the cluster's (labellable) members belong to
     cg = (
         pd.DataFrame({"c": cluster[ok].astype(str), "g": key[ok]})
@@ -444,7 +449,8 @@ def learning_curve(
     first half only and everything is reported on the second. *Queue*: the analyst takes
     the review queue's top clusters (:mod:`linkage.score.queue`, clusters of the held-out
     half and clusters with no usable label left out), labels the group most of each
-    cluster's members belong to (all its first-half accounts), and the model is refitted
+    cluster's members belong to (all its first-half accounts; the cluster's accounts of no
+    labelled group together count as one group), and the model is refitted
     (:func:`linkage.score.labels.fit_with_labels`, penalty by CV over the labelled groups,
     "no residual" included) after every :data:`CURVE_BATCH` groups, the next queue coming
     from the refitted scores. *Random*: the same analyst takes clusters in a random order

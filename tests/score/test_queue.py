@@ -35,7 +35,12 @@ def test_uncertain_large_clusters_come_before_sure_ones() -> None:
     q = rank_clusters(table(), k=6, diversity=0.0)
     order = q["cluster_id"].tolist()
     assert order[:3] == ["edge-net-a", "edge-net-b", "edge-pay"]
-    assert order.index("edge-small") < order.index("sure-farm")  # 0.995 teaches nothing
+    # the floor keeps the large top-ranked cluster ahead of a small uncertain one ...
+    assert order.index("sure-farm") < order.index("edge-small")
+    assert order[-1] == "sure-legit"  # bottom of the ranking and sure: last
+    # ... which pure uncertainty sampling would never ask about
+    pure = rank_clusters(table(), k=6, diversity=0.0, floor=0.0)["cluster_id"].tolist()
+    assert pure.index("edge-small") < pure.index("sure-farm")
     assert q["rank"].tolist() == [1, 2, 3, 4, 5, 6]
     assert (np.diff(q["priority"].to_numpy()) <= 1e-12).all()
 
