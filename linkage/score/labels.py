@@ -16,9 +16,9 @@ made on groups the fit did not see, the base itself is a candidate, and a residu
 kept only when it beats the base fold by fold (paired, on the same held-out groups) by
 more than ``tolerance`` and more than one standard error.
 
-Each group carries the same total weight (``1 / size`` per account): one large farm must
-not outvote ten small legit groups, and the effective number of independent examples
-is the number of groups, not of accounts.
+Every labelled account weighs the same in the fit, as AP counts accounts (equal weight
+per group is available, ``weighting="group"``, and measured worse); the *folds* are by
+group, which is what keeps a campaign's own accounts from vouching for its residual.
 """
 
 from __future__ import annotations
@@ -328,16 +328,23 @@ def fit_with_labels(
     C: float | str | None = "auto",
     candidates: Sequence[float | None] = CANDIDATE_C,
     features: Sequence[str] | None = None,
+    weighting: str = "account",
     seed: int = 0,
     meta: dict[str, Any] | None = None,
 ) -> tuple[LinearModel, CVResult]:
     """The labelled model: ``C="auto"`` chooses the penalty by group CV, then refits on all.
 
+    ``weighting``: ``account`` (default) weighs every labelled account the same, as AP
+    counts them; ``group`` gives every group the same total weight. The folds are by
+    group either way. Measured on a labelled own world (scale 0.03, seed 7, 2 folds):
+    held-out AP of the best residual 0.959 against the base's 0.934 with account
+    weights, at most 0.888 (below the base) with group weights.
+
     Returns the model (``base`` itself when no residual wins) and the CV result.
     """
     y = np.asarray(y, dtype=int)
     groups = np.asarray(groups, dtype=object).astype(str)
-    w = group_weights(groups)
+    w = group_weights(groups) if weighting == "group" else np.ones(len(y))
     if C == "auto":
         cv = choose_C(
             X,

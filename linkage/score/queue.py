@@ -2,7 +2,7 @@
 
 Labels improve the score through a residual on top of the out-of-the-box model, chosen
 by cross-validation over labelled groups (:mod:`linkage.score.labels`). What the
-residual can learn from one more label depends on three things, and the priority of a
+residual can learn from one more label depends on four things; the priority of a
 cluster is the product of the first three, with a diversity correction for the batch:
 
 1. **Uncertainty** ``u = 4 p (1 - p)`` of the cluster score ``p`` (uncertainty sampling,
