@@ -346,7 +346,9 @@ def _fit_point(
         info["C"] = None
         info["cv"] = "no labels" if not groups else "one class only: no residual"
         return base, info
-    model, cv = fit_with_labels(prep.X.loc[tr], yy, truth.key[tr], base=base, seed=settings.seed)
+    model, cv = fit_with_labels(
+        prep.X.loc[tr], yy, truth.key[tr], base=base, reference=prep.X, seed=settings.seed
+    )
     info["C"] = cv.C
     info["cv"] = cv.reason
     return model, info

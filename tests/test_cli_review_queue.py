@@ -37,14 +37,15 @@ def test_queue_lists_uncertain_clusters_first_and_skips_labelled_ones(tmp_path: 
     out = linkage("review-queue", str(run), "--json")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["cluster_id"] for r in rows] == ["b", "c", "a"]
+    assert [r["cluster_id"] for r in rows] == ["a", "b", "c"]  # top score, uncertain, next
+    assert rows[1]["reason"].startswith("uncertain") and rows[1]["uncertainty"] == 1.0
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert "3 clusters to label next" in out.stderr
     fb = tmp_path / "fb.jsonl"
     fb.write_text(json.dumps({"account_id": "b2", "verdict": "false_positive"}) + "\n")
     text = linkage("review-queue", str(run), "--feedback", str(fb), "--top", "5")
     assert text.returncode == 0, text.stderr
-    assert [line.split("\t")[1] for line in text.stdout.splitlines()] == ["c", "a"]
+    assert [line.split("\t")[1] for line in text.stdout.splitlines()] == ["a", "c"]
     assert "1 already labelled" in text.stderr
 
 

@@ -171,6 +171,7 @@ def fit_frame(
         groups,
         base=load_model(settings.score),
         C=C,
+        reference=prep.X,  # type: ignore[attr-defined]
         seed=settings.seed,
     )
     return model

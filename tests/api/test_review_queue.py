@@ -34,8 +34,10 @@ def test_api_and_cli_rank_the_same_clusters_and_leave_out_labelled_ones(
     assert body["run_id"] is not None and body["labelled"] == 0
     api_order = [i["source_id"] for i in body["items"]]
     assert api_order == cli_queue(env.run_dir)
-    # the uncertain mid cluster before the sure farm, though the farm scores higher
-    assert api_order[0] == "mid" and api_order.index("mid") < api_order.index("farm")
+    # the top-scored farm first, then the most uncertain cluster
+    assert api_order == ["farm", "mid", "pair", "office"]
+    assert body["items"][0]["reason"].startswith("top of the ranking")
+    assert body["items"][1]["reason"].startswith("uncertain")
     assert {i["cluster_id"] for i in body["items"]} == {env.ids[c] for c in api_order}
 
     # a verdict on a member of "mid" takes it out of both queues

@@ -32,22 +32,34 @@ def table() -> pd.DataFrame:
 
 
 def test_uncertain_large_clusters_come_before_sure_ones() -> None:
-    q = rank_clusters(table(), k=6, diversity=0.0)
+    q = rank_clusters(table(), k=6, diversity=0.0, top_share=0.0)
     order = q["cluster_id"].tolist()
-    assert order[:3] == ["edge-net-a", "edge-net-b", "edge-pay"]
-    # the floor keeps the large top-ranked cluster ahead of a small uncertain one ...
-    assert order.index("sure-farm") < order.index("edge-small")
-    assert order[-1] == "sure-legit"  # bottom of the ranking and sure: last
-    # ... which pure uncertainty sampling would never ask about
-    pure = rank_clusters(table(), k=6, diversity=0.0, floor=0.0)["cluster_id"].tolist()
-    assert pure.index("edge-small") < pure.index("sure-farm")
+    assert order[:4] == ["edge-net-a", "edge-net-b", "edge-pay", "edge-small"]
+    assert set(order[4:]) == {"sure-farm", "sure-legit"}  # a sure score teaches nothing
     assert q["rank"].tolist() == [1, 2, 3, 4, 5, 6]
     assert (np.diff(q["priority"].to_numpy()) <= 1e-12).all()
 
 
+def test_the_top_of_the_ranking_keeps_its_share_of_the_slots() -> None:
+    q = rank_clusters(table(), k=6, diversity=0.0)
+    assert q["cluster_id"].tolist() == [
+        "sure-farm",  # slot 1: the highest score, however sure
+        "edge-net-a",
+        "edge-small",  # slot 3: the next highest score
+        "edge-net-b",
+        "edge-pay",
+        "sure-legit",
+    ]
+    assert q["reason"].str.startswith("top of the ranking").tolist() == [
+        True, False, True, False, False, True,
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="top_share"):
+        rank_clusters(table(), top_share=1.5)
+
+
 def test_diversity_puts_other_evidence_before_a_second_look_alike() -> None:
-    plain = rank_clusters(table(), k=3, diversity=0.0)["cluster_id"].tolist()
-    varied = rank_clusters(table(), k=3, diversity=0.8)["cluster_id"].tolist()
+    plain = rank_clusters(table(), k=3, diversity=0.0, top_share=0.0)["cluster_id"].tolist()
+    varied = rank_clusters(table(), k=3, diversity=0.8, top_share=0.0)["cluster_id"].tolist()
     assert plain[:2] == ["edge-net-a", "edge-net-b"]
     assert varied[:2] == ["edge-net-a", "edge-pay"]  # payment evidence before a 2nd network one
 
