@@ -363,14 +363,32 @@ def train(
         help="Inverse L2 strength of the residual on the out-of-the-box score; "
         "default: chosen by cross-validation over labelled groups ('no residual' included).",
     ),
+    feedback: Path | None = typer.Option(
+        None,
+        "--feedback",
+        help="Learn from analysts' verdicts (CSV/JSONL/Parquet: account_id, verdict) on the "
+        "one DATASET instead of its labels table.",
+    ),
 ) -> None:
     """Fit the scoring model on labelled datasets: the out-of-the-box score plus a residual learnt from the labels."""
-    from linkage.score.train import train_model
+    from linkage.score.train import train_from_feedback, train_model
 
     settings = Settings.load(settings_file)
-    model = train_model(
-        datasets, settings=settings, C="auto" if c is None else c, progress=_progress_printer()
-    )
+    C = "auto" if c is None else c
+    if feedback is not None:
+        from linkage.score.queue import read_feedback
+
+        if len(datasets) != 1:
+            raise LinkageError("--feedback learns from one dataset: give exactly one")
+        model = train_from_feedback(
+            datasets[0],
+            read_feedback(feedback),
+            settings=settings,
+            C=C,
+            progress=_progress_printer(),
+        )
+    else:
+        model = train_model(datasets, settings=settings, C=C, progress=_progress_printer())
     model.save(out)
     err_console.print(
         f"wrote {out} ({len(model.features)} features, trained on {model.meta.get('n_accounts')} accounts)"
