@@ -456,12 +456,17 @@ def learning_curve(
     (:func:`linkage.score.labels.fit_with_labels`, penalty by CV over the labelled groups,
     "no residual" included) after every :data:`CURVE_BATCH` groups, the next queue coming
     from the refitted scores. *Random*: the same analyst takes clusters in a random order
-    (mean over :data:`RANDOM_SEEDS`).
+    (mean over :data:`RANDOM_SEEDS`). Last, the labels of every group of the first half
+    at once (what the suite's ``labels`` mode gives the peers).
     """
     truth = _truth(prep, labels, seed=seed)
+    every = sorted(set(truth.key[truth.usable]))
+    model, info = _fit_point(prep, truth, every, settings=settings)
+    _, metrics = _eval_point(prep, labels, truth, model, settings=settings)
     return [
         *_queue_groups(prep, labels, truth, settings=settings),
         *_random_groups(prep, labels, truth, settings=settings),
+        {"strategy": "every group of the half", **info, **metrics},
     ]
 
 
