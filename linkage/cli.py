@@ -475,7 +475,8 @@ def review_queue(
                 f"{r['rank']}\t{r['cluster_id']}\t{r['size']}\t{r['score']:.3f}\t{r['reason']}"
             )
     err_console.print(
-        f"{len(q)} clusters to label next ({len(done)} already labelled left out); "
+        f"{len(q)} clusters to label next (rank, id, size, score, why; {len(done)} already "
+        "labelled left out); "
         f"details: linkage explain {run} <cluster_id>",
         highlight=False,
     )
