@@ -18,7 +18,17 @@ from api.errors import install_error_handlers
 from api.metrics import service_metrics
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from api.ratelimit import FailureLimiter, RequestLimiter
-from api.routes import accounts, audit, clusters, feedback, health, metrics, respond, signups
+from api.routes import (
+    accounts,
+    audit,
+    clusters,
+    feedback,
+    health,
+    metrics,
+    respond,
+    review_queue,
+    signups,
+)
 from api.routes import share as share_routes
 from api.scoring import SignupService
 from linkage.store.db import Store
@@ -77,6 +87,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     for module in (respond, clusters, accounts, signups, feedback, audit):
         v1.include_router(module.router)
     v1.include_router(share_routes.router)  # POST /v1/share/export (admin)
+    v1.include_router(review_queue.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(metrics.router)

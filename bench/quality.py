@@ -280,22 +280,25 @@ def run_dataset(
     return result
 
 
-CURVE_POINTS: tuple[int | None, ...] = (0, 10, 50, None)  # labelled groups; None = all
+CURVE_POINTS: tuple[int, ...] = (0, 5, 10, 20)  # labelled groups
+CURVE_BATCH = 5  # groups labelled between two refits (one analyst session)
+RANDOM_SEEDS = (0, 1, 2)
+_CURVE_KEYS = ("ap", "roc_auc", "block_recall", "worst_legit_block", "worst_legit_population")
 
 
-def learning_curve(
-    prep: Any, labels: pd.DataFrame, *, settings: Any, seed: int = 0
-) -> list[dict[str, Any]]:
-    """The engine with labels of 0, 10, 50 and all groups of the training half.
+@dataclass
+class _Truth:
+    """Ground truth of one prepared dataset, aligned with ``prep.X`` (vertex order)."""
 
-    Groups (a labelled group, or an ungrouped account on its own) of the training half
-    are taken farm and legit alternately in a seeded order; the residual is fitted on
-    their accounts and everything is scored on the held-out half.
-    """
-    from linkage.evaluate import evaluate
-    from linkage.pipeline import score_prepared
-    from linkage.score.train import fit_frame
+    y: np.ndarray  # 0/1, NaN unlabelled
+    key: np.ndarray  # labelled group (acct:<id> alone, cluster:<id> for those reviewed together)
+    usable: np.ndarray  # training half, labelled, not grey: what the analyst may label
+    test: np.ndarray  # held-out half
+    cluster: np.ndarray  # cluster id per account (None unclustered)
+    cluster_group: dict[str, str]  # candidate cluster -> the group an analyst would label
 
+
+def _truth(prep: Any, labels: pd.DataFrame, *, seed: int) -> _Truth:
     half = group_halves(labels, seed=seed)
     lab = (
         labels.assign(account_id=labels["account_id"].astype(str))
@@ -305,53 +308,166 @@ def learning_curve(
     idx = prep.X.index.astype(str)
     lab = lab.reindex(idx)
     y = pd.to_numeric(lab["is_farm"], errors="coerce").to_numpy()
-    grey = lab["population"].astype("string").fillna("").str.startswith("grey").to_numpy()
-    key = group_keys(labels).reindex(idx).astype(str)  # unlabelled accounts are never used
+    pop = lab["population"] if "population" in lab.columns else pd.Series("", index=idx)
+    grey = pop.astype("string").fillna("").str.startswith("grey").to_numpy()
+    key = group_keys(labels).reindex(idx).astype(str).to_numpy()
     h = half.reindex(idx).to_numpy()
     usable = (h == 0) & ~np.isnan(y) & ~grey
-    order: list[str] = []
-    per_cls = []
-    for cls in (1, 0):
-        ks = pd.unique(key[usable & (y == cls)])
-        per_cls.append(sorted(ks, key=lambda k: (zlib.crc32(f"{seed}:curve:{k}".encode()), k)))
-    for a, b in zip(per_cls[0], per_cls[1], strict=False):
-        order += [a, b]
-    n0, n1 = len(per_cls[0]), len(per_cls[1])
-    m = min(n0, n1)
-    order += per_cls[0][m:] + per_cls[1][m:]
-    test = h == 1
+    cl = prep.clustering
+    cluster = np.array([*cl.cluster_ids, None], dtype=object)[cl.cluster]
+    ok = usable & pd.notna(cluster)
+    # accounts of no labelled group that an analyst reviews in one cluster are labelled
+    # together: one group, ``cluster:<id>`` (for the labels' CV too)
+    alone = ok & pd.Series(key).str.startswith("acct:").to_numpy()
+    key = key.copy()
+    key[alone] = "cluster:" + cluster[alone].astype(str)
+    # the analyst labels the group most of the cluster's (labellable) members belong to
+    cg = (
+        pd.DataFrame({"c": cluster[ok].astype(str), "g": key[ok]})
+        .groupby("c")["g"]
+        .agg(lambda s: sorted(s.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
+    )
+    return _Truth(y, key, usable, h == 1, cluster, cg.to_dict())
+
+
+def _fit_point(
+    prep: Any, truth: _Truth, groups: list[str], *, settings: Any
+) -> tuple[Any, dict[str, Any]]:
+    """The labelled model on the training-half accounts of ``groups`` (CV-chosen C)."""
+    from linkage.score.labels import fit_with_labels
+    from linkage.score.model import load_model
+
+    base = load_model(settings.score)
+    tr = truth.usable & np.isin(truth.key, list(groups))
+    info: dict[str, Any] = {"groups": len(groups), "accounts": int(tr.sum())}
+    yy = truth.y[tr].astype(int)
+    info["farm_groups"] = len(set(truth.key[tr & (truth.y == 1)]))
+    if not groups or len(np.unique(yy)) < 2:
+        info["C"] = None
+        info["cv"] = "no labels" if not groups else "one class only: no residual"
+        return base, info
+    model, cv = fit_with_labels(
+        prep.X.loc[tr], yy, truth.key[tr], base=base, reference=prep.X, seed=settings.seed
+    )
+    info["C"] = cv.C
+    info["cv"] = cv.reason
+    return model, info
+
+
+def _eval_point(prep: Any, labels: pd.DataFrame, truth: _Truth, model: Any, *, settings: Any):
+    from linkage.evaluate import evaluate
+    from linkage.pipeline import score_prepared
+
+    sc = score_prepared(prep, settings=settings, model=model)
+    scored = sc.accounts[["account_id", "score", "level", "cluster_id"]].loc[truth.test]
+    s_ = _summary(evaluate(scored, labels))
+    return sc, {k: s_[k] for k in _CURVE_KEYS}
+
+
+def _queue_groups(
+    prep: Any, labels: pd.DataFrame, truth: _Truth, *, settings: Any
+) -> list[dict[str, Any]]:
+    """Simulated analyst: label the queue's top clusters' groups, refit every batch."""
+    from linkage.score.queue import review_queue
+
+    groups: list[str] = []
+    seen: set[str] = set()
+    model, info = _fit_point(prep, truth, groups, settings=settings)
+    sc, metrics = _eval_point(prep, labels, truth, model, settings=settings)
+    out = [{"strategy": "queue", **info, **metrics}]
+    non_candidates = {str(c) for c in pd.unique(truth.cluster[pd.notna(truth.cluster)])} - set(
+        truth.cluster_group
+    )
+    while len(groups) < max(CURVE_POINTS):
+        target = len(groups) + CURVE_BATCH
+        labelled_acc = truth.usable & np.isin(truth.key, groups)
+        done = {str(c) for c in pd.unique(truth.cluster[labelled_acc & pd.notna(truth.cluster)])}
+        q = review_queue(
+            sc, model, exclude=seen | done | non_candidates, k=len(truth.cluster_group)
+        )
+        for cid in q["cluster_id"].astype(str):
+            if len(groups) >= target:
+                break
+            seen.add(cid)
+            g = truth.cluster_group[cid]
+            if g not in groups:
+                groups.append(g)
+        dry = len(groups) < target  # the queue ran out of clusters to label
+        model, info = _fit_point(prep, truth, groups, settings=settings)
+        sc, metrics = _eval_point(prep, labels, truth, model, settings=settings)
+        if len(groups) in CURVE_POINTS or dry:
+            out.append({"strategy": "queue", **info, **metrics})
+        if dry:
+            break
+    return out
+
+
+def _random_groups(
+    prep: Any, labels: pd.DataFrame, truth: _Truth, *, settings: Any
+) -> list[dict[str, Any]]:
+    """The same analyst labelling clusters in a random order (mean over seeds)."""
+    cands = sorted(truth.cluster_group)
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for rs in RANDOM_SEEDS:
+        order = np.random.default_rng(rs).permutation(len(cands))
+        groups: list[str] = []
+        for i in order:
+            g = truth.cluster_group[cands[i]]
+            if g not in groups:
+                groups.append(g)
+        for k in CURVE_POINTS:
+            if k > len(groups) and k != CURVE_POINTS[0]:
+                continue
+            model, info = _fit_point(prep, truth, groups[:k], settings=settings)
+            _, metrics = _eval_point(prep, labels, truth, model, settings=settings)
+            runs.setdefault(k, []).append({**info, **metrics})
     out = []
-    for k in CURVE_POINTS:
-        chosen = set(order if k is None else order[:k])
-        tr = usable & key.isin(chosen).to_numpy()
-        if k == 0 or len(np.unique(y[tr])) < 2:
-            model = None if k == 0 else "skip"
-        else:
-            model = fit_frame(prep, tr, y[tr].astype(int), settings=settings)
-        if model == "skip":
-            n_groups = len(order) if k is None else min(k, len(order))
-            out.append({"groups": n_groups, "skipped": "one class only"})
-            continue
-        sc = score_prepared(prep, settings=settings, model=model)
-        scored = sc.accounts[["account_id", "score", "level", "cluster_id"]].loc[test]
-        s_ = _summary(evaluate(scored, labels))
+    for k, pts in sorted(runs.items()):
+        mean = {
+            key: float(np.nanmean([p[key] for p in pts]))
+            for key in ("ap", "roc_auc", "block_recall", "worst_legit_block", "accounts")
+        }
         out.append(
             {
-                "groups": len(order) if k is None else min(k, len(order)),
-                "accounts": int(tr.sum()),
-                **{
-                    key_: s_[key_]
-                    for key_ in (
-                        "ap",
-                        "roc_auc",
-                        "block_recall",
-                        "worst_legit_block",
-                        "worst_legit_population",
-                    )
-                },
+                "strategy": f"random (mean of {len(pts)})",
+                "groups": k,
+                "farm_groups": float(np.mean([p["farm_groups"] for p in pts])),
+                "ap_min": float(np.min([p["ap"] for p in pts])),
+                "residual_kept": sum(p["C"] is not None for p in pts),
+                "worst_legit_population": pts[0]["worst_legit_population"],
+                **mean,
             }
         )
     return out
+
+
+def learning_curve(
+    prep: Any, labels: pd.DataFrame, *, settings: Any, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The engine with the labels of 0, 5, 10 and 20 groups, chosen by the review queue
+    and, beside it, at random.
+
+    Groups are split in halves (:func:`group_halves`); the analyst labels groups of the
+    first half only and everything is reported on the second. *Queue*: the analyst takes
+    the review queue's top clusters (:mod:`linkage.score.queue`, clusters of the held-out
+    half and clusters with no usable label left out), labels the group most of each
+    cluster's members belong to (all its first-half accounts; the cluster's accounts of no
+    labelled group together count as one group), and the model is refitted
+    (:func:`linkage.score.labels.fit_with_labels`, penalty by CV over the labelled groups,
+    "no residual" included) after every :data:`CURVE_BATCH` groups, the next queue coming
+    from the refitted scores. *Random*: the same analyst takes clusters in a random order
+    (mean over :data:`RANDOM_SEEDS`). Last, the labels of every group of the first half
+    at once (what the suite's ``labels`` mode gives the peers).
+    """
+    truth = _truth(prep, labels, seed=seed)
+    every = sorted(set(truth.key[truth.usable]))
+    model, info = _fit_point(prep, truth, every, settings=settings)
+    _, metrics = _eval_point(prep, labels, truth, model, settings=settings)
+    return [
+        *_queue_groups(prep, labels, truth, settings=settings),
+        *_random_groups(prep, labels, truth, settings=settings),
+        {"strategy": "every group of the half", **info, **metrics},
+    ]
 
 
 # -- rendering -------------------------------------------------------------------
@@ -401,20 +517,25 @@ def render_markdown(res: dict[str, Any]) -> str:
     if curves:
         lines += [
             "",
-            "## Learning curve (engine, labels of k groups of the training half, scored on the other half)",
+            "## Learning curve (engine; labels of k groups of the training half, chosen by the "
+            "review queue or at random; scored on the other half)",
             "",
-            "| dataset | labelled groups | accounts | AP | ROC AUC | block R | worst legit block |",
-            "|---|---|---|---|---|---|---|",
+            "| dataset | strategy | labelled groups (farm) | accounts | C kept | AP | ROC AUC | "
+            "block R | worst legit block |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for d in curves:
             for pt in d["curve"]:
-                if "skipped" in pt:
-                    lines.append(f"| {d['name']} | {pt['groups']} | – | {pt['skipped']} | | | |")
-                    continue
+                kept = (
+                    f"{pt['residual_kept']}/{len(RANDOM_SEEDS)}"
+                    if "residual_kept" in pt
+                    else ("–" if pt.get("C") is None else f"{pt['C']:g}")
+                )
+                ap = _f(pt["ap"]) + (f" (min {_f(pt['ap_min'])})" if "ap_min" in pt else "")
                 lines.append(
-                    f"| {d['name']} | {pt['groups']} | {pt['accounts']} | {_f(pt['ap'])} | "
-                    f"{_f(pt['roc_auc'])} | {_f(pt['block_recall'])} | "
-                    f"{_pct(pt['worst_legit_block'])} ({pt['worst_legit_population'] or '–'}) |"
+                    f"| {d['name']} | {pt['strategy']} | {pt['groups']} ({_f(pt['farm_groups'], 1)}) | "
+                    f"{pt['accounts']:.0f} | {kept} | {ap} | {_f(pt['roc_auc'])} | "
+                    f"{_f(pt['block_recall'])} | {_pct(pt['worst_legit_block'])} |"
                 )
     if res.get("lofo"):
         lines += ["", "## Leave-one-family-out (supervised model, own generator)", ""]

@@ -483,15 +483,38 @@ def train(
     datasets: list[Path] = typer.Argument(..., help="Labelled dataset directories to fit on."),
     out: Path = typer.Option(..., "--out", "-o", help="Model JSON to write."),
     settings_file: Path | None = typer.Option(None, "--settings"),
-    c: float = typer.Option(
-        0.1, "--C", help="Inverse L2 strength of the residual on the coordination score."
+    c: float | None = typer.Option(
+        None,
+        "--C",
+        help="Inverse L2 strength of the residual on the out-of-the-box score; "
+        "default: chosen by cross-validation over labelled groups ('no residual' included).",
+    ),
+    feedback: Path | None = typer.Option(
+        None,
+        "--feedback",
+        help="Learn from analysts' verdicts (CSV/JSONL/Parquet: account_id, verdict) on the "
+        "one DATASET instead of its labels table.",
     ),
 ) -> None:
-    """Fit the scoring model (standardised logistic regression) on labelled datasets."""
-    from linkage.score.train import train_model
+    """Fit the scoring model on labelled datasets: the out-of-the-box score plus a residual learnt from the labels."""
+    from linkage.score.train import train_from_feedback, train_model
 
     settings = Settings.load(settings_file)
-    model = train_model(datasets, settings=settings, C=c, progress=_progress_printer())
+    C = "auto" if c is None else c
+    if feedback is not None:
+        from linkage.score.queue import read_feedback
+
+        if len(datasets) != 1:
+            raise LinkageError("--feedback learns from one dataset: give exactly one")
+        model = train_from_feedback(
+            datasets[0],
+            read_feedback(feedback),
+            settings=settings,
+            C=C,
+            progress=_progress_printer(),
+        )
+    else:
+        model = train_model(datasets, settings=settings, C=C, progress=_progress_printer())
     model.save(out)
     err_console.print(
         f"wrote {out} ({len(model.features)} features, trained on {model.meta.get('n_accounts')} accounts)"
@@ -613,6 +636,41 @@ def _demo_printers():
         shown[0] = True
 
     return say, status
+
+
+@app.command("review-queue")
+def review_queue(
+    run: Path = typer.Argument(..., help="Run directory written by `linkage detect`."),
+    top: int = typer.Option(20, "--top", "-n", min=1, help="Queue length."),
+    feedback: Path | None = typer.Option(
+        None,
+        "--feedback",
+        help="Verdicts already given (CSV/JSONL/Parquet: account_id, verdict): "
+        "their clusters are left out.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Clusters an analyst should label next: near the decision boundary, large, high in the ranking, unlike each other."""
+    import json
+
+    from linkage.score.queue import queue_from_run, read_feedback
+    from linkage.store import load_run
+
+    fb = read_feedback(feedback) if feedback is not None else None
+    q, done = queue_from_run(load_run(run), feedback=fb, k=top)
+    for r in q.to_dict("records"):
+        if as_json:
+            typer.echo(json.dumps({k: r[k] for k in q.columns}, default=float))
+        else:
+            typer.echo(
+                f"{r['rank']}\t{r['cluster_id']}\t{r['size']}\t{r['score']:.3f}\t{r['reason']}"
+            )
+    err_console.print(
+        f"{len(q)} clusters to label next (rank, id, size, score, why; {len(done)} already "
+        "labelled left out); "
+        f"details: linkage explain {run} <cluster_id>",
+        highlight=False,
+    )
 
 
 @app.command("settings")

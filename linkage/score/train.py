@@ -3,8 +3,11 @@
 Each dataset goes through the same stages as ``detect`` (so the features are
 exactly those the model will see), labels are joined by account, accounts of
 *grey* populations (coordinated but not extraction: neither class) and unlabelled
-accounts are left out, and a standardised logistic regression is fitted.  Every
-dataset gets the same total weight, so a large world does not drown a small one.
+accounts are left out, and a penalised residual is fitted on top of the
+out-of-the-box model (:mod:`linkage.score.labels`): by default its penalty, "no
+residual" included, is chosen by cross-validation over the labelled groups, so
+labels never make the score worse than the out-of-the-box one beyond noise.
+Every group carries the same weight, so a large campaign does not drown small ones.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ DEFAULT_C = 0.1
 def training_frame(
     dataset: str | Path, *, settings: Settings, progress: Callable[[str], None] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
+    X, y, _ = labelled_frame(dataset, settings=settings, progress=progress)
+    return X, y
+
+
+def labelled_frame(
+    dataset: str | Path, *, settings: Settings, progress: Callable[[str], None] | None = None
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The labelled, non-grey accounts of ``dataset``: ``(X, y, group)``.
+
+    ``group`` is the labels' ``group`` column, or ``acct:<id>`` for an account without one.
+    """
     from linkage.pipeline import prepare
 
     prep = prepare(dataset, settings=settings, progress=progress, keep_prompts=False)
@@ -49,34 +63,107 @@ def training_frame(
         else pd.Series("", index=joined.index)
     )
     keep = joined["is_farm"].notna().to_numpy() & ~pop.str.startswith("grey").to_numpy()
-    return prep.X.loc[keep], joined.loc[keep, "is_farm"].astype(int).to_numpy()
+    grp = (
+        joined["group"].astype("string")
+        if "group" in joined.columns
+        else pd.Series(pd.NA, index=joined.index, dtype="string")
+    )
+    acct = pd.Series("acct:" + joined.index.astype(str), index=joined.index)
+    grp = grp.where(grp.notna() & (grp != ""), acct).astype(str)
+    y = pd.to_numeric(joined.loc[keep, "is_farm"], errors="coerce").astype(int).to_numpy()
+    return prep.X.loc[keep], y, grp.loc[keep].to_numpy(dtype=object)
 
 
 def train_model(
     datasets: Sequence[str | Path],
     *,
     settings: Settings,
-    C: float = DEFAULT_C,
+    C: float | str | None = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> LinearModel:
-    frames, ys, ws = [], [], []
-    for d in datasets:
-        X, y = training_frame(d, settings=settings, progress=progress)
+    """The out-of-the-box model plus a residual learnt from the datasets' labels.
+
+    ``C="auto"`` (default) chooses the penalty by cross-validation over labelled groups
+    (groups of different datasets are different groups), "no residual" included; a
+    number fixes it; ``None`` keeps the out-of-the-box model.
+    """
+    from linkage.score.labels import fit_with_labels
+    from linkage.score.model import load_model
+
+    frames, ys, gs = [], [], []
+    for i, d in enumerate(datasets):
+        X, y, g = labelled_frame(d, settings=settings, progress=progress)
         frames.append(X)
         ys.append(y)
-        ws.append(np.full(len(y), 1.0 / max(len(y), 1)))
+        gs.append(np.asarray([f"{i}:{x}" for x in g], dtype=object))
     X = pd.concat(frames)
     y = np.concatenate(ys)
-    w = np.concatenate(ws)
-    w = w / w.mean()
+    groups = np.concatenate(gs)
+    if len(np.unique(y)) < 2:
+        raise LinkageError("training data needs both farm and legit accounts")
     meta = {
         "trained_on": [str(d) for d in datasets],
-        "n_accounts": len(y),
-        "n_farm": int(y.sum()),
-        "C": C,
         "settings": settings.model_dump(mode="json"),
     }
-    return fit_on_coordination(X, y, C=C, sample_weight=w, meta=meta)
+    base = load_model(settings.score)
+    model, cv = fit_with_labels(X, y, groups, base=base, C=C, seed=settings.seed, meta=meta)
+    if progress:
+        progress(f"train: {cv.reason}")
+    return _described(model, base, meta, y, cv)
+
+
+def train_from_feedback(
+    dataset: str | Path,
+    feedback: pd.DataFrame,
+    *,
+    settings: Settings,
+    C: float | str | None = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> LinearModel:
+    """The out-of-the-box model plus a residual learnt from analysts' verdicts on ``dataset``.
+
+    ``confirmed_farm`` = farm, ``appeal_upheld`` / ``false_positive`` = legit (the latest
+    verdict per account, :func:`linkage.score.labels.feedback_labels`); the groups of the
+    cross-validation are the accounts' clusters in this run (reviewed together, alike by
+    construction), and the residual is standardised on every account of the dataset.
+    """
+    from linkage.pipeline import prepare
+    from linkage.score.labels import feedback_labels, fit_with_labels
+    from linkage.score.model import load_model
+
+    prep = prepare(dataset, settings=settings, progress=progress, keep_prompts=False)
+    cl = prep.clustering
+    ids = np.array([*cl.cluster_ids, None], dtype=object)[cl.cluster]
+    cluster_of = pd.Series(ids, index=prep.X.index.astype(str)).dropna()
+    mask, y, groups = feedback_labels(feedback, prep.X.index, cluster_of)
+    if len(np.unique(y)) < 2:
+        raise LinkageError(
+            f"the feedback names {int(y.sum())} confirmed farm and {int((y == 0).sum())} cleared "
+            f"accounts of {dataset}: training needs both (verdicts confirmed_farm and "
+            "appeal_upheld / false_positive on accounts of this dataset)"
+        )
+    meta = {"trained_on": [str(dataset)], "labels": "feedback"}
+    base = load_model(settings.score)
+    model, cv = fit_with_labels(
+        prep.X.loc[mask], y, groups, base=base, C=C, reference=prep.X, seed=settings.seed, meta=meta
+    )
+    if progress:
+        progress(f"train: {cv.reason}")
+    return _described(model, base, meta, y, cv)
+
+
+def _described(model: LinearModel, base: LinearModel, meta: dict, y: np.ndarray, cv) -> LinearModel:
+    """``model``, or when no residual won, the base with what it was fitted on and why."""
+    if model is not base:
+        return model
+    return LinearModel(
+        base.features,
+        base.mean,
+        base.scale,
+        base.coef,
+        base.intercept,
+        {**base.meta, **meta, "n_accounts": len(y), "n_farm": int(y.sum()), "cv": cv.to_dict()},
+    )
 
 
 def fit_on_coordination(
@@ -102,8 +189,34 @@ def fit_on_coordination(
 
 
 def fit_frame(
-    prep: object, mask: np.ndarray, y: np.ndarray, *, settings: Settings, C: float = DEFAULT_C
+    prep: object,
+    mask: np.ndarray,
+    y: np.ndarray,
+    *,
+    settings: Settings,
+    C: float | str | None = "auto",
+    groups: np.ndarray | None = None,
 ) -> LinearModel:
-    """Fit on the accounts ``mask`` selects of an already prepared run (``y`` = their labels)."""
+    """Labels on the accounts ``mask`` selects of an already prepared run (``y`` = their
+    labels, ``groups`` = their labelled groups; default: the accounts' clusters, an
+    unclustered account its own group): the out-of-the-box model plus the residual the
+    group cross-validation keeps (see :func:`linkage.score.labels.fit_with_labels`)."""
+    from linkage.score.labels import fit_with_labels
+    from linkage.score.model import load_model
+
     X = prep.X.loc[mask]  # type: ignore[attr-defined]
-    return fit_on_coordination(X, y, C=C, meta={"n_accounts": len(y), "n_farm": int(np.sum(y))})
+    if groups is None:
+        cl = prep.clustering  # type: ignore[attr-defined]
+        ids = np.array([*cl.cluster_ids, None], dtype=object)[cl.cluster][mask]
+        acct = np.asarray(X.index.astype(str), dtype=object)
+        groups = np.where(pd.isna(ids), "acct:" + acct, "cluster:" + ids.astype(str))
+    model, _ = fit_with_labels(
+        X,
+        np.asarray(y, dtype=int),
+        groups,
+        base=load_model(settings.score),
+        C=C,
+        reference=prep.X,  # type: ignore[attr-defined]
+        seed=settings.seed,
+    )
+    return model

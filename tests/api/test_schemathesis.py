@@ -55,7 +55,8 @@ def test_api_conforms_to_its_schema(case, admin_headers: dict[str, str]) -> None
 
 def test_schema_loads(api_schema, tmp_path: Path) -> None:
     ops = [op.ok().label for op in api_schema.get_all_operations()]
-    assert "POST /v1/signups/score" in ops and "GET /v1/audit" in ops and len(ops) == 12
+    assert "POST /v1/signups/score" in ops and "GET /v1/audit" in ops and len(ops) == 13
+    assert "GET /v1/review-queue" in ops and "POST /v1/share/export" in ops
     assert "GET /v1/accounts/{account_id}/action" in ops and "POST /v1/watermark/detect" in ops
     names = set(CHECKS.get_all_names())
     assert {"positive_data_acceptance", "negative_data_rejection", "ignored_auth"} <= names
