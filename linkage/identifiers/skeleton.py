@@ -282,7 +282,7 @@ _CLASS_BITS = (
     (_sk.HEXCS, r"[0-9A-Fa-f]"),
 )
 # letters whose case-insensitive match (RE2 folding) the scanner needs as literals
-_FOLD_LETTERS = "acdefhimnpqstwx"
+_FOLD_LETTERS = "acdefhimnopqstwx"
 
 
 def _one_char_strings() -> tuple[np.ndarray, pa.Array]:
