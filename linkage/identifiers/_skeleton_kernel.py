@@ -50,6 +50,10 @@ TLD = 512  # (?i)[A-Za-z]
 HEX = 1024  # (?i)[0-9a-f]
 AWORD = 2048  # RE2's \b word characters (ASCII [0-9A-Za-z_])
 HEXCS = 4096  # [0-9A-Fa-f] (case-sensitive, the hazard test)
+# derived bits (add_trigger_bits): not RE2 classes, the scanner's own bookkeeping
+CTX = 8192  # a character whose meaning for the _F_* conditions depends on its neighbour
+LLC = 16384  # [\p{Ll},;]: what may precede the blank before a name
+FLAG_SHIFT = 16  # bits 16+: the _F_* conditions a character sets on its own
 
 _BT = 96  # `
 _NL = 10
@@ -817,67 +821,78 @@ def _is_opener(c):
     )
 
 
+def add_trigger_bits(cls: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The class table (uint32) with the derived bits ``CTX``, ``LLC`` and the
+    per-character ``_F_*`` conditions (at ``FLAG_SHIFT``) that :func:`_flags` reads."""
+    cls = cls.astype(np.uint32)
+    for c, flag in ((_BT, _F_BT), (64, _F_URL), (34, _F_Q), (PH_C, _F_CODE)):
+        cls[c] |= flag << FLAG_SHIFT
+    for c in (0xAB, 0x201C, 0x201E, 0x2018, 0x300C, 0x300E):
+        cls[c] |= _F_Q << FLAG_SHIFT
+    cls[(cls & NUM) != 0] |= _F_NUM << FLAG_SHIFT
+    cls[(cls & SNB) != 0] |= _F_SP << FLAG_SHIFT
+    cls[(cls & LU) != 0] |= CTX
+    cls[fold == 120] |= CTX
+    for c in (_SP, _TAB, _APOS, 47, 46):
+        cls[c] |= CTX
+    cls[(cls & LL) != 0] |= LLC
+    cls[44] |= LLC
+    cls[59] |= LLC
+    return cls
+
+
 @nb.njit(inline="always")
 def _flags(s, n, cls, fold):
     """The ``_F_*`` conditions present in s[0:n]: a superset of the masks that can
     change the text. Masks only ever write placeholders (word characters), blanks
     where there was whitespace, and the newlines of indented code (whose mask sets
-    ``_F_SP`` itself), so none creates what a later mask's condition looks for."""
+    ``_F_SP`` itself), so none creates what a later mask's condition looks for.
+    Characters set their own conditions through the table; only those marked
+    ``CTX`` look at their left neighbour."""
     f = 0
     if n and (s[0] == _SP or s[n - 1] == _SP):
         f |= _F_SP
     if n and s[0] == _APOS:
         f |= _F_APOS
     prev = -1
-    prev_k = 0
+    prev_k = np.uint32(0)
     name_left = False  # the last non-space character is [\p{Ll},;]
     hex_run = 0
-    n_code = 0
     for i in range(n):
         c = s[i]
         k = cls[c]
-        if k & SPACE:
-            if k & SNB or prev == _SP:
-                f |= _F_SP
-            if prev == _NL and (c == _SP or c == _TAB):  # noqa: SIM109 (numba)
-                f |= _F_NLI
-            hex_run = 0
-        else:
-            if k & LU and prev_k & SPACE and name_left:
-                f |= _F_NAME
-            name_left = (k & LL) != 0 or c == 44 or c == 59
-            if k & NUM:
-                f |= _F_NUM
-            if k & HEX:
-                hex_run += 1
-                if hex_run >= 8:
-                    f |= _F_HEX
-            else:
-                hex_run = 0
-            if prev == 48 and fold[c] == 120:
-                f |= _F_HEX
-            if c < 128:
-                if c == _BT:
-                    f |= _F_BT
-                elif (
-                    c == 64
-                    or (c == 47 and prev == 58)
-                    or (c == 46 and prev >= 0 and fold[prev] == 119)
-                ):
-                    f |= _F_URL
-                elif c == _APOS and prev >= 0 and not prev_k & W:
+        f |= k >> FLAG_SHIFT
+        hex_run = hex_run + 1 if k & HEX else 0
+        if hex_run >= 8:
+            f |= _F_HEX
+        if k & CTX and prev >= 0:
+            if c == _SP:
+                if prev == _SP:
+                    f |= _F_SP
+                elif prev == _NL:
+                    f |= _F_NLI
+            elif c == _TAB:
+                if prev == _NL:
+                    f |= _F_NLI
+            elif c == _APOS:
+                if not prev_k & W:
                     f |= _F_APOS
-                elif c == 34:
-                    f |= _F_Q
-            elif c == PH_C:
-                n_code += 1
-            elif _is_opener(c):
-                f |= _F_Q
+            elif c == 47:
+                if prev == 58:
+                    f |= _F_URL
+            elif c == 46:
+                if fold[prev] == 119:
+                    f |= _F_URL
+            else:
+                if k & LU and prev_k & SPACE and name_left:
+                    f |= _F_NAME
+                if fold[c] == 120 and prev == 48:
+                    f |= _F_HEX
+        if not k & SPACE:
+            name_left = (k & LLC) != 0
         prev = c
         prev_k = k
-    if n_code >= 2:
-        f |= _F_CODE
-    return f
+    return f & 0xFFFF
 
 
 @nb.njit(**_JIT)
@@ -954,7 +969,10 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
         out = _grow(out, o + 6 * n)
         for t in range(n):
             c = lower[a[t]]
-            if c == PH_N:
+            if c < 0x80:
+                out[o] = c
+                o += 1
+            elif c == PH_N:
                 out[o] = 60
                 out[o + 1] = 110
                 out[o + 2] = 62

@@ -324,6 +324,7 @@ def tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if fold[hit].any():
             raise RuntimeError(f"code points fold to two letters: {letter!r}")
         fold[hit] = ord(letter)
+    cls = _sk.add_trigger_bits(cls, fold)
     lowered = pc.utf8_lower(chars)
     if not pc.all(pc.equal(pc.utf8_length(lowered), 1)).as_py():
         raise RuntimeError("utf8_lower maps a code point to several")

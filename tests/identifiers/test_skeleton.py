@@ -102,7 +102,9 @@ def _random_texts(seed: int, n: int, max_atoms: int = 30) -> list[str]:
     """Bulk adversarial texts (numpy): atoms from the characters and pieces above."""
     rng = np.random.default_rng(seed)
     atoms = np.array(_CHARS + _PIECES, dtype=object)
-    return ["".join(atoms[rng.integers(0, len(atoms), rng.integers(0, max_atoms))]) for _ in range(n)]
+    return [
+        "".join(atoms[rng.integers(0, len(atoms), rng.integers(0, max_atoms))]) for _ in range(n)
+    ]
 
 
 # --------------------------------------------------------------------------- mask by mask
