@@ -255,3 +255,35 @@ def test_class_tables_follow_re2() -> None:
     assert cls[0xE002] & k.W and not cls[ord("-")] & k.W
     assert cls[0] & k.URL and not cls[ord("<")] & k.URL
     assert lower[ord("İ")] == ord("i") and lower[0x23A] == 0x2C65
+
+
+# --------------------------------------------------------------------------- template ids
+
+
+def _assign_with(engine: str, prompts, monkeypatch: pytest.MonkeyPatch):
+    from linkage.identifiers import templates as tm
+    from linkage.settings import TemplateSettings
+
+    real = sk.skeletonize_arrow
+    monkeypatch.setattr(
+        tm, "skeletonize_arrow", lambda arr, max_chars: real(arr, max_chars, engine=engine)
+    )
+    return tm.assign_templates(prompts, settings=TemplateSettings(), seed=1)
+
+
+@pytest.mark.parametrize("world", ["tiny", pytest.param("world", marks=pytest.mark.slow)])
+def test_template_ids_equal_with_the_re2_skeletons(world: str, monkeypatch) -> None:
+    import pandas as pd
+
+    if world == "tiny":
+        prompts = pd.read_csv("examples/tiny/requests.csv", dtype=str)["prompt"]
+    else:
+        from fixtures.world import make_world
+
+        prompts = make_world(scale=0.02, seed=1)["requests"]["prompt"]
+    old = _assign_with("re2", prompts, monkeypatch)
+    new = _assign_with("scanner", prompts, monkeypatch)
+    assert len(new.templates) > 5
+    np.testing.assert_array_equal(new.codes, old.codes)
+    np.testing.assert_array_equal(new.ids, old.ids)
+    pd.testing.assert_frame_equal(new.templates, old.templates)
