@@ -25,7 +25,7 @@ import numpy as np
 
 from linkage.identifiers._template_kernel import _char_at
 
-__all__ = ["MASK_IDS", "apply_mask", "skeleton_rows"]
+__all__ = ["MASK_IDS", "add_trigger_bits", "apply_mask_rows", "skeleton_rows"]
 
 _JIT = {"nogil": True, "cache": True}
 
@@ -1008,7 +1008,3 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
                 o = _put_utf8(out, o, c)
         out_off[r + 1] = o
     return out_off, out[:o]
-
-
-def apply_mask(offsets, data, k, cls, fold):  # pragma: no cover - thin alias for tests
-    return apply_mask_rows(offsets, data, k, cls, fold)

@@ -1,4 +1,4 @@
-"""Prompt skeletons: the slot masks, and a compiled scanner that applies them in one pass.
+"""Prompt skeletons: the slot masks (RE2, the definition) and a compiled scanner equal to them.
 
 A skeleton is a prompt with its *slots* masked (``<n> <q> <code> <id> <name>``),
 whitespace collapsed and lower-cased (see
@@ -16,8 +16,7 @@ intermediate Arrow array per mask. Every character class it uses is evaluated by
 RE2 on the class as written in the patterns (:func:`tables`), and property tests
 compare it with the RE2 path mask by mask and end to end on adversarial text and
 on the generated worlds: the two give byte-identical skeletons, so template ids
-do not change. At scale 1 it takes the skeleton step from ~14 s CPU to well
-under a second (``bench/results/profile-scale-1-templates.md``).
+do not change. Measured speed-up: ``bench/results/profile-scale-1-templates.md``.
 """
 
 from __future__ import annotations

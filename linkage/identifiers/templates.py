@@ -14,10 +14,12 @@ raw prompts into **template ids** in two steps:
    estimated Jaccard similarity and clusters the verified pairs with a
    chaining-resistant center clustering; every group gets a deterministic id.
 
-Regexes run in pyarrow (RE2) over the *unique* prompts; shingles, MinHash
-and string hashing are compiled kernels over the Arrow buffers
-(:mod:`linkage.identifiers._template_kernel`); LSH and clustering are array
-operations. Python loops run only over masks, bands, chunks and clustering
+Everything runs over the *unique* prompts. Skeletons are computed by a
+compiled one-pass scanner over the Arrow buffers that gives exactly what the
+RE2 mask regexes give (:mod:`linkage.identifiers.skeleton`, which keeps the
+regexes as the definition); shingles, MinHash and string hashing are compiled
+kernels too (:mod:`linkage.identifiers._template_kernel`); LSH and clustering
+are array operations. Python loops run only over bands, chunks and clustering
 rounds, never over prompts or skeletons. With ``TemplateSettings.cache_dir``
 set, skeletons and signatures of prompts seen in earlier runs are read from
 the cache (:mod:`linkage.identifiers.template_cache`) instead of recomputed.
@@ -534,12 +536,8 @@ def _cached_signatures(
     elif len(todo):
         sig[todo] = _signatures(docs.take(pa.array(todo)), settings.shingle_size, num_perm, seed)
     new = np.flatnonzero(state.hits.row < 0)
-    if len(new):
-        nd = v_doc[new]
-        skel = docs.take(pa.array(np.maximum(nd, 0), mask=nd < 0)).fill_null("")
-        new_sig = sig[np.maximum(nd, 0)]
-        new_sig[nd < 0] = 0  # empty skeleton: no document, no signature
-        cache.add(state.h1[new], state.h2[new], skel, new_sig)
+    if len(new):  # streamed into the cache part by part (empty skeleton: doc -1)
+        cache.add(state.h1[new], state.h2[new], docs, v_doc[new], sig)
     return sig
 
 
