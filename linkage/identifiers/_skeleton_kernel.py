@@ -594,15 +594,13 @@ def _hex_slow(s, n, d, cls, fold):
 
 
 @nb.njit(**_JIT)
-def _hex_hazard(s, n):
+def _hex_hazard(s, n, cls):
     """[^\\x00-\\x7f][0-9A-Fa-f] | [0-9A-Fa-f][^\\x00-\\x7f]: the rows whose hex ids the
     RE2 path masks with the exact two-run rewrite instead of the \\b fast path."""
     for i in range(n - 1):
         a = s[i]
         b = s[i + 1]
-        if a >= 0x80 and (48 <= b <= 57 or 65 <= b <= 70 or 97 <= b <= 102):
-            return True
-        if b >= 0x80 and (48 <= a <= 57 or 65 <= a <= 70 or 97 <= a <= 102):
+        if (a >= 0x80 and cls[b] & HEXCS) or (b >= 0x80 and cls[a] & HEXCS):
             return True
     return False
 
@@ -757,7 +755,7 @@ def _mask_one(k, s, n, d, cls, fold):
         return _number(s, n, d, cls)
     if k == 12:
         return _name(s, n, d, cls)
-    if _hex_hazard(s, n):  # 13
+    if _hex_hazard(s, n, cls):  # 13
         m = _hex_slow(s, n, d, cls, fold)
         tmp = np.empty(max(m, 1), dtype=np.int32)
         tmp[:m] = d[:m]
@@ -947,7 +945,7 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
                 n = _apostrophe(a, m, b, cls)
                 a, b = _swap(a, b)
         if f & _F_HEX:
-            if _hex_hazard(a, n):
+            if _hex_hazard(a, n, cls):
                 m = _hex_slow(a, n, b, cls, fold)
                 if m != n:
                     a, b = _swap(a, b)

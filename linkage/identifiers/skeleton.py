@@ -318,8 +318,11 @@ def tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for bit, pattern in _CLASS_BITS:
         cls[cps[_class_hits(chars, pattern)]] |= bit
     fold = np.zeros(0x110000, dtype=np.uint8)
+    # one scan for all the letters, then each letter asked about those few code points
+    where = np.flatnonzero(_class_hits(chars, "(?i)[" + _FOLD_LETTERS + "]"))
+    few = chars.take(pa.array(where))
     for letter in _FOLD_LETTERS:
-        hit = cps[_class_hits(chars, "(?i)" + letter)]
+        hit = cps[where[_class_hits(few, "(?i)" + letter)]]
         if fold[hit].any():
             raise RuntimeError(f"code points fold to two letters: {letter!r}")
         fold[hit] = ord(letter)
