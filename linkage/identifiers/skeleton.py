@@ -381,6 +381,10 @@ def skeletonize_arrow(arr: pa.Array, max_chars: int, *, engine: str = "scanner")
     The chunks are returned as they are (a chunked array): concatenating them would
     double the skeletons' memory for a moment, and every consumer takes chunked input.
     """
-    func = skeleton_chunk if engine == "scanner" else skeleton_chunk_re2
+    if engine == "scanner":
+        tables()  # built once here: lru_cache would let each worker thread build it too
+        func = skeleton_chunk
+    else:
+        func = skeleton_chunk_re2
     parts = map_chunks(arr, lambda c: func(c, max_chars))
     return pa.chunked_array(parts, type=pa.large_string())
