@@ -774,7 +774,7 @@ def apply_mask_rows(offsets, data, k, cls, fold):
     a = np.empty(longest + 8, dtype=np.int32)
     b = np.empty(longest + 8, dtype=np.int32)
     out_off = np.empty(n_rows + 1, dtype=np.int64)
-    out = np.empty(len(data) + 16, dtype=np.uint8)
+    out = np.empty(offsets[n_rows] - offsets[0] + 16, dtype=np.uint8)
     o = 0
     out_off[0] = 0
     for r in range(n_rows):
@@ -903,7 +903,9 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
     a = np.empty(max_chars + 8, dtype=np.int32)
     b = np.empty(max_chars + 8, dtype=np.int32)
     out_off = np.empty(n_rows + 1, dtype=np.int64)
-    out = np.empty(max(len(data) // 2, 1024), dtype=np.uint8)
+    # sized by this chunk's bytes (data is the whole buffer of a sliced array), grown on
+    # demand; the result is copied to its exact size so no spare capacity stays alive
+    out = np.empty(max((offsets[n_rows] - offsets[0]) // 2, 1024), dtype=np.uint8)
     o = 0
     out_off[0] = 0
     for r in range(n_rows):
@@ -1005,4 +1007,4 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
             else:
                 o = _put_utf8(out, o, c)
         out_off[r + 1] = o
-    return out_off, out[:o]
+    return out_off, out[:o].copy()
