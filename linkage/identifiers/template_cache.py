@@ -34,6 +34,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,8 +225,16 @@ class TemplateCache:
 
     # ----------------------------------------------------------------- write
 
-    def add(self, h1: np.ndarray, h2: np.ndarray, skeleton: pa.Array, sig: np.ndarray) -> None:
+    def add(
+        self, h1: np.ndarray, h2: np.ndarray, docs: pa.Array, doc: np.ndarray, sig: np.ndarray
+    ) -> None:
         """Write the cache with these new entries added (keys not yet cached).
+
+        Entry ``j`` has the key ``(h1[j], h2[j])``, the skeleton ``docs[doc[j]]`` and
+        the signature ``sig[doc[j]]``; ``doc[j] = -1`` stands for an empty skeleton
+        (no document: stored as ``""`` with a zero signature). The new rows are
+        gathered and written one row group at a time, so adding them costs one part
+        of memory, not a copy of every new skeleton and signature.
 
         The old row groups are copied, the new rows appended, into a temporary
         file that then replaces the old one atomically. Failures warn and leave
@@ -235,17 +244,27 @@ class TemplateCache:
             return
         if not self._loaded:
             self._load_keys()
-        sig = np.ascontiguousarray(sig, dtype="<u4")
-        skeleton = skeleton.cast(pa.large_string())
-        new = pa.table(
-            {
-                "h1": h1,
-                "h2": h2,
-                "skeleton": skeleton,
-                "sig": _sig_array(sig, self.num_perm),
-            },
-            schema=_schema(self.num_perm),
-        )
+        docs = docs.cast(pa.large_string())
+        schema = _schema(self.num_perm)
+
+        def new_parts() -> Iterator[pa.Table]:
+            for lo in range(0, len(h1), _BATCH):
+                d = doc[lo : lo + _BATCH]
+                at = np.maximum(d, 0)
+                part_sig = np.ascontiguousarray(sig[at], dtype="<u4")
+                part_sig[d < 0] = 0
+                skel = docs.take(pa.array(at, mask=d < 0)).fill_null("")
+                yield pa.table(
+                    {
+                        "h1": h1[lo : lo + _BATCH],
+                        "h2": h2[lo : lo + _BATCH],
+                        "skeleton": skel,
+                        "sig": _sig_array(part_sig, self.num_perm),
+                    },
+                    schema=schema,
+                )
+
+        new = new_parts()
         tmp = None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -261,8 +280,8 @@ class TemplateCache:
                 Path(tmp).unlink(missing_ok=True)
         self._loaded = False  # re-read on next use
 
-    def _merge_write(self, new: pa.Table, tmp: str) -> None:
-        """The old file's row groups, then the new rows, into ``tmp``."""
+    def _merge_write(self, new: Iterable[pa.Table], tmp: str) -> None:
+        """The old file's row groups, then the new rows (part by part), into ``tmp``."""
         schema = _schema(self.num_perm).with_metadata({_META: self.key.encode()})
         old = None
         if len(self._h1):
@@ -283,7 +302,8 @@ class TemplateCache:
                 for g in range(old.num_row_groups):
                     part = old.read_row_group(g, use_threads=False)
                     writer.write_table(part.replace_schema_metadata(schema.metadata), _BATCH)
-            writer.write_table(new.replace_schema_metadata(schema.metadata), _BATCH)
+            for part in new:
+                writer.write_table(part.replace_schema_metadata(schema.metadata), _BATCH)
 
 
 def _schema(num_perm: int) -> pa.Schema:

@@ -14,10 +14,12 @@ raw prompts into **template ids** in two steps:
    estimated Jaccard similarity and clusters the verified pairs with a
    chaining-resistant center clustering; every group gets a deterministic id.
 
-Regexes run in pyarrow (RE2) over the *unique* prompts; shingles, MinHash
-and string hashing are compiled kernels over the Arrow buffers
-(:mod:`linkage.identifiers._template_kernel`); LSH and clustering are array
-operations. Python loops run only over masks, bands, chunks and clustering
+Everything runs over the *unique* prompts. Skeletons are computed by a
+compiled one-pass scanner over the Arrow buffers that gives exactly what the
+RE2 mask regexes give (:mod:`linkage.identifiers.skeleton`, which keeps the
+regexes as the definition); shingles, MinHash and string hashing are compiled
+kernels too (:mod:`linkage.identifiers._template_kernel`); LSH and clustering
+are array operations. Python loops run only over bands, chunks and clustering
 rounds, never over prompts or skeletons. With ``TemplateSettings.cache_dir``
 set, skeletons and signatures of prompts seen in earlier runs are read from
 the cache (:mod:`linkage.identifiers.template_cache`) instead of recomputed.
@@ -40,7 +42,7 @@ from scipy.sparse.csgraph import connected_components
 
 from linkage._memory import proc_status_kb
 from linkage.identifiers import _template_kernel as _kernel
-from linkage.identifiers._parallel import map_chunks
+from linkage.identifiers.skeleton import skeletonize_arrow
 from linkage.identifiers.template_cache import Lookup, TemplateCache, prompt_keys
 from linkage.settings import TemplateSettings
 
@@ -53,137 +55,8 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------
-# Skeletons
+# Skeletons (the masks and their compiled scanner: linkage.identifiers.skeleton)
 # ---------------------------------------------------------------------------
-#
-# Design notes
-# * The regexes run through pyarrow's RE2 engine directly rather than through
-#   ``Series.str.replace``: pandas silently falls back to Python's ``re`` for
-#   some patterns *depending on the data* (e.g. ``\b`` or ``\w`` when any row is
-#   non-ASCII), which would make a skeleton depend on the other prompts of the
-#   batch (and make the template ids unstable), and would be ~10x slower.
-#   Every pattern below is RE2 syntax (no look-around, no back-references).
-# * While masking, every slot is a single private-use character (the
-#   placeholders below) instead of the final ``<n>`` text. A placeholder is one
-#   "word" character, like the digits or letters it replaces, so a later mask
-#   never changes the word-boundary context an earlier mask saw. The literal
-#   tokens are restored at the very end, and are turned back into placeholders
-#   at the very start. Together this makes ``skeletonize`` idempotent.
-# * RE2 has no look-around, so "word boundary" tests consume one neighbouring
-#   character and put it back (``\1...\3``). A match then eats the separator
-#   that the next candidate would need as its left context, so those masks run
-#   twice: the second run catches exactly the candidates the first one skipped.
-
-_PH = {  # placeholder -> final token
-    "\ue000": "<n>",
-    "\ue001": "<q>",
-    "\ue002": "<code>",
-    "\ue003": "<id>",
-    "\ue004": "<name>",
-}
-_N, _Q, _C, _I, _M = _PH
-_PH_CLASS = r"\x{E000}-\x{E004}"
-# "Word" characters (Unicode aware, placeholders included).
-_W = rf"[\p{{L}}\p{{N}}\p{{M}}_{_PH_CLASS}]"
-_NW = rf"[^\p{{L}}\p{{N}}\p{{M}}_{_PH_CLASS}]"
-# Python's str.isspace() set, so that "whitespace" means what users expect.
-_SPACE = r"[\t-\r\x{1c}-\x{20}\x{85}\p{Z}]"
-
-_SPACE_NOT_BLANK = r"[\t-\r\x{1c}-\x{1f}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
-
-
-def _hex_id_pattern() -> str:
-    """Hex strings of 8+ characters with at least one letter a-f (RE2 has no
-    look-ahead, so "some letter" is spelled out by the position of the first
-    one); pure digit runs stay numbers."""
-    alts = [f"[0-9]{{{k}}}[a-f][0-9a-f]{{{7 - k},}}" for k in range(8)]
-    alts.append("[0-9]{8,}[a-f][0-9a-f]*")
-    uuid = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    return "(?i:" + "|".join([uuid, "0x[0-9a-f]+", *alts]) + ")"
-
-
-# Each mask: (prefilter, pattern, replacement, runs). The prefilter is a cheap
-# capture-free regex (RE2 DFA scan); the rewrite runs only on the rows it hits,
-# which matters because most prompts have no code, URL, quote or id.
-# Order matters; see the notes above.
-_MASKS: tuple[tuple[str | None, str, str, int], ...] = (
-    # Fenced code blocks (``` ... ```); an unterminated fence (truncated prompt)
-    # runs to the end.
-    ("```", r"(?s)```.*?(?:```|\z)", _C, 1),
-    # Indented code: a run of lines indented by 4 spaces or a tab, after the
-    # first line and not blank (a prompt that merely starts with spaces is not code).
-    (
-        r"\n(?: {4}|\t)",
-        r"\n(?:(?: {4}|\t)[ \t]*[^ \t\n][^\n]*(?:\n|\z))+",
-        "\n" + _C + "\n",
-        1,
-    ),
-    # Whitespace: collapse runs (only runs that are not already one blank;
-    # trimmed afterwards).
-    (
-        _SPACE_NOT_BLANK + "| " + _SPACE,
-        _SPACE_NOT_BLANK + _SPACE + "*| " + _SPACE + "+",
-        " ",
-        1,
-    ),
-    # Inline code; then a run of code slots is one slot ("`a` `b`" -> <code>).
-    ("`", r"`+[^`]+`+", _C, 1),
-    (_C + " ?" + _C, _C + r"(?: ?" + _C + r")+", _C, 1),
-    # URLs and e-mails: unique per request, they carry no template.
-    (
-        r"(?i)://|www\.|@",
-        r"(?i)(?:(?:https?|ftp)://|www\.)[^ <>\"'`"
-        + _PH_CLASS
-        + r"]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-        _I,
-        1,
-    ),
-    # Quoted strings: straight double quotes, typographic pairs, and single
-    # quotes only when they stand alone (not apostrophes: "don't", "users'").
-    (
-        '["“„«‘「『]',
-        r'"[^"]*"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|‘[^’]*’|「[^」]*」|『[^』]*』',
-        _Q,
-        1,
-    ),
-    ("'", r"(^|" + _NW + r")'[^']*'($|" + _NW + ")", r"\1" + _Q + r"\2", 2),
-    # Hex ids, 0x literals and UUIDs (hashes, request/trace ids, keys), as
-    # whole words.
-    (
-        "(?i)[0-9a-f]{8}|0x",
-        r"(^|" + _NW + r")" + _hex_id_pattern() + r"($|" + _NW + ")",
-        r"\1" + _I + r"\2",
-        2,
-    ),
-    # Numbers, including inside words ("v2", "gpt4o"): every digit is masked.
-    (r"\p{N}", r"\p{N}+(?:[.,:]\p{N}+)*", _N, 1),
-    # Capitalised names mid-sentence, conservatively: one or more Capitalised
-    # words (not ALL-CAPS, not "I") right after a lower-case word or a comma, so
-    # a sentence-initial capital is never taken for a name.
-    (
-        r"[\p{Ll},;] \p{Lu}\p{Ll}",
-        r"([\p{Ll},;] )\p{Lu}\p{Ll}+(?: \p{Lu}\p{Ll}+)*($|" + _NW + ")",
-        r"\1" + _M + r"\2",
-        2,
-    ),
-)
-# Fast path of the hex-id mask. Its boundary groups ``(^|NW)...($|NW)`` need
-# capture groups, which make RE2 ~3x slower per row, and a second run. RE2's
-# ``\b`` is an *ASCII* word boundary: it agrees with ``NW`` wherever the
-# neighbour of a candidate is ASCII (ASCII letters/digits/``_`` are word
-# characters in both, other ASCII characters in neither), matches adjacent
-# candidates in one pass, and needs no capture. It differs only next to a
-# non-ASCII word character (a letter, a mark, or a placeholder), so rows with
-# a non-ASCII character touching a hex digit keep the exact two-run rewrite.
-_HEX_MASK = 8  # index in _MASKS
-_HEX_FAST = r"\b" + _hex_id_pattern() + r"\b"
-_HEX_HAZARD = r"[^\x00-\x7f][0-9A-Fa-f]|[0-9A-Fa-f][^\x00-\x7f]"
-# Literal tokens (any case) are turned into placeholders first (idempotence).
-_UNMASK = tuple((tok, ph) for ph, tok in _PH.items())
-# Masking never lengthens a prompt (every slot is one character), so the raw
-# prefix needs at most this factor more characters than the skeleton budget:
-# "<code>" is the longest literal token a placeholder can come from.
-_RAW_FACTOR = max(len(t) for t in _PH.values())
 
 
 def _as_arrow(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Array:
@@ -204,109 +77,6 @@ def _as_arrow(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Array:
             )
         )
         return pa.array(s, type=pa.large_string(), from_pandas=True)
-
-
-def _rewrite(
-    arr: pa.Array, prefilter: str | None, pattern: str, repl: str, rows: np.ndarray | None = None
-) -> tuple[pa.Array, np.ndarray | None]:
-    """``replace_substring_regex`` on the rows the prefilter hits only.
-
-    ``rows``: row mask to test at all (rows known not to match are skipped).
-    Returns the new array and the mask of rows the prefilter hit (None: all).
-    """
-    if prefilter is None:
-        return pc.replace_substring_regex(arr, pattern, repl), None
-    if rows is None:
-        hit = pc.fill_null(pc.match_substring_regex(arr, prefilter), False)
-        hit = hit.to_numpy(zero_copy_only=False)
-    else:
-        idx = np.flatnonzero(rows)
-        hit = np.zeros(len(arr), dtype=bool)
-        if len(idx):
-            sub_hit = pc.match_substring_regex(arr.take(pa.array(idx)), prefilter)
-            hit[idx] = pc.fill_null(sub_hit, False).to_numpy(zero_copy_only=False)
-    n_hit = int(hit.sum())
-    if n_hit == 0:
-        return arr, hit
-    if n_hit * 4 > len(arr):  # most rows hit: filtering would cost more
-        return pc.replace_substring_regex(arr, pattern, repl), hit
-    mask = pa.array(hit)
-    sub = pc.replace_substring_regex(arr.filter(mask), pattern, repl)
-    return pc.replace_with_mask(arr, mask, sub), hit
-
-
-# Any literal token, for the one prefilter scan of the un-masking step.
-_ANY_TOKEN = "(?i)" + "|".join(_PH.values())
-_ANY_PH = "[" + _PH_CLASS + "]"
-
-
-def _mask_hex(arr: pa.Array) -> pa.Array:
-    """The hex-id mask of ``_MASKS``: ``\\b`` fast path where it is exact."""
-    prefilter, pattern, repl, runs = _MASKS[_HEX_MASK]
-    hit = pc.fill_null(pc.match_substring_regex(arr, prefilter), False).to_numpy(
-        zero_copy_only=False
-    )
-    if not hit.any():
-        return arr
-    hit_idx = np.flatnonzero(hit)
-    sub = arr.take(pa.array(hit_idx))
-    hazard = pc.fill_null(pc.match_substring_regex(sub, _HEX_HAZARD), False)
-    hazard = hazard.to_numpy(zero_copy_only=False)
-    fast = pc.replace_substring_regex(sub, _HEX_FAST, _I)
-    if hazard.any():
-        slow = sub.filter(pa.array(hazard))
-        for _ in range(runs):
-            slow = pc.replace_substring_regex(slow, pattern, repl)
-        fast = pc.replace_with_mask(fast, pa.array(hazard), slow)
-    mask = np.zeros(len(arr), dtype=bool)
-    mask[hit_idx] = True
-    return pc.replace_with_mask(arr, pa.array(mask), fast)
-
-
-def _skeleton_chunk(arr: pa.Array, max_chars: int) -> pa.Array:
-    """Skeletonize one pyarrow string array (see :func:`skeletonize`).
-
-    Prefilters keep the regex rewrites off rows they cannot change: one scan
-    for all literal tokens; the repeated run of a mask only on the rows its
-    first run hit (elsewhere the text, and so the outcome, is unchanged); the
-    placeholders are restored only on rows that contain one.
-    """
-    arr = pc.utf8_slice_codeunits(arr, 0, max_chars * _RAW_FACTOR)
-    has_tok = pc.fill_null(pc.match_substring_regex(arr, _ANY_TOKEN), False)
-    has_tok = has_tok.to_numpy(zero_copy_only=False)
-    if has_tok.any():
-        for tok, ph in _UNMASK:
-            arr, _ = _rewrite(arr, "(?i)" + tok, "(?i)" + tok, ph, rows=has_tok)
-    arr = pc.utf8_slice_codeunits(arr, 0, max_chars)
-    for i, (prefilter, pattern, repl, runs) in enumerate(_MASKS):
-        if i == _HEX_MASK:
-            arr = _mask_hex(arr)
-            continue
-        hit = None
-        for _ in range(runs):
-            arr, hit = _rewrite(arr, prefilter, pattern, repl, rows=hit)
-        if repl == " ":
-            arr = pc.utf8_trim(arr, " ")
-    arr = pc.utf8_lower(arr)
-    # Lower-casing may lengthen a few characters (e.g. "İ"): keep the budget.
-    arr = pc.utf8_slice_codeunits(arr, 0, max_chars)
-    has_ph = pc.fill_null(pc.match_substring_regex(arr, _ANY_PH), False)
-    if pc.any(has_ph).as_py():
-        sub = arr.filter(has_ph)
-        for ph, tok in _PH.items():
-            sub = pc.replace_substring(sub, ph, tok)
-        arr = pc.replace_with_mask(arr, has_ph, sub.cast(arr.type))
-    return arr
-
-
-def _skeleton_arrow(arr: pa.Array, max_chars: int) -> pa.ChunkedArray:
-    """Skeletonize in row chunks on a thread pool (pyarrow kernels drop the GIL).
-
-    The chunks are returned as they are (a chunked array): concatenating them would
-    double the skeletons' memory for a moment, and every consumer takes chunked input.
-    """
-    parts = map_chunks(arr, lambda c: _skeleton_chunk(c, max_chars))
-    return pa.chunked_array(parts, type=pa.large_string())
 
 
 def _dictionary_encode(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
@@ -346,7 +116,7 @@ def skeletonize(prompts: pd.Series, *, settings: TemplateSettings | None = None)
     """
     settings = settings or TemplateSettings()
     codes, uniques = pd.factorize(prompts, use_na_sentinel=True)
-    skel = _skeleton_arrow(_as_arrow(uniques), settings.max_prompt_chars)
+    skel = skeletonize_arrow(_as_arrow(uniques), settings.max_prompt_chars)
     idx = pa.array(codes, type=pa.int64(), mask=codes < 0)
     out = skel.take(idx)
     return pd.Series(
@@ -726,7 +496,7 @@ def _cached_skeletons(
     # skeletons of the hits (in file order), then of the misses, left where they are:
     # ``place`` maps each unique prompt to its position (a string take here would
     # copy every skeleton once more)
-    fresh = _skeleton_arrow(raw.take(pa.array(miss)), settings.max_prompt_chars)
+    fresh = skeletonize_arrow(raw.take(pa.array(miss)), settings.max_prompt_chars)
     present = np.flatnonzero(valid)
     place = np.empty(len(raw), dtype=np.int64)
     place[present[hits.prompt]] = np.arange(len(hits.prompt))
@@ -766,12 +536,8 @@ def _cached_signatures(
     elif len(todo):
         sig[todo] = _signatures(docs.take(pa.array(todo)), settings.shingle_size, num_perm, seed)
     new = np.flatnonzero(state.hits.row < 0)
-    if len(new):
-        nd = v_doc[new]
-        skel = docs.take(pa.array(np.maximum(nd, 0), mask=nd < 0)).fill_null("")
-        new_sig = sig[np.maximum(nd, 0)]
-        new_sig[nd < 0] = 0  # empty skeleton: no document, no signature
-        cache.add(state.h1[new], state.h2[new], skel, new_sig)
+    if len(new):  # streamed into the cache part by part (empty skeleton: doc -1)
+        cache.add(state.h1[new], state.h2[new], docs, v_doc[new], sig)
     return sig
 
 
@@ -817,7 +583,7 @@ def assign_templates(
     if settings.cache_dir is not None:
         cache, cached, skel_u, place = _cached_skeletons(raw, settings, seed)
     else:
-        skel_u = _skeleton_arrow(raw, settings.max_prompt_chars)
+        skel_u = skeletonize_arrow(raw, settings.max_prompt_chars)
     p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
 
     # Unique, non-empty skeletons in lexicographic order = the documents.

@@ -283,7 +283,7 @@ def test_hex_fast_path_equals_two_run_rewrite() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from linkage.identifiers import templates as tm
+    from linkage.identifiers import skeleton as tm
 
     rng = np.random.default_rng(7)
     alphabet = [*"0123456789abcdefABCDEFxX- _.,gz", "é", "\ue001", "\ue003", "中", "\u0301", "—"]
