@@ -38,6 +38,16 @@ def test_the_blatant_five_account_farm_is_blocked_and_the_company_is_clear(provi
     assert (people["level"] == "clear").all()
 
 
+def test_the_farm_is_blocked_without_throwaway_mail_or_a_signup_cadence(tmp_path):
+    """The same farm on ordinary Gmail addresses, signing up over a week: still blocked
+    (one card, one IP, one template, heavy traffic), the company still clear."""
+    world = small_provider(tmp_path / "w", throwaway=False)
+    s = Settings()
+    sc = score_prepared(prepare(world, settings=s), settings=s).accounts
+    assert (sc.loc[sc["account_id"].str.startswith("farm"), "level"] == "block").all()
+    assert (sc.loc[sc["account_id"].str.startswith("acme"), "level"] == "clear").all()
+
+
 def test_the_farm_is_blocked_by_the_first_principles_score_alone(provider_run):
     world, _ = provider_run
     s = Settings(score=ScoreSettings(model="coordination"))
