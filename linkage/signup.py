@@ -194,6 +194,7 @@ class SignupScorer:
         idx = run.signup_index
         if idx is None or idx.empty:
             self._index: dict[tuple[str, str], tuple[tuple[str, float, int, int], ...]] = {}
+            self._blocked: dict[tuple[str, str, str], float] = {}
             return
         idx = idx.copy()
         idx["account_id"] = idx["account_id"].astype(str)
@@ -222,6 +223,7 @@ class SignupScorer:
         # tuples of atomics are untracked by the cyclic GC (lists are not): ~60% fewer
         # objects for every full collection to walk while the scorer serves
         self._index = {key: tuple(hits) for key, hits in index.items()}
+        self._blocked = _blocked_shares(idx, acc)
 
     @classmethod
     def from_run(
@@ -360,7 +362,10 @@ class SignupScorer:
             strong = sum(1 for v in votes[best].values() if v >= vote)
             if strong < 2:
                 link_score *= block - 1e-3
-            elif self._cluster_level.get(best) == "block":
+            elif (
+                self._cluster_level.get(best) == "block"
+                or self._blocked_families(best, keys, vote) >= 2
+            ):
                 link_score = max(link_score, block)
         evidence: list[Evidence] = []
         if best is not None and link_score > 0:
@@ -439,6 +444,18 @@ class SignupScorer:
             velocity=velocity,
         )
 
+    def _blocked_families(self, cid: str, keys: list[tuple[str, str]], vote: float) -> int:
+        """Families through which a signup is tied to *blocked* accounts of cluster ``cid``:
+        an identifier held mostly inside the cluster (share >= ``vote``) whose holders there
+        are mostly blocked. A farm's cluster can sit at review as a whole (its median member)
+        while the accounts a signup shares its card and device with are blocked."""
+        fams: set[str] = set()
+        for key in keys:
+            for c, _w, m, h in self._index.get(key, ()):
+                if c == cid and m / h >= vote and self._blocked.get((*key, cid), 0.0) >= 0.5:
+                    fams.add(FAMILIES.get(key[0], "other"))
+        return len(fams)
+
     def score_frame(self, signups: pd.DataFrame) -> pd.DataFrame:
         """Batch scoring (velocity counted among the batch, in created_at order)."""
         import json
@@ -497,6 +514,25 @@ def _batch_velocity(
     for r, k, n in zip(rows, kinds, counts, strict=True):
         out[int(r)][k] = max(out[int(r)].get(k, 0), int(n))
     return out
+
+
+def _blocked_shares(idx: pd.DataFrame, accounts: pd.DataFrame) -> dict[tuple[str, str, str], float]:
+    """``(kind, value, cluster) -> share of the cluster's holders that are blocked`` (only
+    entries with a blocked holder: the rest are 0)."""
+    if "level" not in accounts.columns or idx.empty:
+        return {}
+    level = pd.Series(
+        accounts["level"].astype(str).to_numpy(),
+        index=accounts["account_id"].astype(str).to_numpy(),
+    )
+    blocked = (level.reindex(idx["account_id"].to_numpy()).to_numpy() == "block").astype(float)
+    g = (
+        idx.assign(blocked=blocked)
+        .groupby(["kind", "value", "cluster_id"], sort=False)["blocked"]
+        .mean()
+    )
+    g = g[g > 0]
+    return {(str(k), str(v), str(c)): float(b) for (k, v, c), b in g.items()}
 
 
 def _epoch(col: Any, n: int) -> np.ndarray:

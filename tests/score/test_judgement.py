@@ -140,3 +140,57 @@ def test_the_gate_never_blocks_what_the_first_principles_score_keeps_below_revie
     assert (gated[below < s.review_threshold] < s.block_threshold).all()
     assert np.array_equal(gated[below >= s.review_threshold], score[below >= s.review_threshold])
     assert np.array_equal(np.argsort(gated[below < 0.5]), np.argsort(score[below < 0.5]))
+
+
+def _review_cluster_run(tmp_path) -> object:
+    """A cluster at review as a whole (its median member) whose two card-and-device
+    sharing members are blocked."""
+    from linkage.store.rundir import Run
+
+    acc = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2", "a3", "a4", "a5"],
+            "cluster_id": pd.array(["c1"] * 5, dtype="string"),
+            "score": [0.95, 0.95, 0.8, 0.8, 0.8],
+            "level": ["block", "block", "review", "review", "review"],
+        }
+    )
+    rows = [("payment", "card_k", a) for a in ("a1", "a2")]
+    rows += [("device", "dev_d", a) for a in ("a1", "a2")]
+    rows += [("payment", "card_r", a) for a in ("a3", "a4")]
+    rows += [("device", "dev_r", a) for a in ("a3", "a4")]
+    idx = pd.DataFrame(rows, columns=["kind", "value", "account_id"])
+    idx["weight"] = 3.0
+    idx["holders"] = 2
+    clusters = [{"cluster_id": "c1", "size": 5, "score": 0.8, "level": "review"}]
+    return Run(tmp_path, acc, clusters, {"method": "graph", "settings": {}}, idx)
+
+
+def test_a_signup_tied_to_blocked_members_of_a_review_cluster_is_blocked(tmp_path):
+    scorer = SignupScorer(_review_cluster_run(tmp_path))
+    base = {"created_at": "2026-04-01T00:00:00Z", "email": "", "signup_ip": "", "user_agent": ""}
+    to_blocked = scorer.score_one(
+        {
+            **base,
+            "account_id": "n1",
+            "payment_fingerprint": "card_k",
+            "device_fingerprint": "dev_d",
+        },
+        record_velocity=False,
+    )
+    to_review = scorer.score_one(
+        {
+            **base,
+            "account_id": "n2",
+            "payment_fingerprint": "card_r",
+            "device_fingerprint": "dev_r",
+        },
+        record_velocity=False,
+    )
+    one_family = scorer.score_one(
+        {**base, "account_id": "n3", "payment_fingerprint": "card_k", "device_fingerprint": ""},
+        record_velocity=False,
+    )
+    assert to_blocked.level == "block"
+    assert to_review.level == "review"
+    assert one_family.level != "block"
