@@ -118,6 +118,8 @@ def test_openapi_documents_errors_and_security(env: Env) -> None:
         "/v1/accounts/{account_id}",
         "/v1/signups/score",
         "/v1/feedback",
+        "/v1/review-queue",
+        "/v1/share/export",
         "/v1/audit",
         "/v1/accounts/{account_id}/action",
         "/v1/watermark/detect",
