@@ -88,3 +88,28 @@ def test_example_dataset_is_small_and_follows_the_contract() -> None:
     assert ds.report.rows_quarantined == 0 and ds.report.problem_counts == {}
     assert len(ds.accounts) == 11 and len(ds.requests) == 29 and ds.labels is not None
     assert "examples/tiny" in (ROOT / "README.md").read_text()
+
+
+def _imported_top_modules() -> set[str]:
+    """Top-level modules the shipped code (linkage, api, fixtures) imports, lazily or not."""
+    found: set[str] = set()
+    for folder in ("linkage", "api", "fixtures"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for m in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", path.read_text(), re.M):
+                found.add(m.group(1))
+    return found
+
+
+def test_every_core_dependency_is_imported_by_the_product() -> None:
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+    modules_of: dict[str, set[str]] = {}
+    for module, dists in packages_distributions().items():
+        for dist in dists:
+            modules_of.setdefault(dist.lower().replace("_", "-"), set()).add(module)
+    imported = _imported_top_modules()
+    unused = sorted(n for n in names if not (modules_of.get(n, {n.replace("-", "_")}) & imported))
+    assert unused == [], f"declared in [project] dependencies but never imported: {unused}"
