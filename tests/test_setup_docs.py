@@ -1,4 +1,4 @@
-"""Set-up and docs (issue 14): the README's two commands are what CI runs, `./dev`
+"""Set-up and docs: the README's two commands are what CI runs, `./dev`
 is a working script, and docs/DATA_CONTRACT.md matches the contract in code."""
 
 from __future__ import annotations
