@@ -233,7 +233,7 @@ def _cluster_records(
     starts = np.searchsorted(cl.cluster[order], np.arange(len(cl.cluster_ids)))
     names = prep.graph.accounts.to_numpy()
     cscore = scores.clusters.set_index("cluster_id")
-    records = []
+    records: list[dict[str, Any]] = []
     for k, cid in enumerate(cl.cluster_ids):
         members = order[starts[k] : starts[k] + counts[k]]
         row = cscore.loc[cid]
@@ -460,4 +460,4 @@ def _run_baseline(
         pd.DataFrame(),
         timer,
     )
-    return res[["account_id", "cluster_id", "score", "level"]], records, prep, timer, None  # type: ignore[return-value]
+    return res[["account_id", "cluster_id", "score", "level"]], records, prep, timer, None

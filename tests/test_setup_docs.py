@@ -10,6 +10,12 @@ from pathlib import Path
 from linkage.contract import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what CI runs between the fresh-clone demo and the tests, in the dev environment
+CI_LINTERS = [
+    "./dev run ruff check .",
+    "./dev run ruff format --check .",
+    "./dev run mypy linkage api",
+]
 
 
 def _bash_blocks(text: str) -> list[str]:
@@ -26,11 +32,12 @@ def test_readme_two_commands_and_ci_runs_the_test_one() -> None:
         if ln.strip() and not ln.startswith(("#", "set ", "cd "))
     ]
     # the README's test command, preceded by the README's first command on a fresh clone
-    # (.ci/fresh-demo) and by installing a JRE when java is missing (the Spark engine's
-    # tests need one; a no-op where Java is there)
+    # (.ci/fresh-demo), the linters, and by installing a JRE when java is missing (the
+    # Spark engine's tests need one; a no-op where Java is there)
     assert ci[-1] == "./dev test"
     assert ci[0] == ".ci/fresh-demo"
-    before = "\n".join(ci[1:-1])
+    assert ci[1 : 1 + len(CI_LINTERS)] == CI_LINTERS
+    before = "\n".join(ci[1 + len(CI_LINTERS) : -1])
     assert "./dev" not in before and "pytest" not in before
     assert not before or ("command -v java" in before and "default-jre-headless" in before)
     fresh = (ROOT / ".ci" / "fresh-demo").read_text()
