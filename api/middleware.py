@@ -187,7 +187,7 @@ class BodyLimitMiddleware:
                 return
         sent = [False]
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             if not sent[0]:
                 sent[0] = True
                 return {"type": "http.request", "body": body, "more_body": False}

@@ -56,8 +56,9 @@ m = write_world_shards(sys.argv[1], scale=float(sys.argv[2]), seed=int(sys.argv[
 
 # run_aggregation's steps, with each output written to Parquet instead of fetched
 AGGREGATE_CODE = """
-import json, os, resource, sys, threading, time
+import json, os, sys, threading, time
 from pathlib import Path
+from linkage._memory import peak_rss_mb
 from linkage.engine import DuckDBEngine
 from linkage.identifiers.sql import aggregation_steps
 from linkage.settings import IdentifierSettings
@@ -99,7 +100,7 @@ stop.set()
 json.dump({"seconds": round(time.perf_counter() - t0, 2), "steps": steps, "rows": rows,
            "output_bytes": sum(p.stat().st_size for p in Path(out).glob("*.parquet")),
            "spill_max_bytes": spill["max_bytes"],
-           "self_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+           "peak_rss_mb": round(peak_rss_mb(), 1)},
           open(result, "w"))
 """
 
@@ -276,7 +277,7 @@ def render(res: dict[str, Any]) -> str:
             out.append(
                 f"| {r['row']} | {r['shards']} × {r['shard_scale']:g} | {r['rows']['accounts']:,} "
                 f"| {r['rows']['requests']:,} | {_mb(r['bytes_total'])} | {r['seconds_total']:,.0f} "
-                f"| {s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f} | {r['peak_rss_mb']:,.0f} "
+                f"| {s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f} | {r.get('peak_rss_mb') or 0:,.0f} "
                 f"| {r['at']} |"
             )
         out.append("")
@@ -292,7 +293,7 @@ def render(res: dict[str, Any]) -> str:
             edges = (r.get("rows") or {}).get("edges")
             out.append(
                 f"| {r['row']} | {r['requests']:,} | {r['memory_limit']} | {r['threads']} "
-                f"| {r['wall_s']:,.0f} | {r.get('cpu_s') or 0:,.0f} | {r['peak_rss_mb']:,.0f} "
+                f"| {r['wall_s']:,.0f} | {r.get('cpu_s') or 0:,.0f} | {r.get('peak_rss_mb') or 0:,.0f} "
                 f"| {_mb(r.get('spill_max_bytes'))} | {edges if edges is None else f'{edges:,}'} "
                 f"| {_mb(r.get('output_bytes'))} | {r['loadavg_before'][0]:.1f} | {r['at']} |"
                 + (" FAILED" if r.get("returncode") else "")
@@ -314,7 +315,7 @@ def render(res: dict[str, Any]) -> str:
             )
             out.append(
                 f"| {r['row']} | {r['accounts']:,} | {r['requests']:,} | {t.get('total', 0):,.0f} "
-                f"| {r['wall_s']:,.0f} | {r.get('cpu_s') or 0:,.0f} | {r['peak_rss_mb']:,.0f} "
+                f"| {r['wall_s']:,.0f} | {r.get('cpu_s') or 0:,.0f} | {r.get('peak_rss_mb') or 0:,.0f} "
                 f"| {q.get('ap', '–')} | {q.get('block_recall', '–')} | {stages} "
                 f"| {r['loadavg_before'][0]:.1f} | {r['at']} |"
                 + (f" FAILED ({r.get('killed') or 'error'})" if r.get("returncode") else "")

@@ -14,7 +14,7 @@ once per second). Worker threads are not attributed: when the main thread
 waits on a pool (``threading.wait``), the outer frames still name the caller.
 The sampler holds the GIL a few microseconds per sample; at 20 ms the run is
 ~1-2 % slower. A short spike can fall between two samples: ``peak_rss_mb`` of
-``bench.run`` (``ru_maxrss``) is the exact peak, this is where it happens.
+``bench.run`` (the child's ``VmHWM``) is the exact peak, this is where it happens.
 """
 
 from __future__ import annotations

@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "quality")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args(argv)
-    specs = [
-        DatasetSpec(f"own s0.1 seed {s}", "own", scale=0.1, seed=s) for s in (1, 2)
-    ] + [DatasetSpec(f"redteam s0.1 seed {s}", "redteam", scale=0.1, seed=s) for s in (1, 2)]
+    specs = [DatasetSpec(f"own s0.1 seed {s}", "own", scale=0.1, seed=s) for s in (1, 2)] + [
+        DatasetSpec(f"redteam s0.1 seed {s}", "redteam", scale=0.1, seed=s) for s in (1, 2)
+    ]
     if not args.no_external and EXTERNAL.is_dir():
         specs += [
             DatasetSpec(f"external {d.name}", "external", path=d)

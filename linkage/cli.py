@@ -12,6 +12,7 @@ import re
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -43,7 +44,8 @@ def _hoist_root_flags(args: list[str]) -> list[str]:
 class _RootGroup(TyperGroup):
     """The root command group: accepts ``--verbose``/``-q`` after the sub-command too."""
 
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+    # ctx: the Context of the click that typer vendors (typer._click, private to typer)
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _hoist_root_flags(list(args)))
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 import psutil
 
 from linkage import __version__
-from linkage._memory import release_memory
+from linkage._memory import peak_rss_mb, release_memory
 from linkage.dataset import Dataset
 from linkage.detect import Clustering, detect_clusters
 from linkage.detect.leiden import previous_membership
@@ -233,7 +233,7 @@ def _cluster_records(
     starts = np.searchsorted(cl.cluster[order], np.arange(len(cl.cluster_ids)))
     names = prep.graph.accounts.to_numpy()
     cscore = scores.clusters.set_index("cluster_id")
-    records = []
+    records: list[dict[str, Any]] = []
     for k, cid in enumerate(cl.cluster_ids):
         members = order[starts[k] : starts[k] + counts[k]]
         row = cscore.loc[cid]
@@ -414,19 +414,10 @@ def run_detect(
             _write_communities(out, prep)
     manifest["timings"] = {k: round(v, 3) for k, v in timer.stages.items()}
     manifest["timings"]["total"] = round(time.perf_counter() - t_start, 3)
-    manifest["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    manifest["peak_rss_mb"] = round(peak_rss_mb(), 1)
     write_manifest(out, manifest)  # again, now with the final timings (small, atomic)
     log.info("run written to %s in %.1f s", out, manifest["timings"]["total"])
     return manifest
-
-
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    except Exception:  # pragma: no cover - non-POSIX
-        return psutil.Process().memory_info().rss / 2**20
 
 
 def _run_baseline(
@@ -469,4 +460,4 @@ def _run_baseline(
         pd.DataFrame(),
         timer,
     )
-    return res[["account_id", "cluster_id", "score", "level"]], records, prep, timer, None  # type: ignore[return-value]
+    return res[["account_id", "cluster_id", "score", "level"]], records, prep, timer, None

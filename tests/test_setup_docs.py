@@ -1,4 +1,4 @@
-"""Set-up and docs (issue 14): the README's two commands are what CI runs, `./dev`
+"""Set-up and docs: the README's two commands are what CI runs, `./dev`
 is a working script, and docs/DATA_CONTRACT.md matches the contract in code."""
 
 from __future__ import annotations
@@ -10,6 +10,12 @@ from pathlib import Path
 from linkage.contract import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
+#: what CI runs between the fresh-clone demo and the tests, in the dev environment
+CI_LINTERS = [
+    "./dev run ruff check .",
+    "./dev run ruff format --check .",
+    "./dev run mypy linkage api",
+]
 
 
 def _bash_blocks(text: str) -> list[str]:
@@ -26,11 +32,12 @@ def test_readme_two_commands_and_ci_runs_the_test_one() -> None:
         if ln.strip() and not ln.startswith(("#", "set ", "cd "))
     ]
     # the README's test command, preceded by the README's first command on a fresh clone
-    # (.ci/fresh-demo) and by installing a JRE when java is missing (the Spark engine's
-    # tests need one; a no-op where Java is there)
+    # (.ci/fresh-demo), the linters, and by installing a JRE when java is missing (the
+    # Spark engine's tests need one; a no-op where Java is there)
     assert ci[-1] == "./dev test"
     assert ci[0] == ".ci/fresh-demo"
-    before = "\n".join(ci[1:-1])
+    assert ci[1 : 1 + len(CI_LINTERS)] == CI_LINTERS
+    before = "\n".join(ci[1 + len(CI_LINTERS) : -1])
     assert "./dev" not in before and "pytest" not in before
     assert not before or ("command -v java" in before and "default-jre-headless" in before)
     fresh = (ROOT / ".ci" / "fresh-demo").read_text()
@@ -88,3 +95,28 @@ def test_example_dataset_is_small_and_follows_the_contract() -> None:
     assert ds.report.rows_quarantined == 0 and ds.report.problem_counts == {}
     assert len(ds.accounts) == 11 and len(ds.requests) == 29 and ds.labels is not None
     assert "examples/tiny" in (ROOT / "README.md").read_text()
+
+
+def _imported_top_modules() -> set[str]:
+    """Top-level modules the shipped code (linkage, api, fixtures) imports, lazily or not."""
+    found: set[str] = set()
+    for folder in ("linkage", "api", "fixtures"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for m in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", path.read_text(), re.M):
+                found.add(m.group(1))
+    return found
+
+
+def test_every_core_dependency_is_imported_by_the_product() -> None:
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
+    modules_of: dict[str, set[str]] = {}
+    for module, dists in packages_distributions().items():
+        for dist in dists:
+            modules_of.setdefault(dist.lower().replace("_", "-"), set()).add(module)
+    imported = _imported_top_modules()
+    unused = sorted(n for n in names if not (modules_of.get(n, {n.replace("-", "_")}) & imported))
+    assert unused == [], f"declared in [project] dependencies but never imported: {unused}"

@@ -104,8 +104,8 @@ def drawing(g: nx.Graph, *, seed: int = 0) -> dict[str, Any]:
     h = nx.Graph()
     h.add_nodes_from(groups)
     h.add_nodes_from(keep_ids)
-    for (a, n), w in edges.items():
-        h.add_edge(a, n, weight=w)
+    for (a, b), w in edges.items():
+        h.add_edge(a, b, weight=w)
     pos = (
         nx.spring_layout(h, seed=seed, weight=None, k=1.6 / math.sqrt(max(h.number_of_nodes(), 1)))
         if h.number_of_nodes() > 1

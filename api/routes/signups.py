@@ -92,7 +92,7 @@ def score_signup(
         score=out.score,
         level=out.level,
         cluster_id=out.cluster_id,
-        evidence=out.evidence,  # type: ignore[arg-type]
+        evidence=out.evidence,
         velocity=out.velocity,
         degraded=out.degraded,
         run_id=out.run_id,

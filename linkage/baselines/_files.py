@@ -29,12 +29,17 @@ nothing and FRAUDAR drops them).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from linkage.errors import DatasetError, LinkageError
+
+if TYPE_CHECKING:
+    from linkage.ingest.readers import TableFile
 
 # (table, column, kind): the contract's identifier columns
 IDENTIFIER_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -72,13 +77,13 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _source(table: str, files: dict[str, object]) -> str | None:
+def _source(table: str, files: Mapping[str, TableFile]) -> str | None:
     """DuckDB table function reading ``table``'s file(s), or None if absent."""
     tf = files.get(table)
     if tf is None:
         return None
-    parts = ", ".join(_quote(str(p)) for p in tf.parts)  # type: ignore[attr-defined]
-    fmt = tf.fmt  # type: ignore[attr-defined]
+    parts = ", ".join(_quote(str(p)) for p in tf.parts)
+    fmt = tf.fmt
     if fmt == "parquet":
         return f"read_parquet([{parts}])"
     if fmt == "csv":

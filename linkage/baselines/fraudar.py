@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from linkage._memory import peak_rss_mb
 from linkage.baselines._common import Incidence, build_incidence, result_frame
 from linkage.baselines._files import FileIncidence, incidence_from_files
 from linkage.baselines._peel import EdgeLists, core_mask, greedy_peel_arrays, node_count
@@ -285,7 +286,8 @@ def detect_files(
     but nothing of the engine runs: no ingest, no identifiers stage.  The manifest's
     ``timings`` has the stages ``identifiers`` (DuckDB aggregation from the files),
     ``detect`` (weights, pruning, peel, scores), ``write`` and ``total``; its
-    ``peak_rss_mb`` is the process's peak.  Returns the manifest.
+    ``peak_rss_mb`` is the process's own peak RSS (:func:`linkage._memory.peak_rss_mb`).
+    Returns the manifest.
     """
     from linkage import __version__
     from linkage.baselines._common import cluster_records
@@ -322,21 +324,6 @@ def detect_files(
         "write": round(time.perf_counter() - t, 3),
         "total": round(time.perf_counter() - t_start, 3),
     }
-    manifest["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+    manifest["peak_rss_mb"] = round(peak_rss_mb(), 1)
     write_manifest(out, manifest)
     return manifest
-
-
-def _peak_rss_mb() -> float:
-    """This program's peak RSS: ``VmHWM`` (Linux; restarts at exec), else ``ru_maxrss``
-    (which keeps the peak of the process this one was spawned from)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

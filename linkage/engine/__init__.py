@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 import pyarrow as pa
 
@@ -25,7 +25,7 @@ __all__ = ["ENGINES", "DuckDBEngine", "EngineName", "SqlEngine", "open_engine"]
 EngineName = Literal["duckdb", "spark"]
 ENGINES: tuple[str, ...] = ("duckdb", "spark")
 
-Source = pa.Table | str | Path | Sequence[str | Path]
+Source: TypeAlias = pa.Table | str | Path | Sequence[str | Path]
 
 
 @runtime_checkable
@@ -81,7 +81,7 @@ class DuckDBEngine:
         self._frames: dict[str, pa.Table] = {}
 
     @property
-    def connection(self):  # noqa: ANN201 - duckdb is imported lazily
+    def connection(self):  # the duckdb connection (duckdb is imported lazily)
         return self._con
 
     def register(self, name: str, source: Source) -> None:

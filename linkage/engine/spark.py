@@ -178,7 +178,7 @@ def arrow_from_spark(frame: DataFrame) -> pa.Table:
     if hasattr(frame, "toArrow"):  # PySpark 4
         table = frame.toArrow()
     else:  # PySpark 3.5
-        batches = frame._collect_as_arrow()
+        batches = frame._collect_as_arrow()  # type: ignore[operator]  # 3.5 only: 4.x's types lack it
         schema = None if batches else pa.Schema.from_pandas(frame.limit(0).toPandas())
         table = pa.Table.from_batches(batches, schema=schema)
     return _portable(table)

@@ -60,12 +60,11 @@ is read as UTC).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from linkage.engine import SqlEngine
+from linkage.engine import Source, SqlEngine
 from linkage.errors import LinkageError
 from linkage.identifiers.kinds import EXTRA_PREFIX, KINDS, VALUE_MAPS, Kind, sql_trim
 from linkage.settings import IdentifierSettings
@@ -374,9 +373,6 @@ def aggregation_sql(
         + "".join(f"\n{j}" for j in joins)
     )
     return out
-
-
-Source = pa.Table | str | Path | Sequence[str | Path]
 
 
 def _map_table(name: str, raw: pa.Table, settings: IdentifierSettings) -> pa.Table:

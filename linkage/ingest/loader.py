@@ -268,7 +268,7 @@ def load_dataset(
         nul = nul_rows(read.table) if tf.fmt != "parquet" else None
         lines = read.lines
         frame = _to_frame(read.table)
-        read.table = None  # type: ignore[assignment]
+        read.table = None
         frame = prepare_columns(frame, table_def, tf.name, problems)
 
         known = warn = None

@@ -22,7 +22,7 @@ import json
 import re
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,7 +228,7 @@ def _records(
         yield (lineno, data, fields, None, is_last, escaped)
 
 
-def _strings(values: list[str | None]) -> pa.Array:
+def _strings(values: Sequence[str | None]) -> pa.Array:
     return pa.array(values, type=pa.large_string())
 
 

@@ -20,11 +20,16 @@ Unclustered accounts are a cluster of one: their cluster features are their own.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
+
+if TYPE_CHECKING:
+    from linkage.score.coordination import Coordination
 
 # identifier kinds grouped into evidence families
 KIND_GROUPS: dict[str, str] = {
@@ -287,7 +292,7 @@ def account_features(
 
 def model_inputs(
     ag: AccountGraph, clustering: Clustering, features: pd.DataFrame
-) -> tuple[pd.DataFrame, object]:
+) -> tuple[pd.DataFrame, Coordination]:
     """Everything a scoring model may read: :func:`account_features`, the coordination
     terms and the corroboration count; returns ``(X, coordination)``."""
     from linkage.score.coordination import coordination

@@ -21,10 +21,10 @@ import re
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 from linkage.errors import StoreError
@@ -42,11 +42,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(dt: datetime) -> datetime: ...
+@overload
+def as_utc(dt: None) -> None: ...
+@overload
+def as_utc(dt: datetime | None) -> datetime | None: ...
 def as_utc(dt: datetime | None) -> datetime | None:
     """Read datetimes back as UTC-aware (SQLite returns naive values)."""
     if dt is None:
         return None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row a single-row ``INSERT`` just wrote."""
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise StoreError("the database did not report the id of the row just written")
+    return int(key[0])
 
 
 #: The window of client timestamps (a signup's ``created_at``, a verdict's ``ts``): the

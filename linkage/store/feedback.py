@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, insert, literal, select, union_all
 
-from linkage.store.engine import as_utc, bounded_utc, utcnow
+from linkage.store.engine import as_utc, bounded_utc, inserted_id, utcnow
 from linkage.store.models import (
     TARGET_TYPES,
     VERDICTS,
@@ -96,19 +96,21 @@ class FeedbackMixin:
                 return {**feedback_dict(last), "created": False}
             run_id = conn.execute(select(func.max(RunRow.id))).scalar()
             now = utcnow()
-            fid = conn.execute(
-                insert(FeedbackRow.__table__).values(
-                    target_type=target_type,
-                    target_id=target_id,
-                    verdict=verdict,
-                    who=who,
-                    why=why,
-                    ts=now,
-                    client_ts=client_ts,
-                    key_id=key_id,
-                    run_id=run_id,
+            fid = inserted_id(
+                conn.execute(
+                    insert(FeedbackRow.__table__).values(
+                        target_type=target_type,
+                        target_id=target_id,
+                        verdict=verdict,
+                        who=who,
+                        why=why,
+                        ts=now,
+                        client_ts=client_ts,
+                        key_id=key_id,
+                        run_id=run_id,
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
         return {
             "id": int(fid),
             "target_type": target_type,

@@ -233,9 +233,9 @@ class KeysMixin:
         if r is not None and r.revoked_at is None and r.scheme.startswith(_LEGACY_PREFIX):
             return SLOW
         usable = r is not None and r.revoked_at is None and r.scheme == SCHEME
-        expected = r.hash if usable else "0" * 64
+        expected = r.hash if usable and r is not None else "0" * 64
         ok = hmac.compare_digest(self._mac(secret), expected)
-        if not (ok and usable and parsed is not None):
+        if not (ok and usable and parsed is not None and r is not None):
             return None
         return ApiKey(r.id, r.name, frozenset(r.scopes.split()), as_utc(r.created_at))
 
@@ -243,7 +243,7 @@ class KeysMixin:
         """Like :meth:`verify_key_fast`, but also checks (and re-hashes) legacy scrypt keys."""
         got = self.verify_key_fast(token)
         if got != SLOW:
-            return got  # type: ignore[return-value]
+            return got
         parsed = parse_token(token)
         assert parsed is not None
         key_id, secret = parsed

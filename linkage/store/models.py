@@ -12,7 +12,7 @@ id is kept in ``clusters.source_id``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -40,6 +41,9 @@ SCOPES = ("read", "score", "feedback", "metrics", "respond", "admin")
 
 class Base(DeclarativeBase):
     """Declarative base of the store's tables."""
+
+    if TYPE_CHECKING:  # every table here is a plain Table (insert/update/delete take it)
+        __table__: ClassVar[Table]
 
 
 class SchemaVersion(Base):

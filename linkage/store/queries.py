@@ -60,7 +60,7 @@ def latest_verdicts_of(conn: Connection, target_type: str, ids: Iterable[str]) -
     by: dict[str, list[Any]] = {}
     for r in rows:
         by.setdefault(r.target_id, []).append(r)
-    return {k: latest(v).verdict for k, v in by.items()}
+    return {k: row.verdict for k, v in by.items() if (row := latest(v)) is not None}
 
 
 class QueriesMixin:
@@ -229,6 +229,7 @@ class QueriesMixin:
                 }
             else:
                 s = signup
+                assert s is not None  # m is None here, and both None returned above
                 out = {
                     "account_id": account_id,
                     "source": "signup",
@@ -264,7 +265,7 @@ class QueriesMixin:
 
 def ordered_evidence(items: Iterable[Any]) -> list[dict[str, Any]]:
     """Evidence dicts normalised and ordered by contribution (strongest first)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for e in items:
         if not isinstance(e, Mapping):
             continue

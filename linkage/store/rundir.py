@@ -277,7 +277,9 @@ def verify_run(path: str | Path) -> Verified:
             want = (files.get(name) or {}).get("rows")
             if want is not None and n != want:
                 problems.append(f"{name} has {n} rows, the manifest says {want}")
-    counts = man.get("counts") if isinstance(man.get("counts"), dict) else {}
+    counts = man.get("counts")
+    if not isinstance(counts, dict):
+        counts = {}
     n_acc = len(run.accounts)
     if n_acc == 0:
         problems.append("accounts.csv has no accounts")

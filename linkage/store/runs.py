@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from linkage.errors import StoreError
-from linkage.store.engine import as_utc, utcnow
+from linkage.store.engine import as_utc, inserted_id, utcnow
 from linkage.store.lineage import remap_clusters
 from linkage.store.models import (
     ClusterRow,
@@ -139,17 +139,21 @@ class RunsMixin:
                     return f"cl-{counter[0]:06d}"
 
                 remap = remap_clusters(new_members, previous, banned=banned, next_id=next_id)
-                run_id = conn.execute(
-                    insert(RunRow.__table__).values(
-                        path=path,
-                        manifest=run.manifest,
-                        settings=settings if isinstance(settings, dict) else {"value": settings},
-                        imported_at=utcnow(),
-                        n_accounts=len(acc),
-                        n_clusters=len(run.clusters),
-                        digest=verified.digest,
+                run_id = inserted_id(
+                    conn.execute(
+                        insert(RunRow.__table__).values(
+                            path=path,
+                            manifest=run.manifest,
+                            settings=settings
+                            if isinstance(settings, dict)
+                            else {"value": settings},
+                            imported_at=utcnow(),
+                            n_accounts=len(acc),
+                            n_clusters=len(run.clusters),
+                            digest=verified.digest,
+                        )
                     )
-                ).inserted_primary_key[0]
+                )
                 self._import_checkpoint("run")
                 cluster_rows = []
                 for c in run.clusters:
@@ -228,7 +232,8 @@ class RunsMixin:
             MembershipRow.run_id == run_id, MembershipRow.cluster_id.is_not(None)
         )
         for cid, aid in conn.execute(q):
-            out.setdefault(cid, set()).add(aid)
+            if cid is not None:  # the query excludes NULL; the column type does not say so
+                out.setdefault(cid, set()).add(aid)
         return {k: frozenset(v) for k, v in out.items()}
 
     @staticmethod

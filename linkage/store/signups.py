@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select
 
-from linkage.store.engine import as_utc, utcnow
+from linkage.store.engine import as_utc, inserted_id, utcnow
 from linkage.store.models import FeedbackRow, SignupRow
 from linkage.store.verdicts import CLEARING_VERDICTS
 
@@ -43,20 +43,22 @@ class SignupsMixin:
         a caller must not acknowledge the decision as recorded then.
         """
         with self.engine.begin() as conn:
-            rid = conn.execute(
-                insert(SignupRow.__table__).values(
-                    account_id=account_id,
-                    payload=dict(payload),
-                    score=float(score),
-                    level=level,
-                    cluster_id=cluster_id,
-                    evidence=evidence,
-                    degraded=bool(degraded),
-                    created_at=created_at or utcnow(),
-                    key_id=key_id,
-                    run_id=run_id,
+            rid = inserted_id(
+                conn.execute(
+                    insert(SignupRow.__table__).values(
+                        account_id=account_id,
+                        payload=dict(payload),
+                        score=float(score),
+                        level=level,
+                        cluster_id=cluster_id,
+                        evidence=evidence,
+                        degraded=bool(degraded),
+                        created_at=created_at or utcnow(),
+                        key_id=key_id,
+                        run_id=run_id,
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
         return int(rid)
 
     def recent_signups(self, since: datetime, *, limit: int = 100_000) -> list[dict[str, Any]]:

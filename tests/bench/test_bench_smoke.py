@@ -41,6 +41,9 @@ def test_bench_runs_and_writes_expected_json(tmp_path):
     assert graph["timings"]["total"] > 0
     assert graph["wall_s"] >= graph["timings"]["total"]
     assert graph["peak_rss_mb"] > 50
+    # the child's own peak (VmHWM) never exceeds what wait4 reports (which also carries the
+    # peak of this process, the child was spawned from)
+    assert graph["ru_maxrss_mb"] >= graph["peak_rss_mb"]
     for method, run in sc["runs"].items():
         q = run["quality"]
         assert 0.0 <= q["ap"] <= 1.0, method

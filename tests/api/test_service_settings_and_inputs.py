@@ -1,4 +1,4 @@
-"""Service fixes of issue 14: velocity window from the environment, evidence that
+"""The service reads its settings and checks its inputs: velocity window from the environment, evidence that
 names the store's cluster ids, peer runs refused at import, non-UTF-8 bodies."""
 
 from __future__ import annotations

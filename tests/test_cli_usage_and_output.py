@@ -1,4 +1,4 @@
-"""The CLI behaves like a CLI (issue 14): usage errors, `clusters`, a bare key on
+"""The CLI behaves like a CLI: usage errors, `clusters`, a bare key on
 stdout, Markdown not wrapped when piped, -q, progress printed once with a bar."""
 
 from __future__ import annotations
