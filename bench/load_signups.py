@@ -215,7 +215,14 @@ async def drive(
     degraded = 0
     errors = 0
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    # At most ``conns`` requests are handed to httpx at once; the rest wait here, on an
+    # O(1) semaphore, and that wait counts in latency_from_schedule (the run stays open
+    # loop).  Without it a stall of the server left thousands of requests queued in
+    # httpcore's pool, whose per-event scan of every queued request is quadratic: the
+    # client then spent its whole core there, with the server idle, and never caught up.
+    conns = 64
+    gate = asyncio.Semaphore(conns)
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
     async with httpx.AsyncClient(
         base_url=base, headers=headers, timeout=timeout, limits=limits
     ) as client:
@@ -225,6 +232,7 @@ async def drive(
 
         async def one(i: int, scheduled: float) -> None:
             nonlocal errors, degraded
+            await gate.acquire()
             t0 = time.perf_counter()
             try:
                 r = await client.post("/v1/signups/score", json=bodies[i])
@@ -241,6 +249,8 @@ async def drive(
             except httpx.HTTPError as exc:
                 code = type(exc).__name__
                 errors += 1
+            finally:
+                gate.release()
             t1 = time.perf_counter()
             statuses[code] = statuses.get(code, 0) + 1
             lat.append(t1 - t0)
