@@ -121,3 +121,21 @@ def test_the_velocity_window_forgets_identifiers_that_left_it(env: Env) -> None:
     assert held == entries and 1 <= held <= 3
     again = scorer.score_one({"account_id": "late2", "payment_fingerprint": "card-late"}, now=late)
     assert again.velocity["payment"] == 2  # what is inside the window still counts
+
+
+def test_commits_without_checkpoint_give_the_pooled_connection_back_as_it_was(
+    tmp_path: Path,
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    writer = SignupWriter(store, checkpoint_every=0.05)
+    try:
+        asyncio.run(writer.record(_row(1)))
+    finally:
+        writer.close()
+    with store.engine.connect() as conn:  # the connection the writer used, from the pool
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        # the checkpointer copied the WAL into the database: nothing left to copy
+        busy, log_pages, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    assert busy == 0 and log_pages == done
+    assert store.count_signups() == 1
+    store.close()
