@@ -12,6 +12,7 @@ from api.errors import ApiError
 from api.metrics import Metrics
 from api.ratelimit import FailureLimiter
 from api.scoring import SignupService
+from api.writer import SignupWriter
 from linkage.store.db import SLOW, ApiKey, Store, parse_token
 
 bearer = HTTPBearer(
@@ -35,6 +36,11 @@ async def get_store(request: Request) -> Store:
 async def get_signup_service(request: Request) -> SignupService:
     """The app's signup scoring service."""
     return request.app.state.signups
+
+
+async def get_signup_writer(request: Request) -> SignupWriter:
+    """The app's signup decision writer (group commit)."""
+    return request.app.state.signup_writer
 
 
 async def get_metrics(request: Request) -> Metrics:

@@ -31,6 +31,7 @@ from api.routes import (
 )
 from api.routes import share as share_routes
 from api.scoring import SignupService
+from api.writer import SignupWriter
 from linkage.store.db import Store
 
 log = logging.getLogger("api")
@@ -52,10 +53,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     registry = service_metrics()
     signup_service = SignupService(store, settings, registry)
     signup_service.load()
+    signup_writer = SignupWriter(store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        signup_writer.close()
         store.close()
 
     app = FastAPI(
@@ -70,6 +73,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.store = store
     app.state.metrics = registry
     app.state.signups = signup_service
+    app.state.signup_writer = signup_writer
     app.state.auth_by_client = FailureLimiter(
         settings.auth_fail_limit, settings.auth_fail_window_seconds
     )

@@ -34,18 +34,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 @contextmanager
 def local_server(
-    store_url: str, work: Path, *, ready_s: float = 90.0, cpus: set[int] | None = None
+    store_url: str,
+    work: Path,
+    *,
+    ready_s: float = 90.0,
+    cpus: set[int] | None = None,
+    info: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """``uvicorn api.main:create_app`` on 127.0.0.1 (a free port) over ``store_url``; yields
     its base URL once ``/readyz`` answers 200, and stops it on exit.  ``cpus``: pin the
     server to these cores (Linux ``sched_setaffinity``), e.g. to keep the load generator
-    off them."""
+    off them.  ``info``: filled with the server's ``pid``."""
     port = free_port()
     env = {**os.environ, "LINKAGE_STORE_URL": store_url, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
            "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     proc = subprocess.Popen(cmd, env=env, cwd=str(work), preexec_fn=pin)
+    if info is not None:
+        info["pid"] = proc.pid
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_s
@@ -126,6 +133,18 @@ def synthetic_run(out: Path, *, n_clusters: int = 300, seed: int = 0) -> tuple[P
     return path, cards
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; None elsewhere)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -183,6 +202,7 @@ async def drive(
     timeout: float,
     cards: list[str],
     seed: int,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     n = min(int(rate * duration), max_requests)
     rng = random.Random(seed)
@@ -195,7 +215,14 @@ async def drive(
     degraded = 0
     errors = 0
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    # At most ``conns`` requests are handed to httpx at once; the rest wait here, on an
+    # O(1) semaphore, and that wait counts in latency_from_schedule (the run stays open
+    # loop).  Without it a stall of the server left thousands of requests queued in
+    # httpcore's pool, whose per-event scan of every queued request is quadratic: the
+    # client then spent its whole core there, with the server idle, and never caught up.
+    conns = 64
+    gate = asyncio.Semaphore(conns)
+    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
     async with httpx.AsyncClient(
         base_url=base, headers=headers, timeout=timeout, limits=limits
     ) as client:
@@ -205,6 +232,7 @@ async def drive(
 
         async def one(i: int, scheduled: float) -> None:
             nonlocal errors, degraded
+            await gate.acquire()
             t0 = time.perf_counter()
             try:
                 r = await client.post("/v1/signups/score", json=bodies[i])
@@ -221,12 +249,16 @@ async def drive(
             except httpx.HTTPError as exc:
                 code = type(exc).__name__
                 errors += 1
+            finally:
+                gate.release()
             t1 = time.perf_counter()
             statuses[code] = statuses.get(code, 0) + 1
             lat.append(t1 - t0)
             sched_lat.append(t1 - scheduled)
 
         print(f"warm-up done; sending {n} requests at {rate}/s", file=sys.stderr, flush=True)
+        cpu0 = cpu_seconds(server_pid)
+        load0 = os.getloadavg()
         start = time.perf_counter()
         tasks = []
         for i in range(n):
@@ -246,6 +278,7 @@ async def drive(
         if pending:
             statuses["unfinished"] = len(pending)
         elapsed = time.perf_counter() - start
+        cpu1 = cpu_seconds(server_pid)
         try:
             metrics = (await client.get("/metrics", timeout=30)).text
         except httpx.HTTPError:
@@ -259,6 +292,16 @@ async def drive(
         "elapsed_s": round(elapsed, 2),
         "errors": errors,
         "statuses": statuses,
+        # the server's CPU over the measured phase: what each request costs it, and how
+        # much of its core it needed (robust to a shared machine, unlike latency)
+        "server_cpu_s": None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 2),
+        "server_cpu_ms_per_request": None
+        if cpu0 is None or cpu1 is None or not lat
+        else round((cpu1 - cpu0) / len(lat) * 1e3, 3),
+        "server_cpu_share": None
+        if cpu0 is None or cpu1 is None
+        else round((cpu1 - cpu0) / elapsed, 3),
+        "loadavg_start": [round(x, 2) for x in load0],
         "levels": levels,
         "degraded": degraded,
         "latency_ms": {
@@ -345,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     res = store.import_run(run_dir)
     _, token = store.create_key("load-test", ["score"])
     store.close()
-    with local_server(url, work, cpus=server_cpus) as base:
+    info: dict[str, Any] = {}
+    with local_server(url, work, cpus=server_cpus, info=info) as base:
         print(f"server ready on {base}", file=sys.stderr, flush=True)
         result = asyncio.run(
             drive(
@@ -357,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
                 cards=cards,
                 seed=args.seed,
+                server_pid=info.get("pid"),
             )
         )
     result = {
@@ -364,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         "clusters": res.n_clusters,
         "accounts": res.n_accounts,
         "cpu_count": os.cpu_count(),
-        "loadavg": os.getloadavg(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([Path(sys.executable).name, "-m", "bench.load_signups", *sys.argv[1:]]),
         "pinned": bool(args.pin),
         **result,
     }
@@ -373,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{result['requests']} requests at {result['rate_achieved']}/s: p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
         f"max {lat['max']} ms (server's own time: p50 {srv['p50']} ms, p99 {srv['p99']} ms), "
-        f"errors {result['errors']}, degraded {result['degraded']} -> {args.out}"
+        f"errors {result['errors']}, degraded {result['degraded']}, server CPU "
+        f"{result['server_cpu_ms_per_request']} ms/request ({result['server_cpu_share']} of a core), "
+        f"load {result['loadavg_start']} -> {args.out}"
     )
     return 0 if result["errors"] == 0 else 1
 

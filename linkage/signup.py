@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +184,10 @@ class SignupScorer:
         self._lock = threading.Lock()
         #: (kind, value) -> {account id: server time first seen in the window}, oldest first
         self._recent: dict[tuple[str, str], dict[str, float]] = {}
+        #: every (time, key, account) recorded, oldest first: what leaves the window is
+        #: evicted on each call whatever its key, so the window holds only its last
+        #: ``window_s`` (identifiers seen once are forgotten too, not kept for ever)
+        self._expiry: deque[tuple[float, tuple[str, str], str]] = deque()
         clusters = {c["cluster_id"]: c for c in run.clusters}
         self._cluster_score = {cid: float(c["score"]) for cid, c in clusters.items()}
         self._cluster_level = {cid: str(c["level"]) for cid, c in clusters.items()}
@@ -245,6 +249,7 @@ class SignupScorer:
         out: dict[str, int] = {}
         cutoff = t - self.window_s
         with self._lock:
+            self._evict(cutoff)
             for key in keys:
                 if key[0] not in VELOCITY_LIMITS:
                     continue
@@ -265,8 +270,28 @@ class SignupScorer:
                     count += 1
                     if record:
                         seen[account] = t
+                        self._expiry.append((t, key, account))
                 out[key[0]] = max(out.get(key[0], 0), count)
         return out
+
+    def _evict(self, cutoff: float) -> None:
+        """Forget what was recorded before ``cutoff`` (call with the lock held): amortised
+        O(1) per signup, and an identifier whose window empties is dropped."""
+        expiry, recent = self._expiry, self._recent
+        while expiry and expiry[0][0] < cutoff:
+            t0, key, account = expiry.popleft()
+            seen = recent.get(key)
+            if seen is None:
+                continue
+            if seen.get(account) == t0:
+                del seen[account]
+            if not seen:
+                del recent[key]
+
+    def window_size(self) -> tuple[int, int]:
+        """(identifiers, account entries) held in the velocity window now."""
+        with self._lock:
+            return len(self._recent), sum(len(v) for v in self._recent.values())
 
     def retract(self, record: Mapping[str, Any], t: float) -> None:
         """Undo what :meth:`score_one` recorded for ``record`` at server time ``t`` (the
@@ -278,6 +303,8 @@ class SignupScorer:
                 seen = self._recent.get(key)
                 if seen is not None and seen.get(account) == t:
                     del seen[account]
+                    if not seen:
+                        del self._recent[key]
 
     def observe(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Warm the velocity window with already-scored signups (e.g. from the store).
@@ -298,11 +325,15 @@ class SignupScorer:
             for i in order:
                 r, k = int(rows[i]), str(kinds[i])
                 if k in VELOCITY_LIMITS:
-                    seen = self._recent.setdefault((k, str(values[i])), {})
-                    seen.setdefault(accounts[r], float(ts[r]))
+                    key = (k, str(values[i]))
+                    seen = self._recent.setdefault(key, {})
+                    if accounts[r] not in seen:
+                        seen[accounts[r]] = float(ts[r])
+                        self._expiry.append((float(ts[r]), key, accounts[r]))
             for key, seen in self._recent.items():  # keep each window oldest first
                 if len(seen) > 1:
                     self._recent[key] = dict(sorted(seen.items(), key=lambda kv: kv[1]))
+            self._expiry = deque(sorted(self._expiry, key=lambda e: e[0]))
         return len(recs)
 
     # -- scoring ---------------------------------------------------------------

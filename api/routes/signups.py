@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import get_metrics, get_signup_service, get_store, require_scope
+from api.deps import get_metrics, get_signup_service, get_signup_writer, get_store, require_scope
 from api.errors import ApiError
 from api.metrics import Metrics
 from api.routes import AUTH_ERRORS, error_responses
 from api.schemas import SignupIn, SignupScore
 from api.scoring import SignupService, keep_stricter
+from api.writer import SignupWriter
 from linkage.errors import StoreError
 from linkage.store.db import Store
 
@@ -39,11 +40,12 @@ def _not_recorded(exc: Exception, metrics: Metrics) -> ApiError:
     summary="Score one new signup against the known farms",
     responses=error_responses(400, 413, *AUTH_ERRORS),
 )
-def score_signup(
+async def score_signup(
     body: SignupIn,
     request: Request,
     service: Annotated[SignupService, Depends(get_signup_service)],
     store: Annotated[Store, Depends(get_store)],
+    writer: Annotated[SignupWriter, Depends(get_signup_writer)],
     metrics: Annotated[Metrics, Depends(get_metrics)],
 ) -> SignupScore:
     """Score, level, the (stable) cluster it attaches to, evidence and identifier velocity.
@@ -61,6 +63,9 @@ def score_signup(
     it can raise the decision, never lower it (`revision`, `previous_level`; only an
     analyst's verdict lowers it); a retry does not count twice in velocity.
     """
+    # async, on the event loop: one indexed read and a few dictionary look-ups inline;
+    # the INSERT goes to the writer thread (group commit, api.writer) and is awaited,
+    # so no request thread ever waits for SQLite's write lock
     record = body.model_dump(mode="json")  # created_at: the client's claim, as sent (or null)
     now = datetime.now(UTC)
     try:
@@ -69,17 +74,19 @@ def score_signup(
         raise _not_recorded(exc, metrics) from None
     out = keep_stricter(service.score(record, now=now), previous)
     try:
-        store.record_signup(
-            account_id=out.account_id,
-            payload=record,
-            score=out.score,
-            level=out.level,
-            cluster_id=out.cluster_id,
-            evidence=out.evidence,
-            degraded=out.degraded,
-            created_at=now,
-            key_id=request.state.api_key.id,
-            run_id=out.run_id,
+        await writer.record(
+            {
+                "account_id": out.account_id,
+                "payload": record,
+                "score": out.score,
+                "level": out.level,
+                "cluster_id": out.cluster_id,
+                "evidence": out.evidence,
+                "degraded": out.degraded,
+                "created_at": now,
+                "key_id": request.state.api_key.id,
+                "run_id": out.run_id,
+            }
         )
     except (SQLAlchemyError, StoreError) as exc:
         service.retract(out)
