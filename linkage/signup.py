@@ -319,7 +319,9 @@ class SignupScorer:
         ids = signup_identifiers(frame, settings=self.settings)
         ts = _epoch(frame.get("received_at"), len(frame))
         accounts = [_account_key(r) for r in recs]
-        order = np.argsort(ts[ids["row"].to_numpy()], kind="stable") if len(ids) else []
+        order: np.ndarray = (
+            np.argsort(ts[ids["row"].to_numpy()], kind="stable") if len(ids) else np.empty(0, int)
+        )
         rows, kinds, values = ids["row"].to_numpy(), ids["kind"].to_numpy(), ids["value"].to_numpy()
         with self._lock:
             for i in order:
@@ -400,7 +402,7 @@ class SignupScorer:
                 link_score = max(link_score, block)
         evidence: list[Evidence] = []
         if best is not None and link_score > 0:
-            links = [
+            links: list[dict[str, Any]] = [
                 {
                     "kind": key[0],
                     "value": key[1],
