@@ -135,7 +135,10 @@ def serve(
         console.print(
             f"[yellow]warning:[/] no signup model loaded ({app.state.signups.load_error})"
         )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    loop, http = _server_io()
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, access_log=False, loop=loop, http=http
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -143,3 +146,22 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("import-run")(import_run)
     app.add_typer(keys_app, name="keys")
+
+
+def _server_io() -> tuple[str, str]:
+    """uvicorn's event loop and HTTP parser: uvloop and httptools (core dependencies; the
+    signup load benchmark was measured with them), asyncio and h11 where they are missing
+    (uvloop does not exist on Windows)."""
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    try:
+        import httptools  # noqa: F401
+
+        http = "httptools"
+    except ImportError:
+        http = "h11"
+    return loop, http
