@@ -111,19 +111,24 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
                 "missing API key: send `Authorization: Bearer <key>`",
                 headers=_CHALLENGE,
             )
-        key = await authenticate(request, creds.credentials)
-        if not key.allows(scope):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"this key lacks the `{scope}` scope",
-                {"required_scope": scope, "key_scopes": sorted(key.scopes)},
-            )
-        request.state.api_key = key
-        return key
+        return admit(request, await authenticate(request, creds.credentials), scope)
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+def admit(request: Request, key: ApiKey, scope: str) -> ApiKey:
+    """``key`` if it holds ``scope`` (403 otherwise), left in ``request.state.api_key``;
+    the one scope check of the Bearer routes and the console's session routes."""
+    if not key.allows(scope):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this key lacks the `{scope}` scope",
+            {"required_scope": scope, "key_scopes": sorted(key.scopes)},
+        )
+    request.state.api_key = key
+    return key
 
 
 async def optional_key(request: Request) -> ApiKey | None:

@@ -40,8 +40,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.console.drawing import MAX_IDENTIFIERS, drawing
 from api.console.queries import QUEUE_SORTS, VERDICT_FILTERS, list_runs, queue, run_info
-from api.deps import authenticate
+from api.deps import admit, authenticate
 from api.errors import ApiError
+from api.routes.feedback import record_feedback
 from api.schemas import AccountDetail, ClusterDetail, FeedbackIn, FeedbackOut, Level
 from linkage.errors import LinkageError
 from linkage.explain.graph import build_cluster_graph, input_path, read_rows
@@ -164,15 +165,7 @@ def console_key(scope: str) -> Any:
                 _sessions(request).drop(sid)
                 raise _unauthorized("the key of this session is no longer valid") from None
             raise
-        if not key.allows(scope):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"this key lacks the `{scope}` scope",
-                {"required_scope": scope, "key_scopes": sorted(key.scopes)},
-            )
-        request.state.api_key = key
-        return key
+        return admit(request, key, scope)
 
     return dependency
 
@@ -511,25 +504,8 @@ def feedback(
     key: Annotated[ApiKey, Depends(console_key("feedback"))],
 ) -> FeedbackOut:
     """A verdict, recorded like ``POST /v1/feedback`` (server time, the key's id)."""
-    store = _store(request)
-    if not store.target_exists(body.target_type, body.target_id):
-        raise ApiError(
-            404,
-            "not_found",
-            f"no {body.target_type} {body.target_id!r}",
-            {"target_type": body.target_type, "target_id": body.target_id},
-        )
-    f = store.add_feedback(
-        target_type=body.target_type,
-        target_id=body.target_id,
-        verdict=body.verdict,
-        who=body.who,
-        why=body.why,
-        ts=body.ts,
-        key_id=key.id,
-    )
-    if f.pop("created"):
-        request.app.state.metrics.inc("linkage_feedback_total", {"verdict": body.verdict})
+    out, created = record_feedback(_store(request), request.app.state.metrics, body, key_id=key.id)
+    if created:
         log.info(
             "console verdict %s on %s %s by key %s",
             body.verdict,
@@ -539,4 +515,4 @@ def feedback(
         )
     else:
         response.status_code = 200
-    return FeedbackOut.model_validate(f)
+    return out

@@ -46,6 +46,18 @@ def post_feedback(
     The next `linkage detect --store URL` reads it: a confirmed farm's identifiers
     weigh more; a false positive / upheld appeal keeps the account clear.
     """
+    out, created = record_feedback(store, metrics, body, key_id=request.state.api_key.id)
+    if not created:
+        response.status_code = 200
+    return out
+
+
+def record_feedback(
+    store: Store, metrics: Metrics, body: FeedbackIn, *, key_id: str
+) -> tuple[FeedbackOut, bool]:
+    """Record ``body`` at server time with ``key_id`` (404 for an unknown target); returns
+    the verdict and whether a row was added (a retried same verdict adds none). Shared by
+    ``POST /v1/feedback`` and the review console."""
     if not store.target_exists(body.target_type, body.target_id):
         raise ApiError(
             404,
@@ -60,10 +72,9 @@ def post_feedback(
         who=body.who,
         why=body.why,
         ts=body.ts,
-        key_id=request.state.api_key.id,
+        key_id=key_id,
     )
-    if f.pop("created"):
+    created = bool(f.pop("created"))
+    if created:
         metrics.inc("linkage_feedback_total", {"verdict": body.verdict})
-    else:
-        response.status_code = 200
-    return FeedbackOut.model_validate(f)
+    return FeedbackOut.model_validate(f), created
