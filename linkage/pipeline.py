@@ -9,7 +9,6 @@ its inputs; only this module and the CLI touch files.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import platform
 import time
@@ -39,7 +38,7 @@ from linkage.score.features import model_inputs
 from linkage.score.model import load_model
 from linkage.score.scoring import FARM_VERDICTS, latest_verdicts
 from linkage.settings import Settings
-from linkage.store.rundir import write_manifest, write_run
+from linkage.store.rundir import sha256_file, write_manifest, write_run
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +170,6 @@ def score_prepared(
     )
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _inputs(ds: Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for table, p in ds.files.items():
@@ -187,7 +178,7 @@ def _inputs(ds: Dataset) -> dict[str, Any]:
             out[table] = {
                 "path": str(path),
                 "bytes": path.stat().st_size,
-                "sha256": _file_digest(path),
+                "sha256": sha256_file(path),
             }
     return out
 
