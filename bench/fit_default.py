@@ -183,26 +183,21 @@ def fit_candidate(worlds: list[dict[str, Any]], *, C: float, shrink: float):
 
 
 def evaluate_on(model: Any, d: dict[str, Any]) -> dict[str, Any]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
+    """The suite's metrics (:func:`linkage.evaluate.evaluate`) of ``model`` on one world."""
+    from bench.quality import _summary
+    from linkage.evaluate import evaluate
     from linkage.score.scoring import score_accounts
     from linkage.settings import ScoreSettings
 
     sc = score_accounts(d["X"], d["clustering"], model=model, settings=ScoreSettings())
-    lab = d["labels"].assign(account_id=lambda f: f["account_id"].astype(str))
-    a = sc.accounts.merge(lab.drop_duplicates("account_id"), on="account_id")
-    a = a[a["is_farm"].notna() & ~a["population"].astype(str).str.startswith("grey")]
-    y = a["is_farm"].astype(int).to_numpy()
-    farm, legit = a[y == 1], a[y == 0]
-    camp = farm.groupby("group")["level"].apply(lambda s: float((s == "block").mean()))
-    pops = legit.groupby("population")["level"].apply(lambda s: float((s == "block").mean()))
+    r = _summary(evaluate(sc.accounts, d["labels"]))
     return {
-        "ap": float(average_precision_score(y, a["score"])),
-        "auc": float(roc_auc_score(y, a["score"])),
-        "block_recall": float((farm["level"] == "block").mean()),
-        "weakest_campaign": float(camp.min()) if len(camp) else float("nan"),
-        "worst_legit": float(pops.max()) if len(pops) else 0.0,
-        "worst_legit_population": str(pops.idxmax()) if len(pops) else "",
+        "ap": r["ap"],
+        "auc": r["roc_auc"],
+        "block_recall": r["block_recall"],
+        "weakest_campaign": r["weakest_campaign_block_recall"],
+        "worst_legit": r["worst_legit_block"],
+        "worst_legit_population": r["worst_legit_population"] or "",
     }
 
 

@@ -30,28 +30,27 @@ from bench.quality import EXTERNAL, REPO, DatasetSpec, ensure_dataset
 
 
 def _metrics(scored: pd.DataFrame, labels: pd.DataFrame) -> dict[str, Any]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    """The suite's metrics (:func:`linkage.evaluate.evaluate`) of the scored signups."""
+    from bench.quality import _summary
+    from linkage.evaluate import evaluate
 
-    lab = labels.assign(account_id=labels["account_id"].astype(str)).drop_duplicates("account_id")
-    a = scored.assign(account_id=scored["account_id"].astype(str)).merge(lab, on="account_id")
-    a = a[a["is_farm"].notna() & ~a["population"].astype(str).str.startswith("grey")]
-    if a.empty or a["is_farm"].nunique() < 2:
-        return {"n": len(a)}
-    y = a["is_farm"].astype(int).to_numpy()
-    blocked = (a["level"] == "block").to_numpy()
-    farm, legit = a[y == 1], a[y == 0]
-    camp = farm.groupby("group")["level"].apply(lambda s: float((s == "block").mean()))
-    pops = legit.groupby("population")["level"].apply(lambda s: float((s == "block").mean()))
+    lab = labels.assign(account_id=labels["account_id"].astype(str))
+    lab = lab[lab["account_id"].isin(scored["account_id"].astype(str))]
+    if lab.empty or lab["is_farm"].nunique() < 2:
+        return {"n": len(lab)}
+    r = _summary(evaluate(scored, lab))
+    if r["n_farm"] == 0 or r["n_farm"] == r["n_evaluated"]:
+        return {"n": r["n_evaluated"]}
     return {
-        "n": len(a),
-        "n_farm": int(y.sum()),
-        "ap": float(average_precision_score(y, a["score"])),
-        "roc_auc": float(roc_auc_score(y, a["score"])),
-        "block_precision": float(y[blocked].mean()) if blocked.any() else float("nan"),
-        "block_recall": float(blocked[y == 1].mean()),
-        "weakest_campaign_block_recall": float(camp.min()) if len(camp) else float("nan"),
-        "worst_legit_block": float(pops.max()) if len(pops) else 0.0,
-        "worst_legit_population": str(pops.idxmax()) if len(pops) else "",
+        "n": r["n_evaluated"],
+        "n_farm": r["n_farm"],
+        "ap": r["ap"],
+        "roc_auc": r["roc_auc"],
+        "block_precision": r["block_precision"],
+        "block_recall": r["block_recall"],
+        "weakest_campaign_block_recall": r["weakest_campaign_block_recall"],
+        "worst_legit_block": r["worst_legit_block"],
+        "worst_legit_population": r["worst_legit_population"] or "",
     }
 
 
