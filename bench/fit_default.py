@@ -157,9 +157,12 @@ def labelled(d: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def fit_candidate(worlds: list[dict[str, Any]], *, C: float, shrink: float):
     """The residual fitted on ``worlds`` (each world the same total weight), shrunk."""
-    from linkage.score.coordination import PRIOR, TERMS
     from linkage.score.features import FEATURES
     from linkage.score.model import coordination_model, fit_residual, shrink_residual
+    from linkage.score.terms import TERMS
+    from linkage.settings import CoordinationSettings
+
+    prior = CoordinationSettings().prior
 
     if shrink == 0:
         return coordination_model()
@@ -174,12 +177,12 @@ def fit_candidate(worlds: list[dict[str, Any]], *, C: float, shrink: float):
         pd.concat(Xs),
         np.concatenate(ys),
         base=TERMS,
-        base_intercept=PRIOR,
+        base_intercept=prior,
         features=FEATURES,
         C=C,
         sample_weight=w / w.mean(),
     )
-    return shrink_residual(model, shrink, n_base=len(TERMS), base_intercept=PRIOR)
+    return shrink_residual(model, shrink, n_base=len(TERMS), base_intercept=prior)
 
 
 def evaluate_on(model: Any, d: dict[str, Any]) -> dict[str, Any]:

@@ -150,7 +150,7 @@ def prepare(
             ag, settings=settings.detect, seed=settings.seed, initial=initial
         )
     with timer.stage("features"):
-        X, coord = model_inputs(ag, clustering, ids.features)
+        X, coord = model_inputs(ag, clustering, ids.features, settings=settings.score.coordination)
         if coord.missing:
             log.info("signals this dataset cannot have (they move no score): %s", coord.missing)
     return Prepared(ds, ids, ag, clustering, X, timer, coord)

@@ -112,8 +112,52 @@ class DetectSettings(_Frozen):
     )
 
 
+class CoordinationSettings(_Frozen):
+    """Every constant of the out-of-the-box score (terms declared in linkage.score.terms)."""
+
+    prior: float = Field(
+        -1.0, description="log-odds before any evidence: most coordinated groups are not farms"
+    )
+    coordination_scale: float = Field(
+        2.0,
+        ge=0,
+        description="nats of the coordination term at full corroboration (and "
+        "minus this for an account in no cluster)",
+    )
+    family_cap_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a family counts at most this share of ln(N) nats "
+        "(kappa): one family can make a group look related, never prove it",
+    )
+    corroboration_share: float = Field(
+        0.5, gt=0, le=1, description="a family corroborates when its ties reach this share of kappa"
+    )
+    cue_nats: float = Field(
+        1.0,
+        ge=0,
+        description="nats of each concealment or openness cue at full strength "
+        "(one likelihood ratio of e: no single cue decides)",
+    )
+    min_requests_for_churn: int = Field(
+        5, ge=2, description="fingerprint churn is only read on accounts with this many requests"
+    )
+    extraction_scale: float = Field(
+        8.0, ge=0, description="nats per unit of the mean traffic percentile above the floor"
+    )
+    extraction_floor: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="mean traffic percentile at which extraction is 0 "
+        '("far above normal use" = the top quarter of the provider\'s own traffic)',
+    )
+
+
 class ScoreSettings(_Frozen):
     review_threshold: float = Field(0.5, ge=0, le=1)
+    coordination: CoordinationSettings = CoordinationSettings()
     block_threshold: float = Field(0.9, ge=0, le=1)
     model: Literal["coordination", "trained"] = Field(
         "coordination",

@@ -23,6 +23,7 @@ from linkage.graph.build import AccountGraph
 from linkage.score.features import kind_group
 from linkage.score.model import LinearModel, sigmoid
 from linkage.score.scoring import Scores
+from linkage.score.terms import TERM_EVIDENCE
 
 EVIDENCE_KIND: dict[str, str] = {
     "c_link_network": "shared_network",
@@ -65,14 +66,8 @@ EVIDENCE_KIND: dict[str, str] = {
     "member_strength": "cluster_structure",
     "member_fraction": "cluster_structure",
     "c_log_size": "cluster_structure",
-    # the out-of-the-box coordination terms (linkage.score.coordination)
-    "coordination": "coordination",
-    "conceal_proxy_exposure": "concealment",
-    "conceal_fingerprint_churn": "concealment",
-    "conceal_throwaway_mail": "concealment",
-    "open_org_domain": "openness",
-    "open_shared_card": "openness",
-    "extraction": "extraction",
+    # the out-of-the-box score's terms, as declared (linkage.score.terms)
+    **TERM_EVIDENCE,
     # own traffic and the typical member's, as percentiles of this provider's accounts
     "p_volume": "volume",
     "c_p_volume": "volume",
@@ -314,7 +309,8 @@ def _summary(kind: str, fx: Mapping[str, float], size: int, extra: Mapping[str, 
             f"{' and '.join(nets) or 'network'} ties shared with outsiders "
             f"{fx.get('conceal_proxy_exposure', 0):.0%}, "
             f"fingerprint churn {fx.get('conceal_fingerprint_churn', 0):.2f}, "
-            f"disposable or aliased mail {fx.get('conceal_throwaway_mail', 0):.0%}"
+            f"disposable or aliased mail {fx.get('conceal_throwaway_mail', 0):.0%}, "
+            f"sign-up cadence regularity {fx.get('conceal_scheduler_cadence', 0):.2f}"
         )
     if kind == "concealment":
         return (

@@ -52,24 +52,14 @@ import pandas as pd
 from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
 from linkage.score.features import KIND_GROUPS, cadence, percentile
+from linkage.score.terms import TERMS
+from linkage.settings import CoordinationSettings
 
 # identifier kind -> independent family: the evidence groups of the cluster features
 # (extra kinds ``x:<kind>`` are each their own family here, not lumped into "other")
 FAMILY_OF_KIND: dict[str, str] = KIND_GROUPS
 TIMING_FAMILY = "signup_time"
-PRIOR = -1.0
-COORD_SCALE = 2.0
-CONCEAL_CUES = ("proxy_exposure", "fingerprint_churn", "throwaway_mail", "scheduler_cadence")
-OPEN_CUES = ("org_domain", "shared_card")
-EXTRACTION_SCALE = 8.0  # nats per unit of mean percentile above the top quartile
-EXTRACTION_FLOOR = 0.75  # "far above normal use": the group's traffic must sit in the top quarter
-MIN_REQUESTS_FOR_CHURN = 5  # fingerprint churn says nothing about an account with 1-4 calls
-TERMS: tuple[str, ...] = (
-    "coordination",
-    *(f"conceal_{c}" for c in CONCEAL_CUES),
-    *(f"open_{c}" for c in OPEN_CUES),
-    "extraction",
-)
+__all__ = ["TERMS", "Coordination", "coordination", "family_of"]
 
 
 def family_of(kind: str) -> str:
@@ -84,13 +74,14 @@ class Coordination:
 
     terms: pd.DataFrame  # index account_id (vertex order), columns TERMS
     family_nats: pd.DataFrame  # index account_id, one column per family: its ties to its cluster
-    corroboration: np.ndarray  # per account: families reaching kappa / 2
+    corroboration: np.ndarray  # per account: families reaching the corroboration share of kappa
     kappa: float
+    prior: float
     missing: list[str] = field(default_factory=list)  # cues the data set cannot have
 
     @property
     def logit(self) -> np.ndarray:
-        return self.terms.to_numpy().sum(axis=1) + PRIOR
+        return self.terms.to_numpy().sum(axis=1) + self.prior
 
 
 def _mean_by(label: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -125,16 +116,19 @@ def coordination(
     features: pd.DataFrame,
     *,
     ties: tuple[np.ndarray, np.ndarray] | None = None,
+    settings: CoordinationSettings | None = None,
 ) -> Coordination:
     """The coordination terms of every account (vertex order of ``ag``).
 
-    ``ties``: :func:`incidence_ties` under ``clustering.labels()`` if already computed.
+    ``ties``: :func:`incidence_ties` under ``clustering.labels()`` if already computed;
+    ``settings``: the score's constants (``settings.score.coordination``; defaults if None).
     """
+    s = settings or CoordinationSettings()
     accounts = ag.accounts
     n = len(accounts)
     label = clustering.labels()
     clustered = clustering.cluster >= 0
-    kappa = float(np.log(ag.n_reference)) / 2.0
+    kappa = s.family_cap_share * float(np.log(ag.n_reference))
     f = features.reindex(accounts)
 
     def col(name: str) -> np.ndarray:
@@ -190,9 +184,11 @@ def coordination(
     capped = np.minimum(family_nats.to_numpy(), kappa) if len(fam_cols) else np.zeros((n, 0))
     total = capped.sum(axis=1)
     corroboration = (
-        (family_nats.to_numpy() >= kappa / 2).sum(axis=1) if len(fam_cols) else np.zeros(n)
+        (family_nats.to_numpy() >= s.corroboration_share * kappa).sum(axis=1)
+        if len(fam_cols)
+        else np.zeros(n)
     )
-    coord = COORD_SCALE * np.clip((total - kappa) / max(kappa, 1e-9), -1.0, 1.0)
+    coord = s.coordination_scale * np.clip((total - kappa) / max(kappa, 1e-9), -1.0, 1.0)
 
     terms = pd.DataFrame(index=accounts)
     terms["coordination"] = coord
@@ -202,7 +198,7 @@ def coordination(
         v = _mean_by(label, x)
         if np.isnan(x).all():
             missing.append(name)
-        terms[name] = sign * np.nan_to_num(v, nan=0.0)
+        terms[name] = sign * s.cue_nats * np.nan_to_num(v, nan=0.0)
 
     # -- 2. concealment against openness -------------------------------------------
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -212,13 +208,14 @@ def coordination(
     # the stronger of the group's share of ties held by outsiders and the account's own
     # breadth of exits through strangers' IPs
     terms["conceal_proxy_exposure"] = np.fmax(
-        terms["conceal_proxy_exposure"].to_numpy(), np.nan_to_num(exit_breadth, nan=0.0)
+        terms["conceal_proxy_exposure"].to_numpy(),
+        s.cue_nats * np.nan_to_num(exit_breadth, nan=0.0),
     )
     n_req = col("n_requests")
     n_dev = col("n_devices")
     with np.errstate(invalid="ignore", divide="ignore"):
         churn = np.where(
-            np.nan_to_num(n_req, nan=0.0) >= MIN_REQUESTS_FOR_CHURN,
+            np.nan_to_num(n_req, nan=0.0) >= s.min_requests_for_churn,
             (n_dev - 1) / (n_req - 1),
             np.nan,
         )
@@ -244,7 +241,9 @@ def coordination(
     org_card = _organisation_card(ag, label, not_org)
     if np.isnan(org_card).all():
         missing.append("open_shared_card")
-    terms["open_shared_card"] = -np.where(clustered, np.nan_to_num(org_card, nan=0.0), 0.0)
+    terms["open_shared_card"] = -s.cue_nats * np.where(
+        clustered, np.nan_to_num(org_card, nan=0.0), 0.0
+    )
 
     # -- 3. extraction relative to this provider's own accounts --------------------
     active = np.nan_to_num(n_req, nan=0.0) > 0
@@ -264,18 +263,21 @@ def coordination(
         stack = np.vstack(pcts)
         cnt = (~np.isnan(stack)).sum(axis=0)
         pbar = np.where(cnt > 0, np.nansum(stack, axis=0) / np.maximum(cnt, 1), np.nan)
-        terms["extraction"] = np.nan_to_num(EXTRACTION_SCALE * (pbar - EXTRACTION_FLOOR), nan=0.0)
+        terms["extraction"] = np.nan_to_num(
+            s.extraction_scale * (pbar - s.extraction_floor), nan=0.0
+        )
     else:
         terms["extraction"] = 0.0
 
     # singletons carry no group evidence at all: only their cluster-of-one terms
-    terms.loc[~clustered, "coordination"] = -COORD_SCALE
+    terms.loc[~clustered, "coordination"] = -s.coordination_scale
     terms.index.name = "account_id"
     return Coordination(
         terms=terms[list(TERMS)].astype(float),
         family_nats=family_nats,
         corroboration=np.where(clustered, corroboration, 0).astype(np.int64),
         kappa=kappa,
+        prior=s.prior,
         missing=missing,
     )
 

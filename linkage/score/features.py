@@ -30,6 +30,7 @@ from linkage.graph.build import AccountGraph
 
 if TYPE_CHECKING:
     from linkage.score.coordination import Coordination
+    from linkage.settings import CoordinationSettings
 
 # identifier kinds grouped into evidence families
 KIND_GROUPS: dict[str, str] = {
@@ -291,16 +292,22 @@ def account_features(
 
 
 def model_inputs(
-    ag: AccountGraph, clustering: Clustering, features: pd.DataFrame
+    ag: AccountGraph,
+    clustering: Clustering,
+    features: pd.DataFrame,
+    *,
+    settings: CoordinationSettings | None = None,
 ) -> tuple[pd.DataFrame, Coordination]:
     """Everything a scoring model may read: :func:`account_features`, the coordination
-    terms and the corroboration count; returns ``(X, coordination)``."""
+    terms and the corroboration count; returns ``(X, coordination)``.
+
+    ``settings``: the score's constants (``settings.score.coordination``)."""
     from linkage.score.coordination import coordination
 
     # the per-row ties are the stage's costliest step (one sort of the incidence): once
     ties = incidence_ties(ag, clustering.labels()) if not ag.incidence.empty else None
     X = account_features(ag, clustering, features, ties=ties)
-    coord = coordination(ag, clustering, features, ties=ties)
+    coord = coordination(ag, clustering, features, ties=ties, settings=settings)
     X = X.join(coord.terms)
     X["corroboration"] = coord.corroboration.astype(float)
     return X, coord

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from linkage.errors import ModelError
+from linkage.settings import CoordinationSettings, ScoreSettings
 
 MODEL_VERSION = 1
 
@@ -189,26 +190,27 @@ def shrink_residual(
     return LinearModel(model.features, model.mean, model.scale, coef, intercept, meta)
 
 
-def coordination_model() -> LinearModel:
+def coordination_model(settings: CoordinationSettings | None = None) -> LinearModel:
     """The out-of-the-box model: the coordination terms summed as they are (no training).
 
     Every term is already in nats of log-odds (``linkage.score.coordination``), so the
-    model is the identity on them plus the prior.
+    model is the identity on them plus the prior (``settings.prior``).
     """
-    from linkage.score.coordination import PRIOR, TERMS
+    from linkage.score.terms import TERMS
 
+    prior = (settings or CoordinationSettings()).prior
     k = len(TERMS)
     return LinearModel(
         TERMS,
         np.zeros(k),
         np.ones(k),
         np.ones(k),
-        PRIOR,
+        prior,
         {"kind": "coordination", "trained_on": []},
     )
 
 
-def load_model(settings: Any) -> LinearModel:
+def load_model(settings: ScoreSettings) -> LinearModel:
     """The model a run uses: ``settings.model_path`` if given, else ``settings.model``:
     ``coordination`` (default) = the first-principles score alone, ``trained`` = the
     shipped ``model.json``."""
@@ -216,7 +218,7 @@ def load_model(settings: Any) -> LinearModel:
         return LinearModel.load(settings.model_path)
     if settings.model == "trained":
         return LinearModel.load(None)
-    return coordination_model()
+    return coordination_model(settings.coordination)
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:

@@ -58,7 +58,7 @@ def first_principles_gate(
     """Scores of accounts the first-principles score alone keeps below review, scaled
     below block (order kept); a no-op for a model that is the first-principles score or
     when ``X`` lacks its terms."""
-    base = coordination_model()
+    base = coordination_model(settings.coordination)
     if not set(base.features) <= set(X.columns):
         return score
     p0 = base.predict(X)

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from linkage.errors import LinkageError
-from linkage.score.coordination import TERMS
 from linkage.score.features import FEATURES
 from linkage.score.model import LinearModel, fit_residual
+from linkage.score.terms import TERMS
 from linkage.settings import Settings
 
 # the supervised model builds on the out-of-the-box one: its coordination terms enter as
@@ -173,14 +173,17 @@ def fit_on_coordination(
     C: float = DEFAULT_C,
     sample_weight: np.ndarray | None = None,
     meta: dict | None = None,
+    prior: float | None = None,
 ) -> LinearModel:
-    from linkage.score.coordination import PRIOR
+    """A residual on the first-principles terms (``prior``: their intercept, the default
+    settings' if None)."""
+    from linkage.settings import CoordinationSettings
 
     return fit_residual(
         X,
         y,
         base=TERMS,
-        base_intercept=PRIOR,
+        base_intercept=CoordinationSettings().prior if prior is None else prior,
         features=FEATURES,
         C=C,
         sample_weight=sample_weight,

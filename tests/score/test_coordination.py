@@ -8,7 +8,8 @@ import pytest
 
 from fixtures.ring import ring_world
 from linkage.pipeline import prepare, run_detect, score_prepared
-from linkage.score.coordination import TERMS, family_of
+from linkage.score.coordination import family_of
+from linkage.score.terms import TERMS
 from linkage.settings import Settings
 
 

@@ -10,11 +10,13 @@ import pytest
 
 from fixtures.small_provider import small_provider
 from linkage.pipeline import prepare, run_detect, score_prepared
-from linkage.score.coordination import PRIOR, TERMS
 from linkage.score.model import coordination_model, load_model, shrink_residual
 from linkage.score.scoring import first_principles_gate
-from linkage.settings import ScoreSettings, Settings
+from linkage.score.terms import TERMS
+from linkage.settings import CoordinationSettings, ScoreSettings, Settings
 from linkage.signup import SignupScorer
+
+PRIOR = CoordinationSettings().prior
 
 
 @pytest.fixture(scope="module")
