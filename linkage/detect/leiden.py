@@ -282,28 +282,20 @@ def _local_initial(initial: np.ndarray) -> np.ndarray:
     return out
 
 
-def detect_clusters(
+def _solve_units(
     ag: AccountGraph,
+    plan: Plan,
     *,
     settings: DetectSettings,
-    seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    initial: np.ndarray | None = None,
-) -> Clustering:
-    """Candidate clusters: Leiden per unit (:class:`Plan`), then weak members released.
-
-    ``initial``: a warm start, one int label per vertex (-1 = none; see
-    :func:`previous_membership`): Leiden improves that partition instead of starting from
-    singletons, so a daily run on a slightly changed world starts near its optimum.
-    """
+    seed: int,
+    initial: np.ndarray | None,
+    progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    """Leiden's community per vertex: units the no-split bound keeps whole are one
+    community each, units of >= 3 vertices are solved on their own subgraph (largest
+    first), the rest stay -1."""
     n = ag.n_accounts
-    if initial is not None and len(initial) != n:
-        raise LinkageError(
-            f"the warm start has {len(initial)} labels for {n} accounts: build it with "
-            "previous_membership(graph.accounts, previous)"
-        )
     src, dst, w = ag.src, ag.dst, ag.weight
-    plan = plan_units(ag, settings=settings)
     comp, sizes, whole, w_total = plan.unit, plan.sizes, plan.whole, plan.w_total
     community = np.full(n, -1, dtype=np.int64)
     rank = np.full(len(sizes), -1, dtype=np.int64)
@@ -347,21 +339,30 @@ def detect_clusters(
         next_label += int(memb.max()) + 1
         if progress is not None and done % 200 == 0:
             progress(done, len(big))
+    return community
 
-    leiden_community = community.copy()
-    # total ties: what an account would have if every co-holder were in its cluster
+
+def _total_ties(ag: AccountGraph) -> np.ndarray:
+    """Per account: its ties if every co-holder of its identifiers were in its cluster."""
     inc = ag.incidence
     if inc.empty:
-        total = np.zeros(n)
-    else:
-        ident = inc["ident"].to_numpy()
-        shared = ag.identifiers["df"].to_numpy()[ident] >= 2
-        tw = ag.identifiers["weight"].to_numpy()[ident] * inc["a"].to_numpy() * shared
-        total = np.bincount(inc["acc"].to_numpy(), weights=tw, minlength=n)
+        return np.zeros(ag.n_accounts)
+    ident = inc["ident"].to_numpy()
+    shared = ag.identifiers["df"].to_numpy()[ident] >= 2
+    tw = ag.identifiers["weight"].to_numpy()[ident] * inc["a"].to_numpy() * shared
+    return np.bincount(inc["acc"].to_numpy(), weights=tw, minlength=ag.n_accounts)
 
-    # release weakly tied members (ties counted on the identifiers, not on the sparsified
-    # projection, so a crowd behind one NAT is not held together by the sparsifier's edges),
-    # then dissolve clusters that became too small; twice, since releases change the ties
+
+def _release_weak(
+    ag: AccountGraph, community: np.ndarray, *, settings: DetectSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Members tied to their cluster by less than ``min_link_bits_share * ln N`` released
+    (-1), then clusters below ``min_cluster_size`` dissolved; twice, since releases change
+    the ties. Returns the new labels and every member's ties to its cluster (0 if none).
+
+    Ties are counted on the identifiers, not on the sparsified projection, so a crowd
+    behind one NAT is not held together by the sparsifier's edges."""
+    community = community.copy()
     min_link = settings.min_link_bits_share * np.log(ag.n_reference)
     for _ in range(2):
         internal = cluster_ties(ag, community)
@@ -369,27 +370,58 @@ def detect_clusters(
         labels, counts = np.unique(community[community >= 0], return_counts=True)
         community[np.isin(community, labels[counts < settings.min_cluster_size])] = -1
     internal = np.where(community >= 0, cluster_ties(ag, community), 0.0)
+    return community, internal
 
-    # relabel densely, ordered by content id so that output is independent of processing order
-    names = np.asarray(ag.accounts, dtype=object)
+
+def _relabel(accounts: pd.Index, community: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Dense labels ordered by content id (the hash of the sorted member ids), so the
+    output does not depend on processing order; returns the labels and the ids."""
+    names = np.asarray(accounts, dtype=object)
     kept = np.unique(community[community >= 0])
-    ids: list[str] = []
-    if len(kept):
-        sel = community >= 0
-        frame = pd.DataFrame({"c": community[sel], "name": names[sel]})
-        ids_by_label = frame.groupby("c")["name"].agg(lambda s: _cluster_id(list(s)))
-        ordered = ids_by_label.sort_values()
-        remap = np.full(community.max() + 1, -1, dtype=np.int64)
-        remap[ordered.index.to_numpy()] = np.arange(len(ordered))
-        community = np.where(community >= 0, remap[np.maximum(community, 0)], -1)
-        ids = ordered.to_list()
+    if not len(kept):
+        return community, []
+    sel = community >= 0
+    frame = pd.DataFrame({"c": community[sel], "name": names[sel]})
+    ids_by_label = frame.groupby("c")["name"].agg(lambda s: _cluster_id(list(s)))
+    ordered = ids_by_label.sort_values()
+    remap = np.full(community.max() + 1, -1, dtype=np.int64)
+    remap[ordered.index.to_numpy()] = np.arange(len(ordered))
+    return np.where(community >= 0, remap[np.maximum(community, 0)], -1), ordered.to_list()
+
+
+def detect_clusters(
+    ag: AccountGraph,
+    *,
+    settings: DetectSettings,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    initial: np.ndarray | None = None,
+) -> Clustering:
+    """Candidate clusters: Leiden per unit (:class:`Plan`), then weak members released.
+
+    ``initial``: a warm start, one int label per vertex (-1 = none; see
+    :func:`previous_membership`): Leiden improves that partition instead of starting from
+    singletons, so a daily run on a slightly changed world starts near its optimum.
+    """
+    n = ag.n_accounts
+    if initial is not None and len(initial) != n:
+        raise LinkageError(
+            f"the warm start has {len(initial)} labels for {n} accounts: build it with "
+            "previous_membership(graph.accounts, previous)"
+        )
+    plan = plan_units(ag, settings=settings)
+    leiden_community = _solve_units(
+        ag, plan, settings=settings, seed=seed, initial=initial, progress=progress
+    )
+    community, internal = _release_weak(ag, leiden_community, settings=settings)
+    community, ids = _relabel(ag.accounts, community)
     log.info(
         "detect: %d units (%d edges below the null between them dropped; %d whole by the "
         "no-split bound), %d solved by Leiden%s, %d clusters covering %d accounts",
-        len(sizes),
+        len(plan.sizes),
         plan.n_cross,
-        int(whole.sum()),
-        len(big),
+        int(plan.whole.sum()),
+        int(((plan.sizes >= 3) & ~plan.whole).sum()),
         "" if initial is None else " (warm start)",
         len(ids),
         int((community >= 0).sum()),
@@ -398,7 +430,7 @@ def detect_clusters(
         cluster=community,
         cluster_ids=ids,
         strength_in=internal,
-        strength_total=total,
-        n_components=len(sizes),
+        strength_total=_total_ties(ag),
+        n_components=len(plan.sizes),
         community=leiden_community,
     )
