@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from linkage.errors import StoreError
 from linkage.store.engine import FILE_MODE, as_utc, utcnow
@@ -111,6 +111,21 @@ def load_server_secret(db_path: Path | None) -> bytes:
     if len(data) < 32:
         raise StoreError(f"key secret {path} is shorter than 32 bytes")
     return data
+
+
+_KEYS = ApiKeyRow.__table__
+# the hot path's statement, built once on the table's plain columns: SQLAlchemy then finds
+# its compiled form in the cache without rebuilding the query or matching ORM-annotated
+# result columns against the cached ones on every request (~0.6 ms -> ~0.1 ms a check)
+_KEY_ROW = select(
+    _KEYS.c.id,
+    _KEYS.c.name,
+    _KEYS.c.scheme,
+    _KEYS.c.hash,
+    _KEYS.c.scopes,
+    _KEYS.c.created_at,
+    _KEYS.c.revoked_at,
+).where(_KEYS.c.id == bindparam("key_id"))
 
 
 class KeysMixin:
@@ -219,17 +234,7 @@ class KeysMixin:
         parsed = parse_token(token)
         key_id, secret = parsed if parsed is not None else ("", token[:256])
         with self.engine.connect() as conn:
-            r = conn.execute(
-                select(
-                    ApiKeyRow.id,
-                    ApiKeyRow.name,
-                    ApiKeyRow.scheme,
-                    ApiKeyRow.hash,
-                    ApiKeyRow.scopes,
-                    ApiKeyRow.created_at,
-                    ApiKeyRow.revoked_at,
-                ).where(ApiKeyRow.id == key_id)
-            ).first()
+            r = conn.execute(_KEY_ROW, {"key_id": key_id}).first()
         if r is not None and r.revoked_at is None and r.scheme.startswith(_LEGACY_PREFIX):
             return SLOW
         usable = r is not None and r.revoked_at is None and r.scheme == SCHEME
