@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.quality import METHODS, group_halves, main, relevel
+from bench.quality import METHODS, NO_LABELS_SAME_HALF, group_halves, main, relevel
 
 
 @pytest.mark.slow
@@ -41,6 +41,9 @@ def test_quick_suite_writes_every_method_and_mode(tmp_path):
             assert pt["ap"] >= first["ap"] - 0.02, pt
         assert rand and rand[0]["groups"] == 0 and abs(rand[0]["ap"] - first["ap"]) < 1e-9
         assert set(ds["modes"]["oob"]) == set(METHODS)
+        # the labels' baseline: the default score on the same reporting half
+        assert set(ds["modes"]["labels"]) <= {*METHODS, NO_LABELS_SAME_HALF}
+        assert NO_LABELS_SAME_HALF in ds["modes"]["labels"]
         for per in ds["modes"].values():
             for s in per.values():
                 for key in ("ap", "roc_auc", "block_recall", "pair_recall"):
