@@ -197,17 +197,10 @@ def pair_recall(cluster_id: pd.Series, group: pd.Series) -> float:
     return float((k * (k - 1) / 2).sum() / total)
 
 
-def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -> EvalReport:
-    """Evaluate one method's ``scores`` (``account_id, score, level``) against ``labels``.
-
-    ``fpr`` is the false-positive-rate budget for ``recall_at_fpr``.  Raises
-    ``ValueError`` for missing columns, duplicate scored accounts, unknown levels
-    or missing scores.
-    """
-    if not 0 <= fpr <= 1:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+def _checked_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """``account_id, score, level[, cluster_id]`` with ids as text; ValueError for
+    duplicate ids, missing or non-numeric scores and unknown levels."""
     _require(scores, ("account_id", "score", "level"), "scores")
-    _require(labels, ("account_id", "is_farm"), "labels")
     has_clusters = "cluster_id" in scores.columns
     cols = ["account_id", "score", "level", *(["cluster_id"] if has_clusters else [])]
     s = scores.loc[:, cols].copy()
@@ -221,7 +214,13 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
     bad_levels = set(s["level"].astype(str)) - set(LEVELS)
     if bad_levels:
         raise ValueError(f"unknown levels {sorted(bad_levels)}; expected one of {LEVELS}")
+    return s
 
+
+def _labelled(s: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The scored accounts that have a label, with ``grey``, ``blocked`` and ``flagged``
+    flags; also the number of scored accounts without a label and of labels not scored."""
+    _require(labels, ("account_id", "is_farm"), "labels")
     lab = labels.copy()
     lab["account_id"] = lab["account_id"].astype(str)
     lab = lab.drop_duplicates("account_id", keep="first")
@@ -229,7 +228,6 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
         if col not in lab.columns:
             lab[col] = pd.NA
     lab["is_farm"] = pd.to_numeric(lab["is_farm"], errors="coerce")
-
     merged = s.merge(
         lab[["account_id", "is_farm", "group", "population"]], on="account_id", how="left"
     )
@@ -243,15 +241,11 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
     m["grey"] = m["population"].str.lower().str.startswith(GREY_PREFIX)
     m["blocked"] = m["level"].astype(str) == "block"
     m["flagged"] = m["level"].astype(str).isin(("review", "block"))
+    return m, n_unlabelled, n_unscored
 
-    ev = m.loc[~m["grey"]]
-    y = ev["is_farm"].to_numpy()
-    sc = ev["score"].to_numpy()
-    both = 0 < y.sum() < len(y)
-    ap = float(average_precision_score(y, sc)) if y.sum() > 0 else math.nan
-    auc = float(roc_auc_score(y, sc)) if both else math.nan
-    rec, thr = _recall_at_fpr(y, sc, fpr) if both else (math.nan, math.nan)
 
+def _breakdown(m: pd.DataFrame, ev: pd.DataFrame) -> tuple[list[PopulationStats], list[GroupStats]]:
+    """Block and flag rates per population (grey ones included) and per farm group."""
     populations = [
         PopulationStats(
             population=str(pop),
@@ -273,6 +267,29 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
         )
         for grp, g in farms.groupby("group", sort=True)
     ]
+    return populations, groups
+
+
+def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -> EvalReport:
+    """Evaluate one method's ``scores`` (``account_id, score, level``) against ``labels``.
+
+    ``fpr`` is the false-positive-rate budget for ``recall_at_fpr``.  Raises
+    ``ValueError`` for missing columns, duplicate scored accounts, unknown levels
+    or missing scores.
+    """
+    if not 0 <= fpr <= 1:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    s = _checked_scores(scores)
+    m, n_unlabelled, n_unscored = _labelled(s, labels)
+    ev = m.loc[~m["grey"]]
+    y = ev["is_farm"].to_numpy()
+    sc = ev["score"].to_numpy()
+    both = 0 < y.sum() < len(y)
+    ap = float(average_precision_score(y, sc)) if y.sum() > 0 else math.nan
+    auc = float(roc_auc_score(y, sc)) if both else math.nan
+    rec, thr = _recall_at_fpr(y, sc, fpr) if both else (math.nan, math.nan)
+    populations, groups = _breakdown(m, ev)
+    farm = ev["is_farm"] == 1
     return EvalReport(
         n_accounts=len(s),
         n_labelled=len(m),
@@ -286,17 +303,13 @@ def evaluate(scores: pd.DataFrame, labels: pd.DataFrame, *, fpr: float = 0.01) -
         roc_auc=auc,
         recall_at_fpr=rec,
         threshold_at_fpr=thr,
-        block_precision=_ratio(
-            int((ev["blocked"] & (ev["is_farm"] == 1)).sum()), int(ev["blocked"].sum())
-        ),
-        block_recall=_ratio(int((ev["blocked"] & (ev["is_farm"] == 1)).sum()), int(y.sum())),
-        flag_precision=_ratio(
-            int((ev["flagged"] & (ev["is_farm"] == 1)).sum()), int(ev["flagged"].sum())
-        ),
-        flag_recall=_ratio(int((ev["flagged"] & (ev["is_farm"] == 1)).sum()), int(y.sum())),
+        block_precision=_ratio(int((ev["blocked"] & farm).sum()), int(ev["blocked"].sum())),
+        block_recall=_ratio(int((ev["blocked"] & farm).sum()), int(y.sum())),
+        flag_precision=_ratio(int((ev["flagged"] & farm).sum()), int(ev["flagged"].sum())),
+        flag_recall=_ratio(int((ev["flagged"] & farm).sum()), int(y.sum())),
         populations=populations,
         groups=groups,
-        **(_cluster_quality(ev) if has_clusters else {}),
+        **(_cluster_quality(ev) if "cluster_id" in s.columns else {}),
     )
 
 
