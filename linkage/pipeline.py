@@ -31,6 +31,7 @@ from linkage.errors import LinkageError, RunError
 from linkage.explain import build_context, cluster_evidence
 from linkage.graph import AccountGraph, build_graph
 from linkage.identifiers import Identifiers, extract
+from linkage.identifiers.kinds import SIGNUP_KINDS, provider_mask
 from linkage.ingest import load_dataset
 from linkage.score import LinearModel, Scores, score_accounts
 from linkage.score.coordination import Coordination
@@ -43,7 +44,6 @@ from linkage.store.rundir import sha256_file, write_manifest, write_run
 log = logging.getLogger(__name__)
 
 METHODS = ("graph", "rules", "components", "louvain", "fraudar")
-SIGNUP_KINDS = ("ip", "subnet", "email", "email_domain", "device", "payment", "user_agent")
 
 Progress = Callable[[str], None]
 
@@ -192,7 +192,7 @@ def _signup_index(prep: Prepared, scores: Scores, settings: Settings) -> pd.Data
     inc = prep.graph.incidence
     idf = prep.graph.identifiers
     kinds = inc["kind"].to_numpy()
-    sel = np.isin(kinds, SIGNUP_KINDS) | pd.Series(kinds).str.startswith("x:").to_numpy()
+    sel = np.isin(kinds, SIGNUP_KINDS) | provider_mask(kinds)
     sel &= keep[inc["acc"].to_numpy()]  # scores.accounts is in graph vertex order
     accounts = prep.graph.accounts.to_numpy()[inc["acc"].to_numpy()]
     return pd.DataFrame(
