@@ -200,9 +200,9 @@ def package_with_a_new_kind(tmp_path: Path) -> Path:
     )
     path = copy / DECLARATION
     text = path.read_text(encoding="utf-8")
-    anchor = '    Kind("topic",'
+    anchor = "KINDS: tuple[Kind, ...] = (\n"
     assert text.count(anchor) == 1
-    path.write_text(text.replace(anchor, NEW_KIND + anchor), encoding="utf-8")
+    path.write_text(text.replace(anchor, anchor + NEW_KIND), encoding="utf-8")
     return copy
 
 
