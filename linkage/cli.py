@@ -499,7 +499,7 @@ def train(
     ),
 ) -> None:
     """Fit the scoring model on labelled datasets: the out-of-the-box score plus a residual learnt from the labels."""
-    from linkage.score.train import train_from_feedback, train_model
+    from linkage.pipeline import train_from_feedback, train_model
 
     settings = Settings.load(settings_file)
     C = "auto" if c is None else c

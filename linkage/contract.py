@@ -94,15 +94,5 @@ FILE_SUFFIXES: tuple[str, ...] = (".csv.gz", ".csv", ".parquet", ".jsonl.gz", ".
 # Row-provenance column added by ingest to every table: 0-based data row in its file.
 ROW_COLUMN = "_row"
 
-# Built-in identifier kinds (the optional identifiers table adds its own kinds,
-# namespaced as "x:<kind>" so they never collide with these).
-BUILTIN_KINDS: tuple[str, ...] = (
-    "ip",
-    "subnet",
-    "email",
-    "email_domain",
-    "device",
-    "payment",
-    "user_agent",
-    "template",
-)
+# The identifier kinds derived from these columns are declared in
+# linkage.identifiers.kinds (the optional identifiers table adds the provider's own).

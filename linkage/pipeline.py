@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,19 +31,20 @@ from linkage.errors import LinkageError, RunError
 from linkage.explain import build_context, cluster_evidence
 from linkage.graph import AccountGraph, build_graph
 from linkage.identifiers import Identifiers, extract
+from linkage.identifiers.kinds import SIGNUP_KINDS, provider_mask
 from linkage.ingest import load_dataset
 from linkage.score import LinearModel, Scores, score_accounts
 from linkage.score.coordination import Coordination
 from linkage.score.features import model_inputs
 from linkage.score.model import load_model
 from linkage.score.scoring import FARM_VERDICTS, latest_verdicts
+from linkage.score.train import fit_feedback, fit_labelled
 from linkage.settings import Settings
 from linkage.store.rundir import sha256_file, write_manifest, write_run
 
 log = logging.getLogger(__name__)
 
 METHODS = ("graph", "rules", "components", "louvain", "fraudar")
-SIGNUP_KINDS = ("ip", "subnet", "email", "email_domain", "device", "payment", "user_agent")
 
 Progress = Callable[[str], None]
 
@@ -170,6 +171,36 @@ def score_prepared(
     )
 
 
+def train_model(
+    datasets: Sequence[str | Path],
+    *,
+    settings: Settings,
+    C: float | str | None = "auto",
+    progress: Progress | None = None,
+) -> LinearModel:
+    """``linkage train`` on the datasets' labels: each dataset prepared as ``detect`` would
+    (one at a time), then :func:`linkage.score.train.fit_labelled`."""
+    runs = (
+        (str(d), prepare(d, settings=settings, progress=progress, keep_prompts=False))
+        for d in datasets
+    )
+    return fit_labelled(runs, settings=settings, C=C, progress=progress)
+
+
+def train_from_feedback(
+    dataset: str | Path,
+    feedback: pd.DataFrame,
+    *,
+    settings: Settings,
+    C: float | str | None = "auto",
+    progress: Progress | None = None,
+) -> LinearModel:
+    """``linkage train --feedback``: analysts' verdicts on ``dataset`` prepared as ``detect``
+    would (:func:`linkage.score.train.fit_feedback`)."""
+    prep = prepare(dataset, settings=settings, progress=progress, keep_prompts=False)
+    return fit_feedback(prep, str(dataset), feedback, settings=settings, C=C, progress=progress)
+
+
 def _inputs(ds: Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for table, p in ds.files.items():
@@ -192,7 +223,7 @@ def _signup_index(prep: Prepared, scores: Scores, settings: Settings) -> pd.Data
     inc = prep.graph.incidence
     idf = prep.graph.identifiers
     kinds = inc["kind"].to_numpy()
-    sel = np.isin(kinds, SIGNUP_KINDS) | pd.Series(kinds).str.startswith("x:").to_numpy()
+    sel = np.isin(kinds, SIGNUP_KINDS) | provider_mask(kinds)
     sel &= keep[inc["acc"].to_numpy()]  # scores.accounts is in graph vertex order
     accounts = prep.graph.accounts.to_numpy()[inc["acc"].to_numpy()]
     return pd.DataFrame(
@@ -419,8 +450,7 @@ def _run_baseline(
     out: Path,
     progress: Progress | None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], Prepared, Timer, pd.DataFrame]:
-    from linkage.baselines import run_baseline
-    from linkage.baselines._common import cluster_records
+    from linkage.baselines import cluster_records, run_baseline
 
     timer = Timer(progress=progress)
     ds = _dataset(source, settings, out, timer)

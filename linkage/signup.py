@@ -41,7 +41,7 @@ import pandas as pd
 
 from linkage.errors import ModelError
 from linkage.explain.records import Evidence, ordered
-from linkage.identifiers.kinds import FAMILIES, KINDS, VALUE_MAPS
+from linkage.identifiers.kinds import KINDS, VALUE_MAPS, link_family
 from linkage.identifiers.kinds import VELOCITY_LIMITS as VELOCITY_LIMITS
 from linkage.score.scoring import level_of
 from linkage.settings import Settings
@@ -75,9 +75,11 @@ class SignupResult:
         }
 
 
-_SIGNUP_KINDS = tuple(k for k in KINDS if k.accounts_column is not None)
+_SIGNUP_KINDS = tuple(k for k in KINDS if k.signup)
 _SIGNUP_MAPS = tuple(dict.fromkeys(k.value_map for k in _SIGNUP_KINDS if k.value_map))
 _FLAGS = {"disposable": "email_disposable", "alias": "email_alias"}
+#: the value map that yields the e-mail flags (the flags are its attribute columns)
+_FLAG_MAP = next(m.name for m in VALUE_MAPS.values() if set(_FLAGS.values()) <= set(m.columns))
 
 
 def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFrame:
@@ -126,7 +128,7 @@ def signup_identifiers(frame: pd.DataFrame, *, settings: Settings) -> pd.DataFra
             )
         )
     out = pd.concat(rows, ignore_index=True)
-    email_codes, email_table = mapped["email"]
+    email_codes, email_table = mapped[_FLAG_MAP]
     out.attrs["flags"] = pd.DataFrame(
         {
             flag: take(email_codes, email_table[column].astype("boolean"))
@@ -160,7 +162,7 @@ def record_identifiers(
             value = k.normalize_one(raw, ident)
         if value is not None:
             keys.append((k.name, str(value)))
-    email = mapped.get("email", {})
+    email = mapped.get(_FLAG_MAP, {})
     flags = {flag: bool(email.get(column)) for flag, column in _FLAGS.items()}
     return keys, flags
 
@@ -370,7 +372,7 @@ class SignupScorer:
         # this loop is the cost of a call, so it only keeps votes; the evidence rows are
         # built afterwards for the winning cluster alone
         for key in keys:
-            fam = FAMILIES.get(key[0], "other")
+            fam = link_family(key[0])
             for cid, _w, m, h in self._index.get(key, ()):
                 v = m / h
                 fv = votes[cid]
@@ -486,7 +488,7 @@ class SignupScorer:
         for key in keys:
             for c, _w, m, h in self._index.get(key, ()):
                 if c == cid and m / h >= vote and self._blocked.get((*key, cid), 0.0) >= 0.5:
-                    fams.add(FAMILIES.get(key[0], "other"))
+                    fams.add(link_family(key[0]))
         return len(fams)
 
     def score_frame(self, signups: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,9 @@ from importlib import import_module
 
 import pandas as pd
 
-__all__ = ["BASELINES", "run_baseline"]
+from linkage.baselines._common import cluster_records
+
+__all__ = ["BASELINES", "cluster_records", "run_baseline"]
 
 BASELINES: tuple[str, ...] = ("rules", "components", "louvain", "fraudar")
 

@@ -7,13 +7,11 @@ identifier column, out of core.  Identifiers are plain strings, trimmed of space
 (SQL ``TRIM``) and lower-cased, empty = unknown: the peer does not get the engine's
 normalisation (canonical IPs, e-mail aliases, subnets, templates).
 
-Kinds (an identifier is a ``(kind, value)`` pair):
-
-- ``ip``: ``requests.ip`` and ``accounts.signup_ip``;
-- ``device``: ``requests.device_fingerprint`` and ``accounts.device_fingerprint``;
-- ``payment``: ``accounts.payment_fingerprint``;
-- ``email``: ``accounts.email``;
-- ``x:<kind>``: the optional ``identifiers`` table.
+Kinds (an identifier is a ``(kind, value)`` pair): the declared kinds marked ``peer``
+(:mod:`linkage.identifiers.kinds`), each from its raw columns (today ``ip``:
+``requests.ip`` and ``accounts.signup_ip``; ``device``: ``requests.device_fingerprint``
+and ``accounts.device_fingerprint``; ``payment``: ``accounts.payment_fingerprint``;
+``email``: ``accounts.email``), and ``x:<kind>`` from the optional ``identifiers`` table.
 
 A column the file does not have is skipped (real data is often partial).
 Accounts are those of the ``accounts`` table; a row of another table whose
@@ -37,19 +35,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from linkage.errors import DatasetError, LinkageError
+from linkage.identifiers.kinds import EXTRA_PREFIX, peer_columns
 
 if TYPE_CHECKING:
     from linkage.ingest.readers import TableFile
 
-# (table, column, kind): the contract's identifier columns
-IDENTIFIER_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("requests", "ip", "ip"),
-    ("requests", "device_fingerprint", "device"),
-    ("accounts", "signup_ip", "ip"),
-    ("accounts", "device_fingerprint", "device"),
-    ("accounts", "payment_fingerprint", "payment"),
-    ("accounts", "email", "email"),
-)
+# (table, column, kind): the identifier columns the peer reads verbatim (``Kind.peer``)
+IDENTIFIER_COLUMNS: tuple[tuple[str, str, str], ...] = peer_columns()
 
 
 @dataclass(frozen=True)
@@ -148,7 +140,7 @@ def incidence_from_files(dataset: str | Path, *, threads: int | None = None) -> 
         if {"kind", "value"} <= columns.get("identifiers", set()):
             parts.append(
                 f"""SELECT CAST(account_id AS VARCHAR) AS account_id,
-                    'x:' || lower(trim(CAST(kind AS VARCHAR))) AS kind,
+                    {_quote(EXTRA_PREFIX)} || lower(trim(CAST(kind AS VARCHAR))) AS kind,
                     nullif(lower(trim(CAST(value AS VARCHAR))), '') AS value
                     FROM (SELECT account_id, kind, value FROM {sources["identifiers"]}
                           GROUP BY account_id, kind, value)

@@ -20,77 +20,20 @@ import pandas as pd
 
 from linkage.explain.records import Evidence, ordered
 from linkage.graph.build import AccountGraph
-from linkage.score.features import kind_group
+from linkage.identifiers.kinds import (
+    PROVIDER_WORDING,
+    family_evidence,
+    is_provider_kind,
+    kinds_with,
+    wording,
+)
+from linkage.score.features import EVIDENCE_KIND, kind_group
 from linkage.score.model import LinearModel, sigmoid
 from linkage.score.scoring import Scores
-from linkage.score.terms import TERM_EVIDENCE
 
-EVIDENCE_KIND: dict[str, str] = {
-    "c_link_network": "shared_network",
-    "c_exposure": "shared_network",
-    "c_link_payment": "shared_payment",
-    "c_cards_per_member": "shared_payment",
-    "c_link_device": "shared_device",
-    "c_link_email": "shared_email",
-    "c_domains_per_member": "shared_email",
-    "c_link_other": "shared_other",
-    "c_link_template": "templates",
-    "template_top": "templates",
-    "c_template_top": "templates",
-    "topic_top": "templates",
-    "c_signup_spread": "timing",
-    "pivot_fast": "timing",
-    "c_pivot_fast": "timing",
-    "hour_entropy": "timing",
-    "c_hour_entropy": "timing",
-    "log_requests": "volume",
-    "log_rate": "volume",
-    "c_log_rate": "volume",
-    "log_tokens": "volume",
-    "c_log_tokens": "volume",
-    "has_requests": "volume",
-    "disposable": "concealment",
-    "alias": "concealment",
-    "freemail": "concealment",
-    "c_disposable": "concealment",
-    "c_alias": "concealment",
-    "ip_churn": "concealment",
-    "c_ip_churn": "concealment",
-    "device_churn": "concealment",
-    "c_device_churn": "concealment",
-    "payment_missing": "concealment",
-    "c_payment_missing": "concealment",
-    "reasoning": "reasoning",
-    "c_reasoning": "reasoning",
-    "clustered": "cluster_structure",
-    "member_strength": "cluster_structure",
-    "member_fraction": "cluster_structure",
-    "c_log_size": "cluster_structure",
-    # the out-of-the-box score's terms, as declared (linkage.score.terms)
-    **TERM_EVIDENCE,
-    # own traffic and the typical member's, as percentiles of this provider's accounts
-    "p_volume": "volume",
-    "c_p_volume": "volume",
-    "p_rate": "volume",
-    "c_p_rate": "volume",
-    "p_tokens": "volume",
-    "c_p_tokens": "volume",
-    "p_reasoning": "reasoning",
-    "c_p_reasoning": "reasoning",
-    "p_template": "templates",
-    "c_p_template": "templates",
-    "p_always_on": "timing",
-    "c_p_always_on": "timing",
-    "c_cadence": "timing",
-}
-GROUP_OF_KIND = {
-    "shared_network": "network",
-    "shared_payment": "payment",
-    "shared_device": "device",
-    "shared_email": "email",
-    "shared_other": "other",
-    "templates": "template",
-}
+# evidence kind of each model feature (declared with the features, linkage.score.features)
+# and the link family each identifier evidence kind reports (linkage.identifiers.kinds)
+GROUP_OF_KIND: dict[str, str] = {ev: fam for fam, ev in family_evidence().items()}
 MAX_ITEMS = 5  # identifiers / templates / rows listed per evidence item
 
 
@@ -297,14 +240,9 @@ def _summary(kind: str, fx: Mapping[str, float], size: int, extra: Mapping[str, 
         return f"~{np.expm1(fx.get('c_log_rate', 0)):.1f} requests per active hour per member, ~{np.expm1(fx.get('c_log_tokens', 0)):.0f} response tokens per request"
     if kind == "concealment" and "conceal_proxy_exposure" in fx:
         kinds = extra.get("kinds", frozenset())
-        nets = [
-            name
-            for name, present in (
-                ("IP", "ip" in kinds),
-                ("provider-identifier", any(str(k).startswith("x:") for k in kinds)),
-            )
-            if present
-        ]
+        nets = [wording(k) for k in kinds_with("exposure") if k in kinds]
+        if any(is_provider_kind(str(k)) for k in kinds):
+            nets.append(PROVIDER_WORDING)
         return (
             f"{' and '.join(nets) or 'network'} ties shared with outsiders "
             f"{fx.get('conceal_proxy_exposure', 0):.0%}, "

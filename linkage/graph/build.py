@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 
+from linkage.identifiers.kinds import provider_mask
 from linkage.settings import GraphSettings
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def build_graph(
     # provider identifiers (``x:<kind>``: friends, phones, wallets...) are attributes, not
     # traffic: each value an account holds is wholly its own, like a sign-up attribute, so
     # sharing 20 rare friends is 20 coincidences, not 20/k of one (k = its list length)
-    attribute_kind = np.char.startswith(kind_names.astype(str), "x:")
+    attribute_kind = provider_mask(kind_names)
     a = np.where(attribute_kind[kind_codes], 1.0, a)
 
     pair = kind_codes.astype(np.int64) * max(len(value_names), 1) + value_codes

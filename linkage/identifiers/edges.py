@@ -3,8 +3,9 @@
 The rows come from the SQL aggregation (:func:`linkage.identifiers.sql.run_aggregation`,
 ``edges``: request pairs and sign-up observations of every kind, and the optional
 identifiers table as ``x:<kind>``); this module only puts them in the public schema
-and order: built-in kinds in contract order, then ``x:`` kinds by name; within a
-kind by account (order of the accounts table), then value (code point order).
+and order: declared kinds in their ``edge_rank`` order (the data contract's, see
+:mod:`linkage.identifiers.kinds`), then ``x:`` kinds by name; within a kind by account
+(order of the accounts table), then value (code point order).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.contract import BUILTIN_KINDS
 from linkage.identifiers._codes import NAT
+from linkage.identifiers.kinds import edge_order_key
 
 __all__ = ["EDGE_COLUMNS", "edges_from_table", "empty_edges"]
 
@@ -31,9 +32,8 @@ def _string_column(arr: pa.Array | pa.ChunkedArray) -> pd.arrays.ArrowStringArra
 
 
 def _kinds_in_order(kinds: list[str]) -> tuple[list[str], list[int]]:
-    """Kinds with their rank: contract order first, then the others by name."""
-    builtin = {k: i for i, k in enumerate(BUILTIN_KINDS)}
-    order = sorted(kinds, key=lambda k: (k not in builtin, builtin.get(k, 0), k))
+    """Kinds with their rank: declared order first, then the others by name."""
+    order = sorted(kinds, key=edge_order_key)
     return order, list(range(len(order)))
 
 

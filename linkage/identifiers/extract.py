@@ -40,7 +40,7 @@ from linkage.identifiers._codes import (
 )
 from linkage.identifiers.edges import edges_from_table
 from linkage.identifiers.features import FEATURE_COLUMNS, ratio
-from linkage.identifiers.kinds import KINDS
+from linkage.identifiers.kinds import KINDS, kind, kinds_with, the_kind
 from linkage.identifiers.sql import DUCKDB_THREADS, run_aggregation
 from linkage.identifiers.timing import timing_features
 from linkage.settings import IdentifierSettings
@@ -87,8 +87,12 @@ EXTRACT_STEPS = (
 
 #: Raw columns of the dataset the SQL reads (the kinds' sources and the token counts).
 _REQUEST_RAW = tuple(
-    dict.fromkeys(c for k in KINDS if (c := k.request_column) and c not in {"template", "topic"})
+    dict.fromkeys(c for k in KINDS if (c := k.request_column) and not k.written_by_stage)
 )
+#: Columns the stage writes itself (integer codes into a vocabulary), and their kinds.
+_CODED = tuple(str(k.request_column) for k in KINDS if k.request_column and k.written_by_stage)
+_TEMPLATE = the_kind("template_ids")
+_TOPIC = the_kind("topic_ids")
 _ACCOUNT_RAW = tuple(dict.fromkeys(c for k in KINDS if (c := k.accounts_column)))
 
 
@@ -178,8 +182,8 @@ def extract(
             type=pa.int64(),
             from_pandas=True,
         )
-    req_cols["template"] = _code_array(tpl.codes)
-    req_cols["topic"] = _code_array(topic.codes)
+    req_cols[str(kind(_TEMPLATE).request_column)] = _code_array(tpl.codes)
+    req_cols[str(kind(_TOPIC).request_column)] = _code_array(topic.codes)
     req_cols["reasoning"] = pa.array(reasoning, mask=~prompt_known)
     del reasoning
     created_ns = epoch_ns(column(accounts, "created_at"))
@@ -209,7 +213,7 @@ def extract(
             requests=pa.table(req_cols),
             accounts=pa.table(acc_cols),
             identifiers=ident_table,
-            coded=("template", "topic"),
+            coded=_CODED,
             settings=settings,
         )
     finally:
@@ -227,7 +231,7 @@ def extract(
         agg["edges"],
         account_arrow,
         agg["coded_edges"],
-        {"template": pa.array(tpl.values, type=pa.string())},
+        {_TEMPLATE: pa.array(tpl.values, type=pa.string())},
     )
     feats = _features(agg, n_acc)
     for c in timing.columns:
@@ -290,24 +294,25 @@ def _features(agg: dict[str, pa.Table], n_acc: int) -> dict[str, np.ndarray]:
         distinct[known == 0] = np.nan
         return distinct, _per_account(sub, "top_n", codes, n_acc), known
 
-    n_ips, _, known_ip = stats("ip")
-    feats["n_ips"] = n_ips
-    feats["ip_churn"] = ratio(n_ips, known_ip)
-    feats["n_subnets"] = stats("subnet")[0]
-    n_dev, _, known_dev = stats("device")
-    feats["n_devices"] = n_dev
-    feats["device_churn"] = ratio(n_dev, known_dev)
-    n_tpl, top_tpl, known_tpl = stats("template")
-    feats["n_templates"] = n_tpl
-    feats["template_top_share"] = ratio(top_tpl, known_tpl)
-    feats["template_repetition"] = 1.0 - ratio(n_tpl, known_tpl)
-    _, top_topic, known_topic = stats("topic")
-    feats["topic_top_share"] = ratio(top_topic, known_topic)
+    # the per-kind features its declaration asks for (kinds.ROLES), in declaration order
+    for k in KINDS:
+        if not k.roles & {"count", "churn", "top_share", "repetition"}:
+            continue
+        n_values, top, known = stats(k.name)
+        if "count" in k.roles:
+            feats[f"n_{k.name}s"] = n_values
+        if "churn" in k.roles:
+            feats[f"{k.name}_churn"] = ratio(n_values, known)
+        if "top_share" in k.roles:
+            feats[f"{k.name}_top_share"] = ratio(top, known)
+        if "repetition" in k.roles:
+            feats[f"{k.name}_repetition"] = 1.0 - ratio(n_values, known)
 
     # "missing": the account has no value of the kind at all (request or sign-up); NaN
     # for every account when the dataset has none (then it says nothing about anyone)
     edge_table = agg["edges"]
-    for name, feature in (("device", "device_missing"), ("payment", "payment_missing")):
+    for name in kinds_with("missing"):
+        feature = f"{name}_missing"
         holders = edge_table.filter(pc.equal(edge_table.column("kind"), name))
         if holders.num_rows:
             has = np.zeros(n_acc, dtype=bool)
@@ -337,7 +342,7 @@ def _templates_frame(
     on the integer codes into ``values``). The string columns are not copied or
     re-sorted (at scale they are the largest table of the stage).
     """
-    tpl = coded_edges.filter(pc.equal(coded_edges.column("kind"), "template"))
+    tpl = coded_edges.filter(pc.equal(coded_edges.column("kind"), _TEMPLATE))
     code = tpl.column("code").to_numpy().astype(np.int64, copy=False)
     n_accounts = np.bincount(code, minlength=len(values))
     per_id = pd.Series(n_accounts, index=pd.Index(values, dtype="string"), dtype=np.int64)

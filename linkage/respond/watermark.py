@@ -58,7 +58,6 @@ import bisect
 import hashlib
 import math
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,6 +76,9 @@ from linkage.respond.lexicon import (
     WORD_INDEX,
 )
 from linkage.respond.spans import SPECIAL_RX, code_intervals, free_segments, protected_intervals
+
+# the store mints the keys it keeps (store below respond); re-exported for callers here
+from linkage.store.watermark_keys import new_key_id, new_secret
 
 #: default attribution threshold
 ATTRIBUTION_P = 1e-6
@@ -105,16 +107,6 @@ def channel_of(group: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- keys
-
-
-def new_secret() -> bytes:
-    """A fresh 256-bit watermark secret."""
-    return secrets.token_bytes(32)
-
-
-def new_key_id() -> str:
-    """A public, random key id (carries nothing of the secret)."""
-    return "wm-" + secrets.token_hex(6)
 
 
 def subkeys(secret: bytes) -> tuple[int, int]:

@@ -51,21 +51,18 @@ import pandas as pd
 
 from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
-from linkage.score.features import KIND_GROUPS, cadence, percentile
+from linkage.identifiers.kinds import has_role, independent_family, the_kind
+from linkage.score.features import cadence, percentile
 from linkage.score.terms import TERMS
 from linkage.settings import CoordinationSettings
 
-# identifier kind -> independent family: the evidence groups of the cluster features
-# (extra kinds ``x:<kind>`` are each their own family here, not lumped into "other")
-FAMILY_OF_KIND: dict[str, str] = KIND_GROUPS
 TIMING_FAMILY = "signup_time"
 __all__ = ["TERMS", "Coordination", "coordination", "family_of"]
 
 
 def family_of(kind: str) -> str:
-    if kind.startswith("x:"):
-        return kind
-    return FAMILY_OF_KIND.get(kind, f"other:{kind}")
+    """Independent family of ``kind`` (extra kinds ``x:<kind>`` are each their own)."""
+    return independent_family(kind)
 
 
 @dataclass
@@ -158,8 +155,8 @@ def coordination(
         # provider identifiers (bots befriend strangers to blend in; a community's friends are
         # each other); templates and devices are left out: public prompts and popular devices
         # are shared with outsiders by everyone
-        kind_s = inc["kind"].astype(str)
-        net = ((kind_s == "ip") | kind_s.str.startswith("x:")).to_numpy()
+        cats, codes = [str(k) for k in kinds.cat.categories], kinds.cat.codes.to_numpy()
+        net = np.asarray([has_role(k, "exposure") for k in cats], bool)[codes]
         exposure_in = np.bincount(acc[net], weights=inside[net], minlength=n)
         exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
         # residential-proxy exits, per account: the distinct IPs it shares both with its
@@ -167,7 +164,7 @@ def coordination(
         # (each home is one exit); a class behind one campus IP, a company behind its office
         # NAT, a family on its router touch one or none. (n - 1) / n: 0 for one such IP,
         # 0.5 for two, 0.9 for ten; the account's own, never diluted by its cluster
-        is_ip = (kind_s == "ip").to_numpy()
+        is_ip = np.asarray([has_role(k, "exit") for k in cats], bool)[codes]
         exits = np.bincount(acc[is_ip & (inside > 0) & (outside > 0)], minlength=n)
         has_ip = np.bincount(acc[is_ip], minlength=n) > 0
         exit_breadth = np.where(
@@ -232,7 +229,7 @@ def coordination(
     # an organisation's domain is neither freemail nor throwaway: a disposable domain
     # shared by a group is concealment, never openness
     not_org = np.fmax(col("email_freemail"), col("email_disposable"))
-    cue("open_org_domain", _majority_share(ag, label, "email_domain", not_org), -1.0)
+    cue("open_org_domain", _majority_share(ag, label, the_kind("org_domain"), not_org), -1.0)
     # one card paying for many accounts is openness when the accounts say whose they are
     # (a company's, a lab's domain); behind freemail or throwaway mailboxes posing as
     # strangers it is one payer hiding many accounts, and no evidence of openness
@@ -292,10 +289,10 @@ def _organisation_card(ag: AccountGraph, label: np.ndarray, not_org: np.ndarray)
     if inc.empty:
         return np.full(n, np.nan)
     kind = inc["kind"].to_numpy()
-    card = kind == "payment"
+    card = kind == the_kind("card")
     if not card.any():
         return np.full(n, np.nan)
-    dom_rows = kind == "email_domain"
+    dom_rows = kind == the_kind("org_domain")
     domain = np.full(n, -1, dtype=np.int64)
     domain[inc["acc"].to_numpy()[dom_rows]] = inc["ident"].to_numpy()[dom_rows]
     org = np.nan_to_num(not_org, nan=0.0) <= 0

@@ -27,28 +27,27 @@ import pandas as pd
 
 from linkage.detect.leiden import Clustering, incidence_ties
 from linkage.graph.build import AccountGraph
+from linkage.identifiers.kinds import (
+    FAMILIES,
+    LINK_FAMILIES,
+    family_evidence,
+    kinds_with,
+    link_family,
+    the_kind,
+)
+from linkage.score.terms import TERM_EVIDENCE
 
 if TYPE_CHECKING:
     from linkage.score.coordination import Coordination
     from linkage.settings import CoordinationSettings
 
-# identifier kinds grouped into evidence families
-KIND_GROUPS: dict[str, str] = {
-    "ip": "network",
-    "subnet": "network",
-    "payment": "payment",
-    "device": "device",
-    "user_agent": "device",
-    "email": "email",
-    "email_domain": "email",
-    "template": "template",
-}
-LINK_GROUPS = ("network", "payment", "device", "email", "template", "other")
+# identifier kinds grouped into evidence families (declared in linkage.identifiers.kinds)
+LINK_GROUPS: tuple[str, ...] = tuple(f.name for f in LINK_FAMILIES)
 
 
 def kind_group(kinds: pd.Series | np.ndarray) -> np.ndarray:
-    k = pd.Series(kinds, dtype=object)
-    return k.map(KIND_GROUPS).fillna("other").to_numpy()
+    """The link family of each kind (``other`` for undeclared and provider kinds)."""
+    return np.asarray([link_family(str(k)) for k in kinds], dtype=object)
 
 
 # account-level inputs taken from the identifiers stage (NaN filled as noted)
@@ -117,6 +116,62 @@ FEATURES: tuple[str, ...] = (
     "c_signup_spread",
     *(f"c_{f}" for f in _CLUSTER_MEAN),
 )
+
+#: The evidence kind each feature is reported under (what an analyst calls one reason);
+#: the identifier links are their family's (linkage.identifiers.kinds).
+EVIDENCE_KIND: dict[str, str] = {
+    **{f"c_link_{f.name}": f.evidence for f in LINK_FAMILIES},
+    "c_exposure": family_evidence()[FAMILIES[kinds_with("exposure")[0]]],
+    "c_cards_per_member": family_evidence()[FAMILIES[the_kind("card")]],
+    "c_domains_per_member": family_evidence()[FAMILIES[the_kind("org_domain")]],
+    "template_top": "templates",
+    "c_template_top": "templates",
+    "topic_top": "templates",
+    "c_signup_spread": "timing",
+    "pivot_fast": "timing",
+    "c_pivot_fast": "timing",
+    "hour_entropy": "timing",
+    "c_hour_entropy": "timing",
+    "log_requests": "volume",
+    "log_rate": "volume",
+    "c_log_rate": "volume",
+    "log_tokens": "volume",
+    "c_log_tokens": "volume",
+    "has_requests": "volume",
+    "disposable": "concealment",
+    "alias": "concealment",
+    "freemail": "concealment",
+    "c_disposable": "concealment",
+    "c_alias": "concealment",
+    "ip_churn": "concealment",
+    "c_ip_churn": "concealment",
+    "device_churn": "concealment",
+    "c_device_churn": "concealment",
+    "payment_missing": "concealment",
+    "c_payment_missing": "concealment",
+    "reasoning": "reasoning",
+    "c_reasoning": "reasoning",
+    "clustered": "cluster_structure",
+    "member_strength": "cluster_structure",
+    "member_fraction": "cluster_structure",
+    "c_log_size": "cluster_structure",
+    # the out-of-the-box score's terms, as declared (linkage.score.terms)
+    **TERM_EVIDENCE,
+    # own traffic and the typical member's, as percentiles of this provider's accounts
+    "p_volume": "volume",
+    "c_p_volume": "volume",
+    "p_rate": "volume",
+    "c_p_rate": "volume",
+    "p_tokens": "volume",
+    "c_p_tokens": "volume",
+    "p_reasoning": "reasoning",
+    "c_p_reasoning": "reasoning",
+    "p_template": "templates",
+    "c_p_template": "templates",
+    "p_always_on": "timing",
+    "c_p_always_on": "timing",
+    "c_cadence": "timing",
+}
 
 
 def percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -258,7 +313,10 @@ def account_features(
     out["c_exposure"] = cmean(exposure)
 
     # distinct cards / non-freemail domains per member
-    for kind, col in (("payment", "c_cards_per_member"), ("email_domain", "c_domains_per_member")):
+    for kind, col in (
+        (the_kind("card"), "c_cards_per_member"),
+        (the_kind("org_domain"), "c_domains_per_member"),
+    ):
         sel = inc["kind"].to_numpy() == kind
         pairs = pd.DataFrame({"lab": lab[sel], "ident": ident[sel]}).drop_duplicates()
         distinct = np.bincount(pairs["lab"].to_numpy(), minlength=len(size))

@@ -191,7 +191,7 @@ def clusters_from_scores(scores: Any, model: Any) -> pd.DataFrame:
     The evidence profile is the members' mean contribution per evidence kind, exactly
     as the explain stage writes it into ``clusters.jsonl``.
     """
-    from linkage.explain.evidence import EVIDENCE_KIND
+    from linkage.score.features import EVIDENCE_KIND
 
     acc = scores.accounts
     cid = acc["cluster_id"].astype("string")

@@ -1,7 +1,8 @@
 """Fit the scoring model on labelled datasets (``linkage train``).
 
 Each dataset goes through the same stages as ``detect`` (so the features are
-exactly those the model will see), labels are joined by account, accounts of
+exactly those the model will see: :func:`linkage.pipeline.train_model` prepares them
+and hands the prepared runs here), labels are joined by account, accounts of
 *grey* populations (coordinated but not extraction: neither class) and unlabelled
 accounts are left out, and a penalised residual is fitted on top of the
 out-of-the-box model (:mod:`linkage.score.labels`): by default its penalty, "no
@@ -12,8 +13,8 @@ Every group carries the same weight, so a large campaign does not drown small on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,26 +32,15 @@ SUPERVISED_FEATURES: tuple[str, ...] = (*TERMS, *FEATURES)
 DEFAULT_C = 0.1
 
 
-def training_frame(
-    dataset: str | Path, *, settings: Settings, progress: Callable[[str], None] | None = None
-) -> tuple[pd.DataFrame, np.ndarray]:
-    X, y, _ = labelled_frame(dataset, settings=settings, progress=progress)
-    return X, y
-
-
-def labelled_frame(
-    dataset: str | Path, *, settings: Settings, progress: Callable[[str], None] | None = None
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The labelled, non-grey accounts of ``dataset``: ``(X, y, group)``.
+def labelled_frame(prep: Any, name: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The labelled, non-grey accounts of a prepared run (:class:`linkage.pipeline.Prepared`
+    of dataset ``name``): ``(X, y, group)``.
 
     ``group`` is the labels' ``group`` column, or ``acct:<id>`` for an account without one.
     """
-    from linkage.pipeline import prepare
-
-    prep = prepare(dataset, settings=settings, progress=progress, keep_prompts=False)
     labels = prep.dataset.labels
     if labels is None:
-        raise LinkageError(f"{dataset} has no labels table: training needs labels")
+        raise LinkageError(f"{name} has no labels table: training needs labels")
     lab = (
         labels.assign(account_id=labels["account_id"].astype(str))
         .drop_duplicates("account_id")
@@ -74,14 +64,15 @@ def labelled_frame(
     return prep.X.loc[keep], y, grp.loc[keep].to_numpy(dtype=object)
 
 
-def train_model(
-    datasets: Sequence[str | Path],
+def fit_labelled(
+    runs: Iterable[tuple[str, Any]],
     *,
     settings: Settings,
     C: float | str | None = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> LinearModel:
-    """The out-of-the-box model plus a residual learnt from the datasets' labels.
+    """The out-of-the-box model plus a residual learnt from the labels of ``runs``
+    (``(dataset name, prepared run)``, consumed one at a time).
 
     ``C="auto"`` (default) chooses the penalty by cross-validation over labelled groups
     (groups of different datasets are different groups), "no residual" included; a
@@ -90,9 +81,10 @@ def train_model(
     from linkage.score.labels import fit_with_labels
     from linkage.score.model import load_model
 
-    frames, ys, gs = [], [], []
-    for i, d in enumerate(datasets):
-        X, y, g = labelled_frame(d, settings=settings, progress=progress)
+    frames, ys, gs, names = [], [], [], []
+    for i, (name, prep) in enumerate(runs):
+        X, y, g = labelled_frame(prep, name)
+        names.append(name)
         frames.append(X)
         ys.append(y)
         gs.append(np.asarray([f"{i}:{x}" for x in g], dtype=object))
@@ -102,7 +94,7 @@ def train_model(
     if len(np.unique(y)) < 2:
         raise LinkageError("training data needs both farm and legit accounts")
     meta = {
-        "trained_on": [str(d) for d in datasets],
+        "trained_on": names,
         "settings": settings.model_dump(mode="json"),
     }
     base = load_model(settings.score)
@@ -112,26 +104,26 @@ def train_model(
     return _described(model, base, meta, y, cv)
 
 
-def train_from_feedback(
-    dataset: str | Path,
+def fit_feedback(
+    prep: Any,
+    name: str,
     feedback: pd.DataFrame,
     *,
     settings: Settings,
     C: float | str | None = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> LinearModel:
-    """The out-of-the-box model plus a residual learnt from analysts' verdicts on ``dataset``.
+    """The out-of-the-box model plus a residual learnt from analysts' verdicts on a
+    prepared run (:class:`linkage.pipeline.Prepared` of dataset ``name``).
 
     ``confirmed_farm`` = farm, ``appeal_upheld`` / ``false_positive`` = legit (the latest
     verdict per account, :func:`linkage.score.labels.feedback_labels`); the groups of the
     cross-validation are the accounts' clusters in this run (reviewed together, alike by
     construction), and the residual is standardised on every account of the dataset.
     """
-    from linkage.pipeline import prepare
     from linkage.score.labels import feedback_labels, fit_with_labels
     from linkage.score.model import load_model
 
-    prep = prepare(dataset, settings=settings, progress=progress, keep_prompts=False)
     cl = prep.clustering
     ids = np.array([*cl.cluster_ids, None], dtype=object)[cl.cluster]
     cluster_of = pd.Series(ids, index=prep.X.index.astype(str)).dropna()
@@ -139,10 +131,10 @@ def train_from_feedback(
     if len(np.unique(y)) < 2:
         raise LinkageError(
             f"the feedback names {int(y.sum())} confirmed farm and {int((y == 0).sum())} cleared "
-            f"accounts of {dataset}: training needs both (verdicts confirmed_farm and "
+            f"accounts of {name}: training needs both (verdicts confirmed_farm and "
             "appeal_upheld / false_positive on accounts of this dataset)"
         )
-    meta = {"trained_on": [str(dataset)], "labels": "feedback"}
+    meta = {"trained_on": [name], "labels": "feedback"}
     base = load_model(settings.score)
     model, cv = fit_with_labels(
         prep.X.loc[mask], y, groups, base=base, C=C, reference=prep.X, seed=settings.seed, meta=meta

@@ -8,6 +8,7 @@ in-process; listings carry ids and dates only.  Table created by migration ``000
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +17,18 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, Index, LargeBinary, String, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from linkage.respond.watermark import new_key_id, new_secret
 from linkage.store.engine import as_utc, utcnow
 from linkage.store.models import Base, audit_event, cli_actor
+
+
+def new_secret() -> bytes:
+    """A fresh 256-bit watermark secret."""
+    return secrets.token_bytes(32)
+
+
+def new_key_id() -> str:
+    """A public, random key id (carries nothing of the secret)."""
+    return "wm-" + secrets.token_hex(6)
 
 
 class WatermarkKeyRow(Base):

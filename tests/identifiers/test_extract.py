@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from linkage.contract import BUILTIN_KINDS
 from linkage.dataset import Dataset
 from linkage.identifiers import Identifiers, extract, normalize_ip
+from linkage.identifiers.kinds import KINDS
 from linkage.settings import IdentifierSettings
 from tests.identifiers.test_features import hand_dataset
 
@@ -51,7 +51,7 @@ def test_edge_schema(ids: Identifiers) -> None:
     assert str(e["first_ts"].dtype) == "datetime64[ns, UTC]"
     assert not e[["account_id", "kind", "value"]].isna().any().any()
     assert not e.duplicated(["account_id", "kind", "value"]).any()
-    assert set(e["kind"]) - set(BUILTIN_KINDS) == {"x:phone", "x:wallet"}
+    assert set(e["kind"]) - {k.name for k in KINDS} == {"x:phone", "x:wallet"}
 
 
 def test_ip_edges_union_request_and_signup_and_count_n(ids: Identifiers) -> None:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from linkage.errors import LinkageError
+from linkage.pipeline import train_from_feedback
 from linkage.score.model import load_model
-from linkage.score.train import train_from_feedback
 from linkage.settings import Settings
 
 
