@@ -107,40 +107,42 @@ def _timing_ties(
     return out
 
 
-def coordination(
-    ag: AccountGraph,
-    clustering: Clustering,
-    features: pd.DataFrame,
-    *,
-    ties: tuple[np.ndarray, np.ndarray] | None = None,
-    settings: CoordinationSettings | None = None,
-) -> Coordination:
-    """The coordination terms of every account (vertex order of ``ag``).
+@dataclass
+class _Data:
+    """What every term reads: the graph, the cluster labels and the account features."""
 
-    ``ties``: :func:`incidence_ties` under ``clustering.labels()`` if already computed;
-    ``settings``: the score's constants (``settings.score.coordination``; defaults if None).
-    """
-    s = settings or CoordinationSettings()
-    accounts = ag.accounts
-    n = len(accounts)
-    label = clustering.labels()
-    clustered = clustering.cluster >= 0
-    kappa = s.family_cap_share * float(np.log(ag.n_reference))
-    f = features.reindex(accounts)
+    ag: AccountGraph
+    label: np.ndarray  # cluster label per account (unclustered: a cluster of one)
+    clustered: np.ndarray
+    features: pd.DataFrame  # reindexed to the graph's accounts
 
-    def col(name: str) -> np.ndarray:
-        return f[name].to_numpy(dtype=float) if name in f.columns else np.full(n, np.nan)
+    def col(self, name: str) -> np.ndarray:
+        f = self.features
+        if name in f.columns:
+            return f[name].to_numpy(dtype=float)
+        return np.full(len(self.label), np.nan)
 
-    # -- 1. coordination per family ----------------------------------------------
-    inc = ag.incidence
-    fam_cols: dict[str, np.ndarray] = {}
-    exposure_in = np.zeros(n)
-    exposure_out = np.zeros(n)
-    exit_breadth = np.full(n, np.nan)
+
+@dataclass
+class _Ties:
+    """Per account: ties to its cluster by family, and the network ties' exposure."""
+
+    family: dict[str, np.ndarray]
+    exposure_in: np.ndarray
+    exposure_out: np.ndarray
+    exit_breadth: np.ndarray
+
+
+def _ties(d: _Data, ties: tuple[np.ndarray, np.ndarray] | None) -> _Ties:
+    """Family ties (``L_f``), the network ties held inside and outside the cluster and the
+    per-account exit breadth (see the module docstring)."""
+    n = len(d.label)
+    inc = d.ag.incidence
+    out = _Ties({}, np.zeros(n), np.zeros(n), np.full(n, np.nan))
     if not inc.empty:
-        inside, outside = ties if ties is not None else incidence_ties(ag, label)
+        inside, outside = ties if ties is not None else incidence_ties(d.ag, d.label)
         # an unclustered account shares with no group: nothing of it is inside or outside
-        in_group = clustered[inc["acc"].to_numpy()]
+        in_group = d.clustered[inc["acc"].to_numpy()]
         inside = np.where(in_group, inside, 0.0)
         outside = np.where(in_group, outside, 0.0)
         kinds = inc["kind"].astype("category")
@@ -149,7 +151,7 @@ def coordination(
         acc = inc["acc"].to_numpy()
         for fam in sorted(set(fams)):
             sel = row_fam == fam
-            fam_cols[fam] = np.bincount(acc[sel], weights=inside[sel], minlength=n)
+            out.family[fam] = np.bincount(acc[sel], weights=inside[sel], minlength=n)
         # exposure: the group's ties shared with outsiders, on IPs (residential proxies exit
         # through strangers' homes; a /24 is shared by design, so subnets do not count) and on
         # provider identifiers (bots befriend strangers to blend in; a community's friends are
@@ -157,8 +159,8 @@ def coordination(
         # are shared with outsiders by everyone
         cats, codes = [str(k) for k in kinds.cat.categories], kinds.cat.codes.to_numpy()
         net = np.asarray([has_role(k, "exposure") for k in cats], bool)[codes]
-        exposure_in = np.bincount(acc[net], weights=inside[net], minlength=n)
-        exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
+        out.exposure_in = np.bincount(acc[net], weights=inside[net], minlength=n)
+        out.exposure_out = np.bincount(acc[net], weights=outside[net], minlength=n)
         # residential-proxy exits, per account: the distinct IPs it shares both with its
         # group and with strangers. A farm rotating through strangers' homes touches many
         # (each home is one exit); a class behind one campus IP, a company behind its office
@@ -167,107 +169,160 @@ def coordination(
         is_ip = np.asarray([has_role(k, "exit") for k in cats], bool)[codes]
         exits = np.bincount(acc[is_ip & (inside > 0) & (outside > 0)], minlength=n)
         has_ip = np.bincount(acc[is_ip], minlength=n) > 0
-        exit_breadth = np.where(
-            has_ip & clustered, np.maximum(exits - 1, 0) / np.maximum(exits, 1), np.nan
+        out.exit_breadth = np.where(
+            has_ip & d.clustered, np.maximum(exits - 1, 0) / np.maximum(exits, 1), np.nan
         )
-    fam_cols[TIMING_FAMILY] = _timing_ties(col("created_ts"), label, ag.n_reference, clustered)
+    out.family[TIMING_FAMILY] = _timing_ties(
+        d.col("created_ts"), d.label, d.ag.n_reference, d.clustered
+    )
+    return out
+
+
+def _coordination_term(
+    d: _Data, family: dict[str, np.ndarray], kappa: float, s: CoordinationSettings
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Per account: its family ties (a frame), the coordination term and the number of
+    corroborating families."""
+    n = len(d.label)
     family_nats = pd.DataFrame(
         # per account, not the cluster's median: a member must itself be tied through two
         # families to be blocked (a cluster that swept in proxy-sharing home users keeps
         # them at review while its farm core is blocked); the cluster score is the median
-        {fam: np.where(clustered, v, 0.0) for fam, v in fam_cols.items()},
-        index=accounts,
+        {fam: np.where(d.clustered, v, 0.0) for fam, v in family.items()},
+        index=d.ag.accounts,
     )
-    capped = np.minimum(family_nats.to_numpy(), kappa) if len(fam_cols) else np.zeros((n, 0))
+    capped = np.minimum(family_nats.to_numpy(), kappa) if len(family) else np.zeros((n, 0))
     total = capped.sum(axis=1)
     corroboration = (
         (family_nats.to_numpy() >= s.corroboration_share * kappa).sum(axis=1)
-        if len(fam_cols)
+        if len(family)
         else np.zeros(n)
     )
     coord = s.coordination_scale * np.clip((total - kappa) / max(kappa, 1e-9), -1.0, 1.0)
+    coord = np.where(d.clustered, coord, -s.coordination_scale)
+    return family_nats, coord, corroboration
 
-    terms = pd.DataFrame(index=accounts)
-    terms["coordination"] = coord
-    missing: list[str] = []
 
-    def cue(name: str, x: np.ndarray, sign: float) -> None:
-        v = _mean_by(label, x)
-        if np.isnan(x).all():
-            missing.append(name)
-        terms[name] = sign * s.cue_nats * np.nan_to_num(v, nan=0.0)
+def _cue(d: _Data, x: np.ndarray, sign: float, s: CoordinationSettings) -> np.ndarray:
+    """A cluster-mean cue in nats: ``sign * cue_nats * mean over the cluster`` (0 if unknown)."""
+    return sign * s.cue_nats * np.nan_to_num(_mean_by(d.label, x), nan=0.0)
 
-    # -- 2. concealment against openness -------------------------------------------
+
+def _concealment(
+    d: _Data, t: _Ties, s: CoordinationSettings, missing: list[str]
+) -> dict[str, np.ndarray]:
+    """The concealment terms (proxy exposure, fingerprint churn, throwaway mail, a
+    scheduler's cadence); cues the data cannot have are added to ``missing``."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        net_tot = exposure_in + exposure_out
-        exposure = np.where(net_tot > 0, exposure_out / net_tot, np.nan)
-    cue("conceal_proxy_exposure", exposure, +1.0)
-    # the stronger of the group's share of ties held by outsiders and the account's own
-    # breadth of exits through strangers' IPs
-    terms["conceal_proxy_exposure"] = np.fmax(
-        terms["conceal_proxy_exposure"].to_numpy(),
-        s.cue_nats * np.nan_to_num(exit_breadth, nan=0.0),
-    )
-    n_req = col("n_requests")
-    n_dev = col("n_devices")
+        net_tot = t.exposure_in + t.exposure_out
+        exposure = np.where(net_tot > 0, t.exposure_out / net_tot, np.nan)
+    n_req = d.col("n_requests")
+    n_dev = d.col("n_devices")
     with np.errstate(invalid="ignore", divide="ignore"):
         churn = np.where(
             np.nan_to_num(n_req, nan=0.0) >= s.min_requests_for_churn,
             (n_dev - 1) / (n_req - 1),
             np.nan,
         )
-    cue("conceal_fingerprint_churn", np.clip(churn, 0, 1), +1.0)
-    throw = np.fmax(col("email_disposable"), col("email_alias"))
-    cue("conceal_throwaway_mail", throw, +1.0)
     # a scheduler's sign-ups: accounts opened at a fixed interval (CopyCatch / SynchroTrap's
     # lockstep, on the one clock every account has); people arriving because of one event
     # (a class, an onboarding afternoon) arrive at random and score 0
-    created = col("created_ts")
-    regular = cadence(created, label, clustered)
-    known = np.where(np.isnan(created), np.nan, regular)
-    cue("conceal_scheduler_cadence", known, +1.0)
+    created = d.col("created_ts")
+    regular = cadence(created, d.label, d.clustered)
+    cues = {
+        "conceal_proxy_exposure": exposure,
+        "conceal_fingerprint_churn": np.clip(churn, 0, 1),
+        "conceal_throwaway_mail": np.fmax(d.col("email_disposable"), d.col("email_alias")),
+        "conceal_scheduler_cadence": np.where(np.isnan(created), np.nan, regular),
+    }
+    out = {}
+    for name, x in cues.items():
+        if np.isnan(x).all():
+            missing.append(name)
+        out[name] = _cue(d, x, +1.0, s)
+    # the stronger of the group's share of ties held by outsiders and the account's own
+    # breadth of exits through strangers' IPs
+    out["conceal_proxy_exposure"] = np.fmax(
+        out["conceal_proxy_exposure"], s.cue_nats * np.nan_to_num(t.exit_breadth, nan=0.0)
+    )
+    return out
+
+
+def _openness(d: _Data, s: CoordinationSettings, missing: list[str]) -> dict[str, np.ndarray]:
+    """The openness terms (one organisation domain, an organisation's card)."""
     # an organisation's domain is neither freemail nor throwaway: a disposable domain
     # shared by a group is concealment, never openness
-    not_org = np.fmax(col("email_freemail"), col("email_disposable"))
-    cue("open_org_domain", _majority_share(ag, label, the_kind("org_domain"), not_org), -1.0)
+    not_org = np.fmax(d.col("email_freemail"), d.col("email_disposable"))
+    domain = _majority_share(d.ag, d.label, the_kind("org_domain"), not_org)
+    if np.isnan(domain).all():
+        missing.append("open_org_domain")
     # one card paying for many accounts is openness when the accounts say whose they are
     # (a company's, a lab's domain); behind freemail or throwaway mailboxes posing as
     # strangers it is one payer hiding many accounts, and no evidence of openness
     # per account, like the exit breadth: an evaluation team inside a cluster that also
     # swept in integrators and power users is still open about its own card
-    org_card = _organisation_card(ag, label, not_org)
+    org_card = _organisation_card(d.ag, d.label, not_org)
     if np.isnan(org_card).all():
         missing.append("open_shared_card")
-    terms["open_shared_card"] = -s.cue_nats * np.where(
-        clustered, np.nan_to_num(org_card, nan=0.0), 0.0
-    )
+    return {
+        "open_org_domain": _cue(d, domain, -1.0, s),
+        "open_shared_card": -s.cue_nats
+        * np.where(d.clustered, np.nan_to_num(org_card, nan=0.0), 0.0),
+    }
 
-    # -- 3. extraction relative to this provider's own accounts --------------------
+
+def _extraction(d: _Data, s: CoordinationSettings, missing: list[str]) -> np.ndarray:
+    """The extraction term: the cluster's traffic against this provider's own accounts."""
+    n_req = d.col("n_requests")
     active = np.nan_to_num(n_req, nan=0.0) > 0
     pcts = []
     for name, raw in (
         ("volume", np.log1p(n_req)),
-        ("reasoning", col("reasoning_share")),
-        ("template_focus", col("template_top_share")),
-        ("answer_length", np.log1p(col("mean_response_tokens"))),
+        ("reasoning", d.col("reasoning_share")),
+        ("template_focus", d.col("template_top_share")),
+        ("answer_length", np.log1p(d.col("mean_response_tokens"))),
     ):
         x = np.where(active, raw, np.nan)
         if np.isnan(x).all():
             missing.append(f"extraction:{name}")
             continue
-        pcts.append(percentile(_mean_by(label, x), x))
-    if pcts:
-        stack = np.vstack(pcts)
-        cnt = (~np.isnan(stack)).sum(axis=0)
-        pbar = np.where(cnt > 0, np.nansum(stack, axis=0) / np.maximum(cnt, 1), np.nan)
-        terms["extraction"] = np.nan_to_num(
-            s.extraction_scale * (pbar - s.extraction_floor), nan=0.0
-        )
-    else:
-        terms["extraction"] = 0.0
+        pcts.append(percentile(_mean_by(d.label, x), x))
+    if not pcts:
+        return np.zeros(len(d.label))
+    stack = np.vstack(pcts)
+    cnt = (~np.isnan(stack)).sum(axis=0)
+    pbar = np.where(cnt > 0, np.nansum(stack, axis=0) / np.maximum(cnt, 1), np.nan)
+    return np.nan_to_num(s.extraction_scale * (pbar - s.extraction_floor), nan=0.0)
 
-    # singletons carry no group evidence at all: only their cluster-of-one terms
-    terms.loc[~clustered, "coordination"] = -s.coordination_scale
+
+def coordination(
+    ag: AccountGraph,
+    clustering: Clustering,
+    features: pd.DataFrame,
+    *,
+    ties: tuple[np.ndarray, np.ndarray] | None = None,
+    settings: CoordinationSettings | None = None,
+) -> Coordination:
+    """The terms of every account (vertex order of ``ag``), as declared in
+    :mod:`linkage.score.terms`.
+
+    ``ties``: :func:`incidence_ties` under ``clustering.labels()`` if already computed;
+    ``settings``: the score's constants (``settings.score.coordination``; defaults if None).
+    """
+    s = settings or CoordinationSettings()
+    clustered = clustering.cluster >= 0
+    d = _Data(ag, clustering.labels(), clustered, features.reindex(ag.accounts))
+    kappa = s.family_cap_share * float(np.log(ag.n_reference))
+    t = _ties(d, ties)
+    family_nats, coord, corroboration = _coordination_term(d, t.family, kappa, s)
+    missing: list[str] = []
+    columns = {
+        "coordination": coord,
+        **_concealment(d, t, s, missing),
+        **_openness(d, s, missing),
+        "extraction": _extraction(d, s, missing),
+    }
+    terms = pd.DataFrame(columns, index=ag.accounts)
     terms.index.name = "account_id"
     return Coordination(
         terms=terms[list(TERMS)].astype(float),
