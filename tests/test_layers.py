@@ -28,7 +28,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
 
 #: (importing file, "module:name") of private names still used across modules, and why.
 ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("linkage/detect/distributed.py", "linkage.detect.leiden:_leiden"): "detect is being rewritten",
     (
         "linkage/identifiers/_skeleton_kernel.py",
         "linkage.identifiers._template_kernel:_char_at",

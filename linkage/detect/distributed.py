@@ -6,7 +6,7 @@ edges; without edges below the null, the connected components) and solves every 
 that needs Leiden on its own subgraph, with the same seed and a resolution scaled by
 the unit's share of the null.  Units are independent, so a unit is what a cluster can
 ship to an executor: :func:`leiden_on_spark` groups an edge table by unit and runs the
-project's own per-unit solver (:func:`linkage.detect.leiden._leiden`) inside
+project's own per-unit solver (:func:`linkage.detect.leiden.leiden_membership`) inside
 ``applyInPandas``; each group builds its subgraph exactly as the in-process loop does
 (vertices in ascending id order, the unit's edges in their graph order, then the
 self-loops that stand for its dropped cross edges, in vertex order; the driver's
@@ -96,7 +96,7 @@ def solve_unit(edges: pd.DataFrame, *, settings: DetectSettings, seed: int) -> p
     """
     import igraph as ig
 
-    from linkage.detect.leiden import _leiden
+    from linkage.detect.leiden import leiden_membership
 
     if not len(edges):
         return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in ("unit", "vertex", "community")})
@@ -113,7 +113,7 @@ def solve_unit(edges: pd.DataFrame, *, settings: DetectSettings, seed: int) -> p
     )
     sub.es["weight"] = edges["weight"].to_numpy(np.float64).tolist()
     res = float(edges["resolution"].iloc[0])
-    memb = _leiden(sub, resolution=res, settings=settings, seed=seed)
+    memb = leiden_membership(sub, resolution=res, settings=settings, seed=seed)
     return pd.DataFrame(
         {
             "unit": np.full(len(verts), int(edges["unit"].iloc[0]), dtype=np.int64),

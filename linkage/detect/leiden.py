@@ -116,7 +116,7 @@ def cluster_ties(ag: AccountGraph, community: np.ndarray) -> np.ndarray:
     return np.bincount(ag.incidence["acc"].to_numpy(), weights=inside, minlength=n)
 
 
-def _leiden(
+def leiden_membership(
     sub: ig.Graph,
     *,
     resolution: float,
@@ -333,7 +333,7 @@ def _solve_units(
         # splitting by unit changes nothing and a small isolated group is not shattered
         res = settings.resolution * plan.m_unit[c] / w_total if w_total > 0 else settings.resolution
         init = None if initial is None else _local_initial(initial[verts])
-        memb = _leiden(sub, resolution=res, settings=settings, seed=seed, initial=init)
+        memb = leiden_membership(sub, resolution=res, settings=settings, seed=seed, initial=init)
         del sub
         community[verts] = memb + next_label
         next_label += int(memb.max()) + 1

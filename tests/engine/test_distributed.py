@@ -66,7 +66,7 @@ def _in_process(
     """What detect_clusters itself hands Leiden and gets back, unit by unit (in its order):
     (resolution, edge count, membership).  The real solver runs; it is only watched."""
     calls: list[tuple[float, int, np.ndarray]] = []
-    real = leiden_module._leiden
+    real = leiden_module.leiden_membership
 
     def watched(sub, **kw):
         memb = real(sub, **kw)
@@ -74,7 +74,7 @@ def _in_process(
         return memb
 
     with monkeypatch.context() as m:
-        m.setattr(leiden_module, "_leiden", watched)
+        m.setattr(leiden_module, "leiden_membership", watched)
         detect_clusters(ag, settings=settings, seed=seed)
     return calls
 
