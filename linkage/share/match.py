@@ -349,9 +349,9 @@ def match_accounts(
     """
     import json
 
+    from linkage.identifiers.signup_keys import signup_identifiers
     from linkage.score.scoring import level_of
     from linkage.settings import Settings
-    from linkage.signup import signup_identifiers
 
     settings = settings or Settings()
     frames = []
