@@ -276,6 +276,41 @@ class SignupScorer:
         t: float | None = None,
         record: bool = True,
     ) -> SignupResult:
+        evidence: list[Evidence] = []
+        best, link_score = self._link(keys, evidence)
+        vel_score = self._velocity_score(velocity, evidence)
+        if flags.get("disposable") or flags.get("alias"):
+            evidence.append(
+                Evidence(
+                    kind="concealment",
+                    summary=f"disposable e-mail: {bool(flags.get('disposable'))}, aliased e-mail: {bool(flags.get('alias'))} (context only)",
+                    contribution=0.0,
+                    details={
+                        "disposable": bool(flags.get("disposable")),
+                        "alias": bool(flags.get("alias")),
+                    },
+                )
+            )
+        partner_score = partner_evidence(
+            self.partners, keys, evidence, t=t, record=record, account_id=account_id
+        )
+        score = 1.0 - (1.0 - link_score) * (1.0 - vel_score) * (1.0 - partner_score)
+        level = str(level_of(np.array([score]), self.settings.score)[0])
+        return SignupResult(
+            account_id=account_id,
+            score=float(score),
+            level=level,
+            cluster_id=best if link_score > 0 else None,
+            evidence=ordered(evidence),
+            velocity=velocity,
+        )
+
+    def _link(
+        self, keys: list[tuple[str, str]], evidence: list[Evidence]
+    ) -> tuple[str | None, float]:
+        """The cluster the signup attaches to best and its link score (appends the
+        evidence): per cluster the strongest vote of each family, a noisy-OR across
+        families, times the cluster's score; one family alone stays below block."""
         votes: dict[str, dict[str, float]] = defaultdict(dict)  # cluster -> family -> best vote
         # popular identifiers (a browser version, a common device) link to 1000+ clusters:
         # this loop is the cost of a call, so it only keeps votes; the evidence rows are
@@ -296,23 +331,23 @@ class SignupScorer:
             sc = self._cluster_score.get(cid, 0.0) * a
             if sc > link_score or best is None:
                 best, link_score, attach = cid, sc, a
+        if best is None:
+            return None, link_score
         block = self.settings.score.block_threshold
-        if best is not None:
-            # a signup that two independent families tie to a blocked farm, each through an
-            # identifier held mostly inside it, is that farm's next account: it inherits the
-            # block; one family alone (one proxy exit, a shared public template) stays below
-            # block, as an account tied by one family does in the batch score
-            vote = self.settings.score.signup_family_vote
-            strong = sum(1 for v in votes[best].values() if v >= vote)
-            if strong < 2:
-                link_score *= block - 1e-3
-            elif (
-                self._cluster_level.get(best) == "block"
-                or self._blocked_families(best, keys, vote) >= 2
-            ):
-                link_score = max(link_score, block)
-        evidence: list[Evidence] = []
-        if best is not None and link_score > 0:
+        # a signup that two independent families tie to a blocked farm, each through an
+        # identifier held mostly inside it, is that farm's next account: it inherits the
+        # block; one family alone (one proxy exit, a shared public template) stays below
+        # block, as an account tied by one family does in the batch score
+        vote = self.settings.score.signup_family_vote
+        strong = sum(1 for v in votes[best].values() if v >= vote)
+        if strong < 2:
+            link_score *= block - 1e-3
+        elif (
+            self._cluster_level.get(best) == "block"
+            or self._blocked_families(best, keys, vote) >= 2
+        ):
+            link_score = max(link_score, block)
+        if link_score > 0:
             links: list[dict[str, Any]] = [
                 {
                     "kind": key[0],
@@ -341,52 +376,33 @@ class SignupScorer:
                     },
                 )
             )
-        vel_score = 0.0
+        return best, link_score
+
+    def _velocity_score(self, velocity: dict[str, int], evidence: list[Evidence]) -> float:
+        """``1 - (1 - review) * limit / count`` for the kind furthest over its limit (the
+        review line at the limit; each doubling halves the distance to 1), 0 under every
+        limit; appends the evidence."""
         over = {k: c for k, c in velocity.items() if c >= VELOCITY_LIMITS[k]}
-        if over:
-            # beyond the limit each extra signup doubles the odds, starting at the review line
-            excess = max(c / VELOCITY_LIMITS[k] for k, c in over.items())
-            vel_score = float(1.0 - (1.0 - self.settings.score.review_threshold) / excess)
-            evidence.append(
-                Evidence(
-                    kind="velocity",
-                    summary="; ".join(
-                        f"{c} signups on one {k} within {self.window_s / 60:.0f} min (limit {VELOCITY_LIMITS[k]})"
-                        for k, c in sorted(over.items())
-                    ),
-                    contribution=_logit(vel_score),
-                    details={
-                        "window_s": self.window_s,
-                        "counts": dict(velocity),
-                        "limits": dict(VELOCITY_LIMITS),
-                    },
-                )
+        if not over:
+            return 0.0
+        excess = max(c / VELOCITY_LIMITS[k] for k, c in over.items())
+        vel_score = float(1.0 - (1.0 - self.settings.score.review_threshold) / excess)
+        evidence.append(
+            Evidence(
+                kind="velocity",
+                summary="; ".join(
+                    f"{c} signups on one {k} within {self.window_s / 60:.0f} min (limit {VELOCITY_LIMITS[k]})"
+                    for k, c in sorted(over.items())
+                ),
+                contribution=_logit(vel_score),
+                details={
+                    "window_s": self.window_s,
+                    "counts": dict(velocity),
+                    "limits": dict(VELOCITY_LIMITS),
+                },
             )
-        if flags.get("disposable") or flags.get("alias"):
-            evidence.append(
-                Evidence(
-                    kind="concealment",
-                    summary=f"disposable e-mail: {bool(flags.get('disposable'))}, aliased e-mail: {bool(flags.get('alias'))} (context only)",
-                    contribution=0.0,
-                    details={
-                        "disposable": bool(flags.get("disposable")),
-                        "alias": bool(flags.get("alias")),
-                    },
-                )
-            )
-        partner_score = partner_evidence(
-            self.partners, keys, evidence, t=t, record=record, account_id=account_id
         )
-        score = 1.0 - (1.0 - link_score) * (1.0 - vel_score) * (1.0 - partner_score)
-        level = str(level_of(np.array([score]), self.settings.score)[0])
-        return SignupResult(
-            account_id=account_id,
-            score=float(score),
-            level=level,
-            cluster_id=best if link_score > 0 else None,
-            evidence=ordered(evidence),
-            velocity=velocity,
-        )
+        return vel_score
 
     def _blocked_families(self, cid: str, keys: list[tuple[str, str]], vote: float) -> int:
         """Families through which a signup is tied to *blocked* accounts of cluster ``cid``:
