@@ -70,6 +70,12 @@ class GraphSettings(_Frozen):
         "ln(N/df) is at least this many nats (held by at most N/e^x accounts); weaker ones "
         "stay in the incidence (features, ties, evidence)",
     )
+    confirmed_boost: float = Field(
+        1.0,
+        ge=0,
+        description="an identifier held by an account analysts confirmed as a farm weighs "
+        "(1 + this) times its rarity: the verdict moves the farm's neighbours",
+    )
 
 
 class DetectSettings(_Frozen):

@@ -49,8 +49,6 @@ from linkage.settings import GraphSettings
 
 log = logging.getLogger(__name__)
 
-CONFIRMED_BOOST = 1.0
-
 
 @dataclass
 class AccountGraph:
@@ -168,7 +166,7 @@ def build_graph(
         conf_codes = conf_codes[conf_codes >= 0]
         is_conf = np.isin(acc_code, conf_codes)
         boosted = np.unique(ident_code[is_conf])
-        weight[boosted] *= 1.0 + CONFIRMED_BOOST
+        weight[boosted] *= 1.0 + settings.confirmed_boost
 
     identifiers = pd.DataFrame(
         {

@@ -91,3 +91,13 @@ def test_confirmed_feedback_boosts_identifier_weight() -> None:
     w0 = base.identifiers.set_index("value")["weight"]
     w1 = boosted.identifiers.set_index("value")["weight"]
     assert w1["card"] > w0["card"] and w1["card2"] == w0["card2"]
+    # the boost is the setting's: (1 + boost) times the rarity, none at 0
+    tripled = build_graph(
+        e, accs, settings=GraphSettings(confirmed_boost=2.0), confirmed=pd.Index(["f0"])
+    )
+    w2 = tripled.identifiers.set_index("value")["weight"]
+    assert w2["card"] == pytest.approx(3.0 * w0["card"])
+    off = build_graph(
+        e, accs, settings=GraphSettings(confirmed_boost=0.0), confirmed=pd.Index(["f0"])
+    )
+    assert off.identifiers.set_index("value")["weight"]["card"] == w0["card"]
