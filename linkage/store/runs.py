@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,16 +91,8 @@ class RunsMixin:
                 "store serves graph runs only (run `linkage detect` without --method)"
             )
         path = str(Path(run_dir).resolve())
-        new_members: dict[str, frozenset[str]] = {
-            str(c["cluster_id"]): frozenset(str(m) for m in c.get("members") or ())
-            for c in run.clusters
-        }
+        new_members = _members_of(run)
         acc = run.accounts
-        if any(not m for m in new_members.values()):
-            # clusters.jsonl without member lists: take them from accounts.csv
-            grouped = acc.dropna(subset=["cluster_id"]).groupby("cluster_id")["account_id"]
-            from_acc = {str(k): frozenset(map(str, v)) for k, v in grouped}
-            new_members = {k: (v or from_acc.get(k, frozenset())) for k, v in new_members.items()}
         settings = run.manifest.get("settings") or {}
         try:
             with self.engine.begin() as conn:
@@ -111,24 +104,7 @@ class RunsMixin:
                     .limit(1)
                 ).first()
                 if same is not None:
-                    ids = dict(
-                        conn.execute(
-                            select(ClusterRow.source_id, ClusterRow.cluster_id).where(
-                                ClusterRow.run_id == same.id
-                            )
-                        ).all()
-                    )
-                    return ImportResult(
-                        run_id=int(same.id),
-                        path=path,
-                        n_accounts=int(same.n_accounts),
-                        n_clusters=int(same.n_clusters),
-                        cluster_ids=ids,
-                        lineage={},
-                        created=False,
-                        checked=verified.checked,
-                        digest=verified.digest,
-                    )
+                    return _existing(conn, same, path, verified)
                 prev_id = conn.execute(select(func.max(RunRow.id))).scalar()
                 previous = self._cluster_members(conn, prev_id) if prev_id is not None else {}
                 banned = self._banned_members(conn)
@@ -155,45 +131,8 @@ class RunsMixin:
                     )
                 )
                 self._import_checkpoint("run")
-                cluster_rows = []
-                for c in run.clusters:
-                    cid = str(c["cluster_id"])
-                    cluster_rows.append(
-                        {
-                            "run_id": run_id,
-                            "cluster_id": remap.ids[cid],
-                            "source_id": cid,
-                            "size": int(c.get("size") or len(new_members[cid])),
-                            "score": float(c.get("score") or 0.0),
-                            "level": str(c.get("level") or "clear"),
-                            "evidence": ordered_evidence(c.get("evidence") or []),
-                        }
-                    )
-                if cluster_rows:
-                    conn.execute(insert(ClusterRow.__table__), cluster_rows)
-                self._import_checkpoint("clusters")
-                member_cluster = {a: remap.ids[cid] for cid, ms in new_members.items() for a in ms}
-                rows = []
-                for account_id, cluster_id, score, level in zip(
-                    acc["account_id"].astype(str),
-                    acc["cluster_id"],
-                    acc["score"].astype(float),
-                    acc["level"].astype(str),
-                    strict=True,
-                ):
-                    stable = remap.ids.get(str(cluster_id)) if not pd.isna(cluster_id) else None
-                    rows.append(
-                        {
-                            "run_id": run_id,
-                            "account_id": account_id,
-                            "cluster_id": stable or member_cluster.get(account_id),
-                            "score": score,
-                            "level": level,
-                        }
-                    )
-                for start in range(0, len(rows), 20000):
-                    conn.execute(insert(MembershipRow.__table__), rows[start : start + 20000])
-                    self._import_checkpoint("memberships")
+                self._insert_clusters(conn, run_id, run, remap.ids, new_members)
+                self._insert_memberships(conn, run_id, acc, remap.ids, new_members)
                 if remap.edges:
                     conn.execute(
                         insert(LineageRow.__table__),
@@ -224,6 +163,66 @@ class RunsMixin:
             checked=verified.checked,
             digest=verified.digest,
         )
+
+    def _insert_clusters(
+        self,
+        conn: Connection,
+        run_id: int,
+        run: Any,
+        ids: Mapping[str, str],
+        new_members: Mapping[str, frozenset[str]],
+    ) -> None:
+        """One row per cluster of the run, under its stable id."""
+        cluster_rows = []
+        for c in run.clusters:
+            cid = str(c["cluster_id"])
+            cluster_rows.append(
+                {
+                    "run_id": run_id,
+                    "cluster_id": ids[cid],
+                    "source_id": cid,
+                    "size": int(c.get("size") or len(new_members[cid])),
+                    "score": float(c.get("score") or 0.0),
+                    "level": str(c.get("level") or "clear"),
+                    "evidence": ordered_evidence(c.get("evidence") or []),
+                }
+            )
+        if cluster_rows:
+            conn.execute(insert(ClusterRow.__table__), cluster_rows)
+        self._import_checkpoint("clusters")
+
+    def _insert_memberships(
+        self,
+        conn: Connection,
+        run_id: int,
+        acc: pd.DataFrame,
+        ids: Mapping[str, str],
+        new_members: Mapping[str, frozenset[str]],
+    ) -> None:
+        """One row per account of the run (its stable cluster id, score and level), in
+        batches of 20,000."""
+        member_cluster = {a: ids[cid] for cid, ms in new_members.items() for a in ms}
+        rows = []
+        for account_id, cluster_id, score, level in zip(
+            acc["account_id"].astype(str),
+            acc["cluster_id"],
+            acc["score"].astype(float),
+            acc["level"].astype(str),
+            strict=True,
+        ):
+            stable = ids.get(str(cluster_id)) if not pd.isna(cluster_id) else None
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "account_id": account_id,
+                    "cluster_id": stable or member_cluster.get(account_id),
+                    "score": score,
+                    "level": level,
+                }
+            )
+        for start in range(0, len(rows), 20000):
+            conn.execute(insert(MembershipRow.__table__), rows[start : start + 20000])
+            self._import_checkpoint("memberships")
 
     @staticmethod
     def _cluster_members(conn: Connection, run_id: int) -> dict[str, frozenset[str]]:
@@ -340,3 +339,38 @@ class RunsMixin:
                     )
                 ).all()
             )
+
+
+def _members_of(run: Any) -> dict[str, frozenset[str]]:
+    """Members of every cluster of a run: from clusters.jsonl, or from accounts.csv where
+    a cluster line has no member list."""
+    new_members: dict[str, frozenset[str]] = {
+        str(c["cluster_id"]): frozenset(str(m) for m in c.get("members") or ())
+        for c in run.clusters
+    }
+    if any(not m for m in new_members.values()):
+        acc = run.accounts
+        grouped = acc.dropna(subset=["cluster_id"]).groupby("cluster_id")["account_id"]
+        from_acc = {str(k): frozenset(map(str, v)) for k, v in grouped}
+        new_members = {k: (v or from_acc.get(k, frozenset())) for k, v in new_members.items()}
+    return new_members
+
+
+def _existing(conn: Connection, same: Any, path: str, verified: Any) -> ImportResult:
+    """The import result of a run already in the store (same manifest digest)."""
+    ids = dict(
+        conn.execute(
+            select(ClusterRow.source_id, ClusterRow.cluster_id).where(ClusterRow.run_id == same.id)
+        ).all()
+    )
+    return ImportResult(
+        run_id=int(same.id),
+        path=path,
+        n_accounts=int(same.n_accounts),
+        n_clusters=int(same.n_clusters),
+        cluster_ids=ids,
+        lineage={},
+        created=False,
+        checked=verified.checked,
+        digest=verified.digest,
+    )
