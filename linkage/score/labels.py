@@ -227,6 +227,64 @@ class CVResult:
         }
 
 
+def _out_of_fold(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: np.ndarray,
+    *,
+    base: LinearModel,
+    candidates: Sequence[float | None],
+    features: Sequence[str] | None,
+    sample_weight: np.ndarray,
+    reference: pd.DataFrame,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Every candidate fitted without each fold and scored on it: the pooled out-of-fold
+    AP per candidate and its AP on each held-out fold (folds whose training part lacks a
+    class are skipped)."""
+    oof = {str(c): np.full(len(y), np.nan) for c in candidates}
+    per_fold: dict[str, list[float]] = {str(c): [] for c in candidates}
+    for f in np.unique(folds):
+        te = folds == f
+        tr = ~te
+        if len(np.unique(y[tr])) < 2:
+            continue
+        for c in candidates:
+            m = fit_on_base(
+                X.loc[tr],
+                y[tr],
+                base=base,
+                C=c,
+                features=features,
+                sample_weight=sample_weight[tr],
+                reference=reference,
+            )
+            oof[str(c)][te] = m.logit(X.loc[te])
+            per_fold[str(c)].append(_average_precision(y[te], oof[str(c)][te]))
+    scores: dict[str, float] = {}
+    for c in candidates:
+        s = oof[str(c)]
+        ok = ~np.isnan(s)
+        scores[str(c)] = _average_precision(y[ok], s[ok])
+    return scores, per_fold
+
+
+def _paired_gains(
+    per_fold: dict[str, list[float]], candidates: Sequence[float | None]
+) -> dict[float, tuple[float, float]]:
+    """Per residual: the mean and standard error of its AP gain over the base, paired by
+    held-out fold (folds where either AP is undefined left out; at least two needed)."""
+    base_f = np.asarray(per_fold.get("None", []), dtype=float)
+    gain: dict[float, tuple[float, float]] = {}
+    for c in candidates:
+        if c is None or not len(base_f):
+            continue
+        d = np.asarray(per_fold[str(c)], dtype=float) - base_f
+        d = d[~np.isnan(d)]
+        if len(d) >= 2:
+            gain[c] = (float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))))
+    return gain
+
+
 def choose_C(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -262,41 +320,18 @@ def choose_C(
         )
     folds = group_folds(groups, y, n_folds=n_folds, seed=seed)
     w = group_weights(groups) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    oof = {str(c): np.full(len(y), np.nan) for c in candidates}
-    per_fold: dict[str, list[float]] = {str(c): [] for c in candidates}
-    for f in np.unique(folds):
-        te = folds == f
-        tr = ~te
-        if len(np.unique(y[tr])) < 2:
-            continue
-        for c in candidates:
-            m = fit_on_base(
-                X.loc[tr],
-                y[tr],
-                base=base,
-                C=c,
-                features=features,
-                sample_weight=w[tr],
-                reference=X if reference is None else reference,
-            )
-            oof[str(c)][te] = m.logit(X.loc[te])
-            per_fold[str(c)].append(_average_precision(y[te], oof[str(c)][te]))
-    scores: dict[str, float] = {}
-    for c in candidates:
-        s = oof[str(c)]
-        ok = ~np.isnan(s)
-        scores[str(c)] = _average_precision(y[ok], s[ok])
+    scores, per_fold = _out_of_fold(
+        X,
+        y,
+        folds,
+        base=base,
+        candidates=candidates,
+        features=features,
+        sample_weight=w,
+        reference=X if reference is None else reference,
+    )
     n_f = len(np.unique(folds))
-    # paired by fold: the gain of each residual over the base on folds with both classes
-    base_f = np.asarray(per_fold.get("None", []), dtype=float)
-    gain: dict[float, tuple[float, float]] = {}
-    for c in candidates:
-        if c is None or not len(base_f):
-            continue
-        d = np.asarray(per_fold[str(c)], dtype=float) - base_f
-        d = d[~np.isnan(d)]
-        if len(d) >= 2:
-            gain[c] = (float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))))
+    gain = _paired_gains(per_fold, candidates)
     if not gain:
         return CVResult(None, scores, n_groups, n_f, "too few held-out folds with both classes")
     # a residual must also win when the folds are pooled (one ranking of every held-out
