@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -85,11 +86,32 @@ def _root(
     _STATE["quiet"] = quiet
     _STATE["verbose"] = verbose
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if verbose
+        else _CliFormatter()
     )
+    logging.basicConfig(level=level, handlers=[handler])
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+class _CliFormatter(logging.Formatter):
+    """Log lines in the progress lines' form: ``  elapsed  message`` for information,
+    ``warning: message`` above it (``--verbose`` keeps timestamps and logger names)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._t0 = time.perf_counter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.exc_info:
+            msg = f"{msg}\n{self.formatException(record.exc_info)}"
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {msg}"
+        return f"{time.perf_counter() - self._t0:7.1f}s {msg}"
 
 
 _STEP_RE = re.compile(r"^(?P<stage>[\w -]+): (?P<done>\d+)/(?P<total>\d+)\b ?(?P<what>.*)$")

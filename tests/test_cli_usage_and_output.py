@@ -1,5 +1,6 @@
 """The CLI behaves like a CLI: usage errors, `clusters`, a bare key on
-stdout, Markdown not wrapped when piped, -q, progress printed once with a bar."""
+stdout, Markdown not wrapped when piped, -q, progress printed once with a bar and log lines
+in the same form."""
 
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ def test_example_dataset_detect_quiet_and_progress_once(tmp_path: Path) -> None:
     assert err.count("reading accounts.csv") == 1  # not a log line and a progress line
     assert "stage identifiers:" not in err
     assert re.search(r"identifiers \[#*\.*\] 2/5 identifier aggregation", err)
+    # the stages' log lines read like the progress lines: elapsed seconds, no timestamp,
+    # level or logger name (those are --verbose's)
+    assert not re.search(r"^\d{4}-\d\d-\d\d .* INFO ", err, re.M)
+    assert re.search(r"^ +\d+\.\ds graph: 11 accounts, \d+ identifiers", err, re.M)
     accounts = (tmp_path / "run" / "accounts.csv").read_text().splitlines()
     assert len(accounts) == 1 + 11  # every account of examples/tiny has a row
     quiet = linkage("-q", "detect", str(EXAMPLE), "--out", str(tmp_path / "run2"))
