@@ -91,3 +91,36 @@ def test_confirmed_feedback_boosts_identifier_weight() -> None:
     w0 = base.identifiers.set_index("value")["weight"]
     w1 = boosted.identifiers.set_index("value")["weight"]
     assert w1["card"] > w0["card"] and w1["card2"] == w0["card2"]
+
+
+def test_arrow_and_object_edges_give_the_same_graph_and_sorted_identifiers() -> None:
+    rng = np.random.default_rng(3)
+    values = ["Z", "a", "é", "€", "a b", "10.0.0.1", "zz", "ß", "\U0001f600"]
+    rows = [
+        (
+            f"u{int(rng.integers(0, 40))}",
+            str(rng.choice(["ip", "device", "x:phone"])),
+            str(rng.choice(values)),
+            int(rng.integers(1, 5)),
+        )
+        for _ in range(600)
+    ]
+    obj = _edges(rows).drop_duplicates(["account_id", "kind", "value"]).reset_index(drop=True)
+    obj.loc[3, "value"] = None  # a missing value and an unknown account link nobody
+    obj.loc[4, "account_id"] = "stranger"
+    arrow = obj.astype({"account_id": "string", "kind": "string", "value": "string"})
+    accounts = pd.Index([f"u{i}" for i in range(40)])
+    a = build_graph(obj, accounts, settings=GraphSettings(), seed=5)
+    b = build_graph(arrow, accounts, settings=GraphSettings(), seed=5)
+    for x, y in ((a.src, b.src), (a.dst, b.dst), (a.weight, b.weight)):
+        assert np.array_equal(x, y)
+    pd.testing.assert_frame_equal(a.incidence, b.incidence)
+    pd.testing.assert_frame_equal(a.identifiers, b.identifiers)
+    assert len(a.incidence) == len(obj) - 2
+    # identifiers numbered by (kind, value) in code point order, as sorted() orders them
+    idf = a.identifiers
+    keys = list(zip(idf["kind"], idf["value"], strict=True))
+    assert keys == sorted(keys)
+    # each incidence row names its identifier's value
+    assert (a.incidence["value"].to_numpy() == idf["value"].to_numpy()[a.incidence["ident"]]).all()
+    assert a.src.size > 0
