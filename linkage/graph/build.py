@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 
+from linkage.graph import _kernel
 from linkage.identifiers._template_kernel import siphash_strings
 from linkage.ingest.parse import STRING_DTYPE
 from linkage.settings import GraphSettings
@@ -293,48 +294,24 @@ def _project(
     starts = np.r_[0, np.flatnonzero(np.diff(ident)) + 1]
     pos = np.arange(len(ident)) - np.repeat(starts, np.diff(np.r_[starts, len(ident)]))
 
-    out_s: list[np.ndarray] = []
-    out_d: list[np.ndarray] = []
-    out_w: list[np.ndarray] = []
-
-    # small identifiers: full cliques, one vectorised block per group size
+    # small identifiers: full cliques; supernodes: a seeded random circulant of degree ~m
+    # (offsets spread geometrically from 1 to k/2: logarithmic diameter). The offsets are
+    # computed here; the edges are written by a compiled kernel, in the order and with
+    # the arithmetic of the array formulation (linkage.graph._kernel).
     gsize = df[ident[starts]]
-    for size in np.unique(gsize[gsize <= m]):
-        sel = starts[gsize == size]
-        block = sel[:, None] + np.arange(size)[None, :]  # (n_ids, size) row positions
-        iu, ju = np.triu_indices(size, k=1)
-        pi = block[:, iu].ravel()
-        pj = block[:, ju].ravel()
-        w = weight[ident[pi]] * sq[pi] * sq[pj] / (size - 1)
-        out_s.append(acc[pi])
-        out_d.append(acc[pj])
-        out_w.append(w)
-
-    # supernodes: seeded random circulant of degree ~m (offsets spread geometrically)
     big = k > m
-    if big.any():
-        rows = np.flatnonzero(big)
-        kb = k[rows]
-        pb = pos[rows]
-        base = rows - pb
-        half = max(1, m // 2)
-        for j in range(half):
-            # offset_j grows geometrically from 1 to k/2: logarithmic diameter
-            off = np.maximum(1, np.floor((kb / 2.0) ** (j / max(half - 1, 1))).astype(np.int64))
-            off = np.minimum(off + j, kb - 1)  # distinct offsets even for small k
-            partner = base + (pb + off) % kb
-            w = weight[ident[rows]] * sq[rows] * sq[partner] / (2 * half)
-            out_s.append(acc[rows])
-            out_d.append(acc[partner])
-            out_w.append(w)
-
-    s = np.concatenate(out_s)
-    d = np.concatenate(out_d)
-    w = np.concatenate(out_w)
-    lo = np.minimum(s, d)
-    hi = np.maximum(s, d)
-    ok = lo != hi
-    lo, hi, w = lo[ok], hi[ok], w[ok]
+    rows = np.flatnonzero(big)
+    kb = k[rows]
+    pb = pos[rows]
+    base = rows - pb
+    half = max(1, m // 2)
+    offs = np.empty((half, len(rows)), dtype=np.int64)
+    for j in range(half):
+        off = np.maximum(1, np.floor((kb / 2.0) ** (j / max(half - 1, 1))).astype(np.int64))
+        offs[j] = np.minimum(off + j, kb - 1)  # distinct offsets even for small k
+    lo, hi, w = _kernel.emit_edges(
+        acc, ident, sq, weight, starts, gsize, m, rows, base, pb, kb, offs, half
+    )
     if not len(lo):
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
     # sum parallel edges: a sparse matrix's CSR conversion is a linear counting sort, ~8x
