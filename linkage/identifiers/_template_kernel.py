@@ -358,35 +358,46 @@ def _star_reps(keys, order, prio, node_of_prio, rep):
         lo = hi
 
 
+@nb.njit(inline="always")
+def _row_reps(reps, i, row):
+    """The distinct representatives of row ``i`` over all bands, sorted, into ``row``;
+    returns how many."""
+    m = 0
+    for b in range(reps.shape[0]):
+        r = reps[b, i]
+        if r >= 0:
+            row[m] = r
+            m += 1
+    if m > 1:
+        row[:m] = np.sort(row[:m])
+    k = 0
+    for t in range(m):
+        if t == 0 or row[t] != row[k - 1]:
+            row[k] = row[t]
+            k += 1
+    return k
+
+
 @_jit
 def _distinct_star_edges(reps):
     """(src, dst) of the distinct (row, ``reps[b, row]``) pairs over all bands, sorted
-    by src then dst (what sorting the packed ``src * n + dst`` keys gives)."""
+    by src then dst (what sorting the packed ``src * n + dst`` keys gives). Two passes
+    (count, then fill), so the output is allocated at its exact size."""
     bands, n = reps.shape
+    row = np.empty(bands, dtype=np.int64)
     total = 0
-    for b in range(bands):
-        for i in range(n):
-            total += reps[b, i] >= 0
+    for i in range(n):
+        total += _row_reps(reps, i, row)
     src = np.empty(total, dtype=np.int64)
     dst = np.empty(total, dtype=np.int64)
-    row = np.empty(bands, dtype=np.int64)
     k = 0
     for i in range(n):
-        m = 0
-        for b in range(bands):
-            r = reps[b, i]
-            if r >= 0:
-                row[m] = r
-                m += 1
-        if m == 0:
-            continue
-        vals = np.sort(row[:m])
+        m = _row_reps(reps, i, row)
         for t in range(m):
-            if t == 0 or vals[t] != vals[t - 1]:
-                src[k] = i
-                dst[k] = vals[t]
-                k += 1
-    return src[:k].copy(), dst[:k].copy()
+            src[k] = i
+            dst[k] = row[t]
+            k += 1
+    return src, dst
 
 
 def band_reps(

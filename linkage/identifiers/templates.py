@@ -625,7 +625,12 @@ def assign_templates(
             sig = _signatures(docs, settings.shingle_size, settings.num_perm, seed)
         src, dst = _candidate_edges(sig, prio, settings.bands)
         ok = _verify(sig, src, dst, settings.threshold)
-        center = _center_cluster(sig, src[ok], dst[ok], prio, settings.threshold)
+        src, dst = src[ok], dst[ok]
+        del ok
+        center = _center_cluster(sig, src, dst, prio, settings.threshold)
+        # the signatures (n x num_perm) and the edges are not needed any more: freed before
+        # the template table is built (they were held to the end of the function)
+        del sig, src, dst
     else:
         center = np.zeros(1, dtype=np.int64)
 
