@@ -368,8 +368,13 @@ def _row_reps(reps, i, row):
         if r >= 0:
             row[m] = r
             m += 1
-    if m > 1:
-        row[:m] = np.sort(row[:m])
+    for t in range(1, m):  # insertion sort in place (m <= bands; no array per row)
+        v = row[t]
+        u = t - 1
+        while u >= 0 and row[u] > v:
+            row[u + 1] = row[u]
+            u -= 1
+        row[u + 1] = v
     k = 0
     for t in range(m):
         if t == 0 or row[t] != row[k - 1]:
@@ -431,8 +436,7 @@ def _scatter_strings(offsets, data, rows, dest, out_offsets, out):
         lo = offsets[rows[j]]
         hi = offsets[rows[j] + 1]
         o = out_offsets[dest[j]]
-        for t in range(hi - lo):
-            out[o + t] = data[lo + t]
+        out[o : o + (hi - lo)] = data[lo:hi]
 
 
 def gather_strings(arr: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
