@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.explain.records import Evidence, ordered
 from linkage.graph.build import AccountGraph
@@ -66,6 +68,143 @@ class EvidenceContext:
         self.feature_matrix = self.scores.features[list(self.model.features)].to_numpy(dtype=float)
 
 
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each value, -1 for a missing one; the distinct values sorted): codes
+    ordered like the values, so sorting by code is sorting by value."""
+    ok = pd.notna(values)
+    codes = np.full(len(values), -1, dtype=np.int64)
+    if not ok.any():
+        return codes, np.empty(0, dtype=object)
+    names, inv = np.unique(values[ok], return_inverse=True)
+    codes[ok] = inv
+    return codes, names
+
+
+def _run_starts(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position within its run, run id) of each row of rows sorted by ``keys``
+    (a run: consecutive rows equal in every key)."""
+    n = len(keys[0])
+    new = np.zeros(n, dtype=bool)
+    if n:
+        new[0] = True
+        for k in keys:
+            new[1:] |= k[1:] != k[:-1]
+    run = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    return np.arange(n) - starts[run], run
+
+
+def _shared_identifiers(
+    ag: AccountGraph, ccode: np.ndarray, cnames: np.ndarray
+) -> dict[str, dict[str, tuple[int, list[tuple]]]]:
+    """Per cluster and group: how many identifiers two or more members share, and the
+    strongest few (strength = weight * members / holders, ties by identifier code)
+    as plain tuples (kind, value, members, holders, weight)."""
+    inc = ag.incidence
+    idf = ag.identifiers
+    acc = inc["acc"].to_numpy()
+    c = ccode[acc] if len(acc) else np.empty(0, dtype=np.int64)
+    sel = c >= 0
+    n_ident = max(len(idf), 1)
+    # (cluster, identifier) pairs in cluster-then-identifier order, with their members
+    key = c[sel] * n_ident + inc["ident"].to_numpy()[sel]
+    pairs, members = np.unique(key, return_counts=True)
+    two = members >= 2
+    pairs, members = pairs[two], members[two]
+    cl = pairs // n_ident
+    ids = pairs % n_ident
+    kind = idf["kind"].to_numpy()[ids]
+    holders = idf["df"].to_numpy()[ids]
+    weight = idf["weight"].to_numpy()[ids]
+    group = kind_group(kind)
+    gcode, gnames = _sorted_codes(group)
+    strength = weight * members / holders
+    # cluster, group, strength descending; ties keep the identifier order (stable)
+    order = np.lexsort((-strength, gcode, cl))
+    cl, gcode = cl[order], gcode[order]
+    pos, run = _run_starts(cl, gcode)
+    n_in_run = np.bincount(run)
+    top = np.flatnonzero(pos < MAX_ITEMS)
+    values = idf["value"].to_numpy()
+    out: dict[str, dict[str, tuple[int, list[tuple]]]] = {}
+    for t in top:
+        r = order[t]
+        c_name, g_name = str(cnames[cl[t]]), str(gnames[gcode[t]])
+        entry = out.setdefault(c_name, {}).setdefault(g_name, (int(n_in_run[run[t]]), []))
+        entry[1].append(
+            (
+                str(kind[r]),
+                str(values[ids[r]]),
+                int(members[r]),
+                int(holders[r]),
+                float(weight[r]),
+            )
+        )
+    return out
+
+
+def _template_codes(request_template: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(template code per request, -1 missing; template id per code) without building
+    a string per request (the pipeline's column is categorical)."""
+    if isinstance(request_template.dtype, pd.CategoricalDtype):
+        codes = request_template.cat.codes.to_numpy().astype(np.int64)
+        return codes, np.asarray(request_template.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(request_template)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def _template_rows(
+    scores: Scores,
+    ccode: np.ndarray,
+    cnames: np.ndarray,
+    requests: pd.DataFrame,
+    request_template: pd.Series,
+) -> dict[str, tuple[int, list[tuple]]]:
+    """Per cluster: how many templates its members sent, and the top ``MAX_ITEMS`` (most
+    requests, ties by template id) as (template_id, n_requests, first request rows)."""
+    ids = pa.array(scores.accounts["account_id"].to_numpy(dtype=object), type=pa.large_string())
+    req_ids = pa.array(requests["account_id"], from_pandas=True)
+    if not pa.types.is_large_string(req_ids.type):
+        req_ids = req_ids.cast(pa.large_string())
+    acc = pc.fill_null(pc.index_in(req_ids, value_set=ids), -1).to_numpy(zero_copy_only=False)
+    rc = np.where(acc >= 0, ccode[np.maximum(acc, 0)], -1) if len(ccode) else acc
+    tc, tnames = _template_codes(request_template)
+    keep = np.flatnonzero((rc >= 0) & (tc >= 0))
+    if len(keep) == 0:
+        return {}
+    n_tpl = max(len(tnames), 1)
+    pairs, inv, n_req = np.unique(
+        rc[keep] * n_tpl + tc[keep], return_inverse=True, return_counts=True
+    )
+    p_cl = pairs // n_tpl
+    tid = tnames[pairs % n_tpl]
+    # template ids break ties of request counts: ranked by Arrow's string sort (numpy's
+    # sort of Python strings cost ~1 s here at scale 1)
+    trank = pc.rank(pa.array(tid, type=pa.large_string()), tiebreaker="dense").to_numpy()
+    order = np.lexsort((trank, -n_req, p_cl))  # cluster, most requests, template id
+    pos, run = _run_starts(p_cl[order])
+    n_templates = np.bincount(run)
+    top = order[pos < MAX_ITEMS]
+    top_run = run[pos < MAX_ITEMS]
+    # the first MAX_ITEMS request rows (by _row) of each top pair
+    rows = requests["_row"].to_numpy() if "_row" in requests.columns else np.arange(len(requests))
+    is_top = np.zeros(len(pairs), dtype=bool)
+    is_top[top] = True
+    hit = np.flatnonzero(is_top[inv])
+    r_pair, r_row = inv[hit], rows[keep[hit]]
+    by = np.lexsort((r_row, r_pair))
+    r_pair, r_row = r_pair[by], r_row[by]
+    first, _ = _run_starts(r_pair)
+    r_pair, r_row = r_pair[first < MAX_ITEMS], r_row[first < MAX_ITEMS]
+    bounds = np.searchsorted(r_pair, top), np.searchsorted(r_pair, top, side="right")
+    out: dict[str, tuple[int, list[tuple]]] = {}
+    for j, p in enumerate(top):
+        row_list = [int(x) for x in r_row[bounds[0][j] : bounds[1][j]]]
+        entry = out.setdefault(str(cnames[p_cl[p]]), (int(n_templates[top_run[j]]), []))
+        entry[1].append((str(tid[p]), int(n_req[p]), row_list))
+    return out
+
+
 def build_context(
     ag: AccountGraph,
     scores: Scores,
@@ -76,111 +215,27 @@ def build_context(
     request_template: pd.Series | None,
     coordination: Any = None,
 ) -> EvidenceContext:
+    """Everything :func:`cluster_evidence` needs, on integer codes throughout (clusters
+    and identifiers sorted by their ids, requests by account position and template
+    code; no per-request string and no pandas group-by over strings)."""
     acc_cluster = scores.accounts["cluster_id"].to_numpy(dtype=object)
-    inc = ag.incidence
-    cl = acc_cluster[inc["acc"].to_numpy()]
-    sel = pd.notna(cl)
-    idf = ag.identifiers
-    sh = pd.DataFrame(
-        {
-            "cluster_id": cl[sel],
-            "ident": inc["ident"].to_numpy()[sel],
-            "acc": inc["acc"].to_numpy()[sel],
-            "n": inc["n"].to_numpy()[sel],
-        }
-    )
-    shared = (
-        sh.groupby(["cluster_id", "ident"], sort=True)
-        .agg(members=("acc", "size"), observations=("n", "sum"), first_acc=("acc", "min"))
-        .reset_index()
-    )
-    shared = shared[shared["members"] >= 2]
-    ids = shared["ident"].to_numpy()
-    shared = shared.assign(
-        kind=idf["kind"].to_numpy()[ids],
-        value=idf["value"].to_numpy()[ids],
-        holders=idf["df"].to_numpy()[ids],
-        weight=idf["weight"].to_numpy()[ids],
-        group=kind_group(idf["kind"].to_numpy()[ids]),
-    )
-    shared["strength"] = shared["weight"] * shared["members"] / shared["holders"]
-    shared = shared.sort_values(["cluster_id", "group", "strength"], ascending=[True, True, False])
-
-    template_rows = pd.DataFrame(
-        columns=["cluster_id", "template_id", "n_requests", "rows", "n_templates"]
-    )
-    if requests is not None and request_template is not None and len(requests):
-        amap = pd.Series(acc_cluster, index=scores.accounts["account_id"].to_numpy())
-        rq = pd.DataFrame(
-            {
-                "cluster_id": amap.reindex(
-                    requests["account_id"].astype(str).to_numpy()
-                ).to_numpy(),
-                "template_id": request_template.to_numpy(dtype=object),
-                "_row": requests["_row"].to_numpy()
-                if "_row" in requests.columns
-                else np.arange(len(requests)),
-            }
-        )
-        rq = rq[pd.notna(rq["cluster_id"]) & pd.notna(rq["template_id"])]
-        if len(rq):
-            counts = (
-                rq.groupby(["cluster_id", "template_id"], sort=True)
-                .size()
-                .rename("n_requests")
-                .reset_index()
-            )
-            counts = counts.sort_values(
-                ["cluster_id", "n_requests", "template_id"], ascending=[True, False, True]
-            )
-            top = counts[counts.groupby("cluster_id").cumcount() < MAX_ITEMS]
-            # raw request rows for the top templates only (first MAX_ITEMS rows each)
-            rq = rq.merge(
-                top[["cluster_id", "template_id"]], on=["cluster_id", "template_id"]
-            ).sort_values("_row")
-            rq = rq[rq.groupby(["cluster_id", "template_id"]).cumcount() < MAX_ITEMS]
-            rows = rq.groupby(["cluster_id", "template_id"])["_row"].agg(list).rename("rows")
-            template_rows = top.join(rows, on=["cluster_id", "template_id"])
-            n_tpl = counts.groupby("cluster_id").size().rename("n_templates")
-            template_rows = template_rows.join(n_tpl, on="cluster_id")
-    # per (cluster, group): how many identifiers are shared, and the strongest few as plain tuples
-    n_shared = shared.groupby(["cluster_id", "group"], sort=False).size()
-    top = shared.groupby(["cluster_id", "group"], sort=False).head(MAX_ITEMS)
-    shared_by: dict[str, dict[str, tuple[int, list[tuple]]]] = {}
-    for c, g, k, v, m, h, w in zip(
-        top["cluster_id"].to_numpy(dtype=object),
-        top["group"].to_numpy(dtype=object),
-        top["kind"].to_numpy(dtype=object),
-        top["value"].to_numpy(dtype=object),
-        top["members"].to_numpy(),
-        top["holders"].to_numpy(),
-        top["weight"].to_numpy(),
-        strict=True,
-    ):
-        entry = shared_by.setdefault(str(c), {}).setdefault(str(g), (int(n_shared[(c, g)]), []))
-        entry[1].append((str(k), str(v), int(m), int(h), float(w)))
+    ccode, cnames = _sorted_codes(acc_cluster)
+    shared_by = _shared_identifiers(ag, ccode, cnames)
     rows_by: dict[str, tuple[int, list[tuple]]] = {}
-    if len(template_rows):
-        for c, t, n, r, nt in zip(
-            template_rows["cluster_id"].to_numpy(dtype=object),
-            template_rows["template_id"].to_numpy(dtype=object),
-            template_rows["n_requests"].to_numpy(),
-            template_rows["rows"].to_numpy(dtype=object),
-            template_rows["n_templates"].to_numpy(),
-            strict=True,
-        ):
-            rows_by.setdefault(str(c), (int(nt), []))[1].append(
-                (str(t), int(n), [int(x) for x in r])
-            )
-    tpl = (
-        templates.drop_duplicates("template_id").set_index("template_id")
-        if len(templates)
-        else templates
-    )
+    if requests is not None and request_template is not None and len(requests):
+        rows_by = _template_rows(scores, ccode, cnames, requests, request_template)
+    if len(templates):
+        # only the templates evidence can name (the table has every template)
+        named = {t for _, items in rows_by.values() for t, _, _ in items}
+        tpl = templates[templates["template_id"].isin(named).to_numpy(dtype=bool)]
+        tpl = tpl.drop_duplicates("template_id").set_index("template_id")
+    else:
+        tpl = templates
+    idf = ag.identifiers
     families: dict[str, dict[str, Any]] = {}
     if coordination is not None:
         fn = coordination.family_nats
-        cid = scores.accounts["cluster_id"].to_numpy(dtype=object)
+        cid = acc_cluster
         ok = pd.notna(cid)
         if ok.any():
             med = fn.loc[ok].groupby(cid[ok]).median()  # the median member's ties

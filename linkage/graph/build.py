@@ -42,9 +42,14 @@ from functools import cached_property
 import igraph as ig
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 
+from linkage.graph import _kernel
+from linkage.identifiers.hashing import siphash_strings
 from linkage.identifiers.kinds import provider_mask
+from linkage.ingest.parse import STRING_DTYPE
 from linkage.settings import GraphSettings
 
 log = logging.getLogger(__name__)
@@ -92,8 +97,43 @@ class AccountGraph:
 
 def text_hash(values: np.ndarray | pd.Index, *, seed: int) -> np.ndarray:
     """64-bit hash of strings, stable across processes and row orders (seeded)."""
-    key = f"linkage{seed:09d}"[-16:].rjust(16, "0")
-    return pd.util.hash_array(np.asarray(values, dtype=object), hash_key=key, categorize=False)
+    return pd.util.hash_array(
+        np.asarray(values, dtype=object), hash_key=_hash_key(seed), categorize=False
+    )
+
+
+def _hash_key(seed: int) -> str:
+    return f"linkage{seed:09d}"[-16:].rjust(16, "0")
+
+
+def _text_hash_arrow(values: pa.Array, *, seed: int) -> np.ndarray:
+    """:func:`text_hash` of a null-free Arrow string array, by the compiled SipHash on
+    its buffers (the same function as pandas' ``hash_array``; no Python strings)."""
+    return siphash_strings(values, _hash_key(seed))
+
+
+def _strings(col: pd.Series) -> pa.Array:
+    """A text column as one large_string Arrow array (zero-copy when Arrow-backed;
+    other values as their ``str``, missing ones null)."""
+    arr = getattr(col.array, "_pa_array", None)
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        text = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v))
+        arr = pa.array(text.to_numpy(dtype=object), type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _sorted_factorize(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(int64 code per value, the distinct values sorted): ``pd.factorize(sort=True)`` on
+    Arrow (one dictionary encoding; its dictionary sorted and the codes remapped)."""
+    enc = pc.dictionary_encode(values)
+    dictionary = enc.dictionary
+    order = pc.array_sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+    return codes, dictionary.take(pa.array(order)).cast(pa.large_string())
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -127,21 +167,32 @@ def build_graph(
     n_acc = len(acc_index)
     n_ref = reference_size(n_acc)
 
-    e = edges.loc[
-        edges["account_id"].notna() & edges["value"].notna(), ["account_id", "kind", "value", "n"]
-    ]
-    acc_code = acc_index.get_indexer(e["account_id"].astype(str))
-    keep = acc_code >= 0
-    e = e.loc[keep]
-    acc_code = acc_code[keep]
-    n_obs = e["n"].to_numpy(dtype=np.float64)
+    # strings stay Arrow from here on: account positions by a hash lookup, identifier
+    # values by a dictionary encoding with its dictionary sorted, the value columns
+    # by a take (no Python string per row, no object arrays converted back to Arrow)
+    account_col = _strings(edges["account_id"])
+    value_col = _strings(edges["value"])
+    present = pc.and_(pc.is_valid(account_col), pc.is_valid(value_col))
+    keep = present.to_numpy(zero_copy_only=False)
+    if not keep.all():
+        account_col, value_col = account_col.filter(present), value_col.filter(present)
+    acc_code = pc.fill_null(
+        pc.index_in(account_col, value_set=pa.array(acc_index.to_numpy(), type=pa.large_string())),
+        -1,
+    ).to_numpy(zero_copy_only=False)
+    known = acc_code >= 0
+    rows = np.flatnonzero(keep)[known]
+    acc_code = acc_code[known]
+    if not known.all():
+        value_col = value_col.filter(pa.array(known))
+    n_obs = edges["n"].to_numpy(dtype=np.float64)[rows]
 
     # identifiers as integer codes: (kind code, value code), both sorted by content, so the
     # numbering never depends on row order and no per-row string is ever built
-    kind_codes, kind_names = pd.factorize(e["kind"], sort=True)
-    value_codes, value_names = pd.factorize(e["value"], sort=True)
+    kind_codes, kind_names = pd.factorize(edges["kind"].to_numpy()[rows], sort=True)
     kind_names = np.asarray(kind_names, dtype=object)
-    value_names = np.asarray(value_names, dtype=object)
+    value_codes, value_names = _sorted_factorize(value_col)
+    n_values = len(value_names)
 
     # share of the account's observations of this kind
     key_ak = acc_code.astype(np.int64) * len(kind_names) + kind_codes
@@ -153,10 +204,10 @@ def build_graph(
     attribute_kind = provider_mask(kind_names)
     a = np.where(attribute_kind[kind_codes], 1.0, a)
 
-    pair = kind_codes.astype(np.int64) * max(len(value_names), 1) + value_codes
+    pair = kind_codes.astype(np.int64) * max(n_values, 1) + value_codes
     ident_pairs, ident_code = np.unique(pair, return_inverse=True)
-    ident_kind = ident_pairs // max(len(value_names), 1)
-    ident_value = ident_pairs % max(len(value_names), 1)
+    ident_kind = ident_pairs // max(n_values, 1)
+    ident_value = ident_pairs % max(n_values, 1)
     df = np.bincount(ident_code, minlength=len(ident_pairs))
     idf = np.log(n_ref / np.maximum(df, 1))
 
@@ -170,8 +221,8 @@ def build_graph(
 
     identifiers = pd.DataFrame(
         {
-            "kind": kind_names[ident_kind],
-            "value": value_names[ident_value],
+            "kind": pd.array(kind_names[ident_kind], dtype=STRING_DTYPE),
+            "value": pd.array(value_names.take(pa.array(ident_value)), dtype=STRING_DTYPE),
             "df": df,
             "idf": idf,
             "weight": weight,
@@ -182,7 +233,7 @@ def build_graph(
             "acc": acc_code.astype(np.int64),
             "ident": ident_code.astype(np.int64),
             "kind": pd.Categorical.from_codes(kind_codes, categories=kind_names),
-            "value": value_names[value_codes],
+            "value": pd.array(value_names.take(pa.array(value_codes)), dtype=STRING_DTYPE),
             "a": a,
             "n": n_obs,
         }
@@ -192,7 +243,7 @@ def build_graph(
     with np.errstate(over="ignore"):
         h_ident = _mix(
             text_hash(kind_names, seed=seed)[ident_kind] * np.uint64(0x9E3779B97F4A7C15)
-            ^ text_hash(value_names, seed=seed)[ident_value]
+            ^ _text_hash_arrow(value_names, seed=seed)[ident_value]
         )
     src, dst, w = _project(incidence, df, idf, weight, h_acc, h_ident, settings=settings)
     log.info(
@@ -242,48 +293,24 @@ def _project(
     starts = np.r_[0, np.flatnonzero(np.diff(ident)) + 1]
     pos = np.arange(len(ident)) - np.repeat(starts, np.diff(np.r_[starts, len(ident)]))
 
-    out_s: list[np.ndarray] = []
-    out_d: list[np.ndarray] = []
-    out_w: list[np.ndarray] = []
-
-    # small identifiers: full cliques, one vectorised block per group size
+    # small identifiers: full cliques; supernodes: a seeded random circulant of degree ~m
+    # (offsets spread geometrically from 1 to k/2: logarithmic diameter). The offsets are
+    # computed here; the edges are written by a compiled kernel, in the order and with
+    # the arithmetic of the array formulation (linkage.graph._kernel).
     gsize = df[ident[starts]]
-    for size in np.unique(gsize[gsize <= m]):
-        sel = starts[gsize == size]
-        block = sel[:, None] + np.arange(size)[None, :]  # (n_ids, size) row positions
-        iu, ju = np.triu_indices(size, k=1)
-        pi = block[:, iu].ravel()
-        pj = block[:, ju].ravel()
-        w = weight[ident[pi]] * sq[pi] * sq[pj] / (size - 1)
-        out_s.append(acc[pi])
-        out_d.append(acc[pj])
-        out_w.append(w)
-
-    # supernodes: seeded random circulant of degree ~m (offsets spread geometrically)
     big = k > m
-    if big.any():
-        rows = np.flatnonzero(big)
-        kb = k[rows]
-        pb = pos[rows]
-        base = rows - pb
-        half = max(1, m // 2)
-        for j in range(half):
-            # offset_j grows geometrically from 1 to k/2: logarithmic diameter
-            off = np.maximum(1, np.floor((kb / 2.0) ** (j / max(half - 1, 1))).astype(np.int64))
-            off = np.minimum(off + j, kb - 1)  # distinct offsets even for small k
-            partner = base + (pb + off) % kb
-            w = weight[ident[rows]] * sq[rows] * sq[partner] / (2 * half)
-            out_s.append(acc[rows])
-            out_d.append(acc[partner])
-            out_w.append(w)
-
-    s = np.concatenate(out_s)
-    d = np.concatenate(out_d)
-    w = np.concatenate(out_w)
-    lo = np.minimum(s, d)
-    hi = np.maximum(s, d)
-    ok = lo != hi
-    lo, hi, w = lo[ok], hi[ok], w[ok]
+    rows = np.flatnonzero(big)
+    kb = k[rows]
+    pb = pos[rows]
+    base = rows - pb
+    half = max(1, m // 2)
+    offs = np.empty((half, len(rows)), dtype=np.int64)
+    for j in range(half):
+        off = np.maximum(1, np.floor((kb / 2.0) ** (j / max(half - 1, 1))).astype(np.int64))
+        offs[j] = np.minimum(off + j, kb - 1)  # distinct offsets even for small k
+    lo, hi, w = _kernel.emit_edges(
+        acc, ident, sq, weight, starts, gsize, m, rows, base, pb, kb, offs, half
+    )
     if not len(lo):
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
     # sum parallel edges: a sparse matrix's CSR conversion is a linear counting sort, ~8x

@@ -313,3 +313,155 @@ def n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out,
     )
     return out
+
+
+@_jit
+def _band_keys_rows(sig, band, rows):
+    """64-bit key of LSH band ``band`` of every row, exactly as ``templates._band_keys``
+    folds it: pairs of 32-bit values as one little-endian 64-bit word when ``rows`` is
+    even, else one value per word; ``key = splitmix(key * GOLD + word)`` from
+    ``key = band + 1``."""
+    n = sig.shape[0]
+    lo = band * rows
+    keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        key = _U64(band + 1)
+        if rows % 2 == 0:
+            for r in range(0, rows, 2):
+                word = _U64(sig[i, lo + r]) | (_U64(sig[i, lo + r + 1]) << _U64(32))
+                key = _splitmix(key * _GOLD + word)
+        else:
+            for r in range(rows):
+                key = _splitmix(key * _GOLD + _U64(sig[i, lo + r]))
+        keys[i] = key
+    return keys
+
+
+@_jit
+def _star_reps(keys, order, prio, node_of_prio, rep):
+    """``rep[i]``: the highest-priority member of row ``i``'s bucket of equal ``keys``
+    (``order``: the rows sorted by key), -1 when the bucket is ``i`` alone or ``i``
+    is that member (no edge)."""
+    n = len(keys)
+    lo = 0
+    while lo < n:
+        key = keys[order[lo]]
+        hi = lo + 1
+        best = prio[order[lo]]
+        while hi < n and keys[order[hi]] == key:
+            best = max(best, prio[order[hi]])
+            hi += 1
+        r = node_of_prio[best] if hi - lo >= 2 else -1
+        for t in range(lo, hi):
+            i = order[t]
+            rep[i] = r if r != i else -1
+        lo = hi
+
+
+@nb.njit(inline="always")
+def _row_reps(reps, i, row):
+    """The distinct representatives of row ``i`` over all bands, sorted, into ``row``;
+    returns how many."""
+    m = 0
+    for b in range(reps.shape[0]):
+        r = reps[b, i]
+        if r >= 0:
+            row[m] = r
+            m += 1
+    for t in range(1, m):  # insertion sort in place (m <= bands; no array per row)
+        v = row[t]
+        u = t - 1
+        while u >= 0 and row[u] > v:
+            row[u + 1] = row[u]
+            u -= 1
+        row[u + 1] = v
+    k = 0
+    for t in range(m):
+        if t == 0 or row[t] != row[k - 1]:
+            row[k] = row[t]
+            k += 1
+    return k
+
+
+@_jit
+def _distinct_star_edges(reps):
+    """(src, dst) of the distinct (row, ``reps[b, row]``) pairs over all bands, sorted
+    by src then dst (what sorting the packed ``src * n + dst`` keys gives). Two passes
+    (count, then fill), so the output is allocated at its exact size."""
+    bands, n = reps.shape
+    row = np.empty(bands, dtype=np.int64)
+    total = 0
+    for i in range(n):
+        total += _row_reps(reps, i, row)
+    src = np.empty(total, dtype=np.int64)
+    dst = np.empty(total, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        m = _row_reps(reps, i, row)
+        for t in range(m):
+            src[k] = i
+            dst[k] = row[t]
+            k += 1
+    return src, dst
+
+
+def band_reps(
+    sig: np.ndarray,
+    band: int,
+    rows: int,
+    prio: np.ndarray,
+    node_of_prio: np.ndarray,
+    rep: np.ndarray,
+) -> None:
+    """Each row's star edge in LSH band ``band`` into ``rep`` (:func:`_star_reps`; see
+    :func:`linkage.identifiers.templates._candidate_edges`). Buckets are the runs of
+    equal keys in key order (an argsort: a hash table on the keys missed the cache on
+    every row and was slower)."""
+    keys = _band_keys_rows(sig, band, rows)
+    _star_reps(keys, np.argsort(keys), prio, node_of_prio, rep)
+
+
+def distinct_star_edges(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (member, representative) edges of all bands' ``reps`` (bands x n,
+    -1: none), sorted by member then representative."""
+    src, dst = _distinct_star_edges(reps)
+    return src, dst
+
+
+@_jit
+def _scatter_strings(offsets, data, rows, dest, out_offsets, out):
+    """Copy string ``rows[j]`` of (offsets, data) to position ``dest[j]`` of the output
+    (``out_offsets`` already laid out)."""
+    for j in range(len(rows)):
+        lo = offsets[rows[j]]
+        hi = offsets[rows[j] + 1]
+        o = out_offsets[dest[j]]
+        out[o : o + (hi - lo)] = data[lo:hi]
+
+
+def gather_strings(arr: pa.ChunkedArray | pa.Array, rows: np.ndarray) -> pa.Array:
+    """``arr.take(rows)`` as one large_string array, built chunk by chunk from the
+    Arrow buffers (Arrow's take on a chunked array concatenates the chunks first: a
+    copy of the whole column). ``rows`` index the logical array; no nulls among them."""
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+    which = np.searchsorted(starts, rows, side="right") - 1
+    bufs = [string_buffers(c) for c in chunks]
+    lengths = np.zeros(len(rows), dtype=np.int64)
+    parts = []
+    for k in range(len(chunks)):
+        dest = np.flatnonzero(which == k)
+        if len(dest) == 0:
+            continue
+        local = rows[dest] - starts[k]
+        off = bufs[k][0]
+        lengths[dest] = off[local + 1] - off[local]
+        parts.append((k, local, dest))
+    out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    out = np.empty(int(out_offsets[-1]), dtype=np.uint8)
+    for k, local, dest in parts:
+        off, data = bufs[k]
+        _scatter_strings(off, data, local, dest, out_offsets, out)
+    return pa.LargeStringArray.from_buffers(len(rows), pa.py_buffer(out_offsets), pa.py_buffer(out))

@@ -278,39 +278,25 @@ def _candidate_edges(
     node_of_prio = np.empty(n, dtype=np.int64)
     node_of_prio[prio] = np.arange(n)
 
-    def band_edges(b: int) -> np.ndarray | None:
-        codes, _ = pd.factorize(_band_keys(sig, b, rows))
-        size = np.bincount(codes)
-        multi = size[codes] >= 2
-        if not multi.any():
-            return None
-        best = np.full(len(size), -1, dtype=np.int64)
-        np.maximum.at(best, codes[multi], prio[multi])
-        members = np.flatnonzero(multi)
-        rep = node_of_prio[best[codes[members]]]
-        keep = rep != members
-        # one packed int64 key per edge (member * n + rep): half the arrays of a (src, dst) pair
-        return members[keep] * n + rep[keep]
+    sig = np.ascontiguousarray(sig, dtype=np.uint32)
+    prio = np.ascontiguousarray(prio, dtype=np.int64)
+    reps = np.empty((bands, n), dtype=np.int32 if n < 2**31 else np.int64)
 
-    # bands are independent and numpy/pandas release the GIL in their kernels: a thread
-    # pool (each band's edges are packed as soon as they are found)
+    def band_edges(b: int) -> None:
+        # compiled (band keys, buckets as runs of equal keys in key order, each member's
+        # representative); the kernels release the GIL. The array version (band keys in
+        # numpy passes, pd.factorize, np.maximum.at) cost ~0.2 s per band at scale 1.
+        _kernel.band_reps(sig, b, rows, prio, node_of_prio, reps[b])
+
+    # bands are independent: a thread pool
     workers = max(1, min(bands, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = [r for r in pool.map(band_edges, range(bands)) if r is not None]
-    if not found:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    packed = np.concatenate(found)
-    del found
-    # distinct edges by an in-place sort (a hash-based unique needed a table several times
-    # the size of the edge list: the largest memory peak of the template stage). The order
-    # of the edges does not matter downstream (components and centers by priority).
-    packed.sort()
-    first = np.empty(len(packed), dtype=bool)
-    first[0] = True
-    np.not_equal(packed[1:], packed[:-1], out=first[1:])
-    packed = packed[first]
-    del first
-    return packed // n, packed % n
+        list(pool.map(band_edges, range(bands)))
+    # distinct edges per member over its (at most ``bands``) representatives, in the
+    # order a sort of the packed (member, rep) keys gave, without that global sort of
+    # every band's edges (~15x the distinct ones at scale 1). The order does not matter
+    # downstream anyway (components and centers by priority).
+    return _kernel.distinct_star_edges(reps)
 
 
 def _n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -541,6 +527,28 @@ def _cached_signatures(
     return sig
 
 
+def _sorted_documents(skel: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """(document of each row: the rank of its skeleton among the distinct non-empty
+    skeletons in byte order, -1 for a null or empty one; those skeletons, in that order)."""
+    doc = np.empty(0, dtype=np.int64)
+    if len(skel):
+        doc = pc.rank(skel, sort_keys="ascending", tiebreaker="dense").to_numpy()
+        doc = doc.astype(np.int64) - 1
+        if skel.null_count:  # nulls share one rank after every value
+            doc[~skel.is_valid().to_numpy(zero_copy_only=False)] = -1
+    rows = np.flatnonzero(doc >= 0)
+    if len(rows) == 0:
+        return np.full(len(doc), -1, dtype=np.int64), pa.array([], type=pa.large_string())
+    at = np.empty(int(doc[rows].max()) + 1, dtype=np.int64)
+    at[doc[rows]] = rows  # one row of each skeleton (equal strings: any one will do)
+    docs = _kernel.gather_strings(skel, at)  # no concatenated copy of the skeletons
+    if len(docs[0].as_py()) == 0:  # the empty skeleton sorts first: no document
+        docs = docs.slice(1)
+        doc -= 1  # the empty one's rows become -1, the nulls' stay below
+        doc[doc < -1] = -1
+    return doc, docs
+
+
 def assign_templates(
     prompts: pd.Series,
     *,
@@ -587,24 +595,17 @@ def assign_templates(
     p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
 
     # Unique, non-empty skeletons in lexicographic order = the documents.
-    # One hash pass (dictionary_encode) gives both the distinct skeletons and
-    # each unique prompt's skeleton; the dictionary is then sorted and the
-    # indices remapped to sorted ranks (-1: empty or missing skeleton).
-    skel_codes, distinct = _dictionary_encode(skel_u)
+    # One sort pass (Arrow's dense rank: equal skeletons share a rank, ranks follow the
+    # byte order) gives both each unique prompt's document and the sorted documents,
+    # taken once from the skeletons at one position per rank. (A hash pass
+    # (dictionary_encode), a sort of its dictionary and a take cost twice the time and
+    # held the dictionary and the documents at once: the stage's memory peak.)
+    u_doc, docs = _sorted_documents(skel_u)
     if place is not None:
-        skel_codes = skel_codes[place]  # back to the unique prompts' order
+        u_doc = u_doc[place]  # back to the unique prompts' order
     del skel_u
-    # sorted distinct skeletons, the empty one (if any: it sorts first) left out; one take
-    order = pc.array_sort_indices(distinct).to_numpy()
-    nonempty = pc.greater(pc.utf8_length(distinct), 0).to_numpy(zero_copy_only=False)
-    order = order[nonempty[order]]
-    if len(order) == 0:
+    if len(docs) == 0:
         return _empty_assignment(prompts)
-    docs = distinct.take(pa.array(order))
-    rank = np.full(len(distinct) + 1, -1, dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    u_doc = rank[np.where(skel_codes >= 0, skel_codes, len(distinct))]
-    del skel_codes, distinct, rank
     n = len(docs)
     has = u_doc >= 0
     d_count = np.bincount(u_doc[has], weights=p_count[has], minlength=n).astype(np.int64)
@@ -624,7 +625,12 @@ def assign_templates(
             sig = _signatures(docs, settings.shingle_size, settings.num_perm, seed)
         src, dst = _candidate_edges(sig, prio, settings.bands)
         ok = _verify(sig, src, dst, settings.threshold)
-        center = _center_cluster(sig, src[ok], dst[ok], prio, settings.threshold)
+        src, dst = src[ok], dst[ok]
+        del ok
+        center = _center_cluster(sig, src, dst, prio, settings.threshold)
+        # the signatures (n x num_perm) and the edges are not needed any more: freed before
+        # the template table is built (they were held to the end of the function)
+        del sig, src, dst
     else:
         center = np.zeros(1, dtype=np.int64)
 

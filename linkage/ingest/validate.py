@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.contract import ROW_COLUMN, TABLES, Table
 from linkage.dataset import TableReport
@@ -145,6 +147,23 @@ def _label(column: str | None, message: str) -> str:
     return f"{column}: {message}" if column else message
 
 
+def _isin(values: pd.Series, known: pd.Index) -> np.ndarray:
+    """``values.isin(known)`` as a bool array; for text by Arrow's hash lookup directly
+    (pandas turns an Arrow-backed ``known`` into a Python list first: ~0.5 s per call
+    for 51k ids at scale 1). Missing values are never in ``known``."""
+    arr = getattr(values.array, "_pa_array", None)
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        try:
+            ref = pa.array(known, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            ref = None
+        if ref is not None and (pa.types.is_string(ref.type) or pa.types.is_large_string(ref.type)):
+            ref = ref.drop_null().cast(arr.type)
+            hit = pc.fill_null(pc.is_in(arr, value_set=ref), False)
+            return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(values.isin(known).to_numpy(), dtype=bool) & values.notna().to_numpy()
+
+
 def validate_rows(
     frame: pd.DataFrame,
     table: Table,
@@ -237,11 +256,11 @@ def validate_rows(
         record(table.key, f"duplicate {table.key} (first occurrence kept)", dup, "error")
         errors |= dup
     if known_ids is not None:
-        orphan = ~ids.isin(known_ids).to_numpy() & ids.notna().to_numpy()
+        orphan = ~_isin(ids, known_ids) & ids.notna().to_numpy()
         record("account_id", f"account_id not in {known_label}", orphan, "error")
         errors |= orphan
     if warn_ids is not None and len(warn_ids):
-        also = ids.isin(warn_ids).to_numpy() & ~errors
+        also = _isin(ids, warn_ids) & ~errors
         record("account_id", f"account_id also in {warn_label}", also, "warning")
 
     qpos = np.flatnonzero(errors)

@@ -101,3 +101,111 @@ def test_confirmed_feedback_boosts_identifier_weight() -> None:
         e, accs, settings=GraphSettings(confirmed_boost=0.0), confirmed=pd.Index(["f0"])
     )
     assert off.identifiers.set_index("value")["weight"]["card"] == w0["card"]
+
+
+def test_arrow_and_object_edges_give_the_same_graph_and_sorted_identifiers() -> None:
+    rng = np.random.default_rng(3)
+    values = ["Z", "a", "é", "€", "a b", "10.0.0.1", "zz", "ß", "\U0001f600"]
+    rows = [
+        (
+            f"u{int(rng.integers(0, 40))}",
+            str(rng.choice(["ip", "device", "x:phone"])),
+            str(rng.choice(values)),
+            int(rng.integers(1, 5)),
+        )
+        for _ in range(600)
+    ]
+    obj = _edges(rows).drop_duplicates(["account_id", "kind", "value"]).reset_index(drop=True)
+    obj.loc[3, "value"] = None  # a missing value and an unknown account link nobody
+    obj.loc[4, "account_id"] = "stranger"
+    arrow = obj.astype({"account_id": "string", "kind": "string", "value": "string"})
+    accounts = pd.Index([f"u{i}" for i in range(40)])
+    a = build_graph(obj, accounts, settings=GraphSettings(), seed=5)
+    b = build_graph(arrow, accounts, settings=GraphSettings(), seed=5)
+    for x, y in ((a.src, b.src), (a.dst, b.dst), (a.weight, b.weight)):
+        assert np.array_equal(x, y)
+    pd.testing.assert_frame_equal(a.incidence, b.incidence)
+    pd.testing.assert_frame_equal(a.identifiers, b.identifiers)
+    assert len(a.incidence) == len(obj) - 2
+    # identifiers numbered by (kind, value) in code point order, as sorted() orders them
+    idf = a.identifiers
+    keys = list(zip(idf["kind"], idf["value"], strict=True))
+    assert keys == sorted(keys)
+    # each incidence row names its identifier's value
+    assert (a.incidence["value"].to_numpy() == idf["value"].to_numpy()[a.incidence["ident"]]).all()
+    assert a.src.size > 0
+
+
+def _emit_reference(acc, ident, sq, weight, starts, k, pos, df, m):  # type: ignore[no-untyped-def]
+    """The array formulation of the projection's edges (before the compiled kernel)."""
+    out_s, out_d, out_w = [], [], []
+    gsize = df[ident[starts]]
+    for size in np.unique(gsize[gsize <= m]):
+        sel = starts[gsize == size]
+        block = sel[:, None] + np.arange(size)[None, :]
+        iu, ju = np.triu_indices(size, k=1)
+        pi, pj = block[:, iu].ravel(), block[:, ju].ravel()
+        out_s.append(acc[pi])
+        out_d.append(acc[pj])
+        out_w.append(weight[ident[pi]] * sq[pi] * sq[pj] / (size - 1))
+    rows = np.flatnonzero(k > m)
+    kb, pb = k[rows], pos[rows]
+    half = max(1, m // 2)
+    for j in range(half):
+        off = np.maximum(1, np.floor((kb / 2.0) ** (j / max(half - 1, 1))).astype(np.int64))
+        off = np.minimum(off + j, kb - 1)
+        partner = rows - pb + (pb + off) % kb
+        out_s.append(acc[rows])
+        out_d.append(acc[partner])
+        out_w.append(weight[ident[rows]] * sq[rows] * sq[partner] / (2 * half))
+    s, d, w = np.concatenate(out_s), np.concatenate(out_d), np.concatenate(out_w)
+    lo, hi = np.minimum(s, d), np.maximum(s, d)
+    ok = lo != hi
+    return lo[ok], hi[ok], w[ok]
+
+
+@pytest.mark.parametrize("m", [2, 3, 8])
+def test_edge_kernel_matches_array_formulation(m: int) -> None:
+    from linkage.graph import _kernel
+
+    rng = np.random.default_rng(m)
+    sizes = rng.choice([2, 3, 5, 8, 9, 40, 300], size=60)
+    ident = np.repeat(np.arange(len(sizes)), sizes)
+    acc = rng.integers(0, 500, len(ident))  # repeats inside a group: self-loops dropped
+    sq = np.sqrt(rng.random(len(ident)))
+    weight = rng.random(len(sizes)) * 5
+    df = sizes.astype(np.int64)
+    k = df[ident]
+    starts = np.r_[0, np.flatnonzero(np.diff(ident)) + 1]
+    pos = np.arange(len(ident)) - np.repeat(starts, sizes)
+    want = _emit_reference(acc, ident, sq, weight, starts, k, pos, df, m)
+    rows = np.flatnonzero(k > m)
+    half = max(1, m // 2)
+    kb = k[rows]
+    offs = np.stack(
+        [
+            np.minimum(
+                np.maximum(1, np.floor((kb / 2.0) ** (j / max(half - 1, 1))).astype(np.int64)) + j,
+                kb - 1,
+            )
+            for j in range(half)
+        ]
+    )
+    got = _kernel.emit_edges(
+        acc,
+        ident,
+        sq,
+        weight,
+        starts,
+        df[ident[starts]],
+        m,
+        rows,
+        rows - pos[rows],
+        pos[rows],
+        kb,
+        offs,
+        half,
+    )
+    for x, y in zip(got, want, strict=True):
+        assert np.array_equal(x, y)  # same edges, same order, bit-identical weights
+    assert len(got[0]) > 0

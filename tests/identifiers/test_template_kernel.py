@@ -175,3 +175,88 @@ def test_assignment_is_deterministic_across_calls() -> None:
     b = tm.assign_templates(prompts, settings=TemplateSettings(), seed=3)
     assert (a.codes == b.codes).all()
     assert a.templates.equals(b.templates)
+
+
+def _candidate_edges_reference(
+    sig: np.ndarray, prio: np.ndarray, bands: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The array formulation the compiled LSH replaced: band keys by ``_band_keys``,
+    buckets by ``pd.factorize``, the best member by ``np.maximum.at``, distinct packed
+    edges by ``np.unique``."""
+    n = len(sig)
+    rows = sig.shape[1] // bands
+    node_of_prio = np.empty(n, dtype=np.int64)
+    node_of_prio[prio] = np.arange(n)
+    found = []
+    for b in range(bands):
+        codes, _ = pd.factorize(tm._band_keys(sig, b, rows))
+        size = np.bincount(codes)
+        multi = size[codes] >= 2
+        best = np.full(len(size), -1, dtype=np.int64)
+        np.maximum.at(best, codes[multi], prio[multi])
+        members = np.flatnonzero(multi)
+        rep = node_of_prio[best[codes[members]]]
+        keep = rep != members
+        found.append(members[keep] * n + rep[keep])
+    packed = np.unique(np.concatenate(found))
+    return packed // n, packed % n
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 400),
+    values=st.integers(1, 4),
+    shape=st.sampled_from([(64, 16), (60, 20), (12, 4), (8, 8), (9, 3)]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_candidate_edges_match_array_formulation(
+    n: int, values: int, shape: tuple[int, int], seed: int
+) -> None:
+    # few distinct bin values: many buckets of several members, in every band
+    num_perm, bands = shape
+    rng = np.random.default_rng(seed)
+    sig = rng.integers(0, values, (n, num_perm)).astype(np.uint32)
+    sig[rng.random(sig.shape) < 0.05] = EMPTY  # the top value too
+    prio = rng.permutation(n).astype(np.int64)
+    src, dst = tm._candidate_edges(sig, prio, bands)
+    want_src, want_dst = _candidate_edges_reference(sig, prio, bands)
+    assert np.array_equal(src, want_src)
+    assert np.array_equal(dst, want_dst)
+    assert src.dtype == dst.dtype == np.int64
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from(["", "a", "b", "ab", "é", "<n> x"]))),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_sorted_documents_match_dictionary_and_sort(chunks: list[list[str | None]]) -> None:
+    skel = pa.chunked_array([pa.array(c, type=pa.large_string()) for c in chunks])
+    doc, docs = tm._sorted_documents(skel)
+    values = [v for c in chunks for v in c]
+    want_docs = sorted({v for v in values if v})
+    assert docs.to_pylist() == want_docs
+    assert docs.type == pa.large_string()
+    rank = {v: i for i, v in enumerate(want_docs)}
+    assert doc.tolist() == [rank[v] if v else -1 for v in values]
+
+
+def test_gather_strings_is_a_take_across_chunks() -> None:
+    rng = np.random.default_rng(5)
+    words = ["", "x", "héllo", "a much longer string with spaces", "\ue000<n>"]
+    chunks = [
+        pa.array(list(rng.choice(words, size=k)), type=pa.large_string()) for k in (3, 0, 7, 1)
+    ]
+    arr = pa.chunked_array(chunks)
+    rows = rng.integers(0, len(arr), 40)
+    got = kernel.gather_strings(arr, rows)
+    assert got.to_pylist() == arr.take(pa.array(rows)).to_pylist()
+    sliced = arr.combine_chunks().slice(2, 6)  # an offset into the buffers
+    assert kernel.gather_strings(sliced, np.array([5, 0, 3])).to_pylist() == [
+        sliced[5].as_py(),
+        sliced[0].as_py(),
+        sliced[3].as_py(),
+    ]

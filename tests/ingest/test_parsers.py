@@ -226,3 +226,28 @@ def test_large_unique_ip_mapping_is_vectorised() -> None:
     out, bad = parse_ips(values)
     assert bad.sum() == (values == "bad").sum()
     assert (out[~bad] == values[~bad]).all()
+
+
+def test_isin_on_arrow_text_matches_pandas() -> None:
+    from linkage.ingest.parse import STRING_DTYPE
+    from linkage.ingest.validate import _isin
+
+    values = pd.Series(["a", None, "é", "b", "a", "", "zz"], dtype=STRING_DTYPE)
+    for known in (
+        pd.Index(["a", "é", ""], dtype=STRING_DTYPE),
+        pd.Index(["a", "é", None], dtype=object),
+        pd.Index([], dtype=object),
+    ):
+        want = values.isin(known.dropna()).to_numpy() & values.notna().to_numpy()
+        assert (_isin(values, known) == want).all()
+    assert _isin(values, pd.Index(["a", "é"])).tolist() == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
+    obj = values.astype(object)  # not Arrow-backed: the pandas path
+    assert (_isin(obj, pd.Index(["a"])) == (obj == "a").to_numpy()).all()
