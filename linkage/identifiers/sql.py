@@ -60,6 +60,7 @@ is read as UTC).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -196,15 +197,45 @@ def aggregation_sql(
         raise LinkageError(f"unknown SQL dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
     if columns is None:
         columns = {"requests": REQUEST_COLUMNS, "accounts": ACCOUNT_COLUMNS}
-    req_cols = set(columns.get("requests", ()))
-    acc_cols = set(columns.get("accounts", ()))
-    ident_cols = columns.get("identifiers")
-    mat = MATERIALIZE_SQL[dialect]
-    coded = set(coded)
-    kinds = [k for k in KINDS if (k.request_column in req_cols) or (k.accounts_column in acc_cols)]
-    req_kinds = [k for k in kinds if k.request_column in req_cols]
-    out: dict[str, str] = {}
+    src = _Sources(
+        set(columns.get("requests", ())),
+        set(columns.get("accounts", ())),
+        columns.get("identifiers"),
+        set(coded),
+        dialect,
+    )
+    kinds = [k for k in KINDS if (k.request_column in src.req) or (k.accounts_column in src.acc)]
+    req_kinds = [k for k in kinds if k.request_column in src.req]
+    return {
+        **_clean_steps(src),
+        **_raw_steps(src, req_kinds),
+        **_distinct_steps(src, kinds),
+        **_pair_steps(src, req_kinds),
+        **_edge_steps(src, kinds),
+        **_account_steps(src, kinds, req_kinds),
+    }
 
+
+@dataclass(frozen=True)
+class _Sources:
+    """The columns each source has, the coded request columns and the SQL dialect."""
+
+    req: set[str]
+    acc: set[str]
+    ident: Collection[str] | None
+    coded: set[str]
+    dialect: str
+
+    @property
+    def mat(self) -> str:
+        return MATERIALIZE_SQL[self.dialect]
+
+
+def _clean_steps(src: _Sources) -> dict[str, str]:
+    """``accounts_clean`` (dense account codes, sign-up time in ns), ``requests_clean``
+    (requests of known accounts) and ``identifiers_clean`` (when the table exists)."""
+    out: dict[str, str] = {}
+    req_cols, acc_cols, dialect, mat = src.req, src.acc, src.dialect, src.mat
     created = _time(acc_cols, "created_ns", "created_at", dialect)
     code = "account_code" if "account_code" in acc_cols else _ACCOUNT_RANK
     out["accounts_clean"] = mat.format(
@@ -233,8 +264,8 @@ def aggregation_sql(
                 f"WHERE {ts} IS NOT NULL"
             ),
         )
-    if ident_cols is not None:
-        its = _time(set(ident_cols), "ts_ns", "ts", dialect, "i.")
+    if src.ident is not None:
+        its = _time(set(src.ident), "ts_ns", "ts", dialect, "i.")
         out["identifiers_clean"] = (
             "CREATE OR REPLACE TEMP VIEW identifiers_clean AS\n"
             f"SELECT c.account_code AS account_code, {sql_trim('i.kind')} AS kind, "
@@ -242,17 +273,23 @@ def aggregation_sql(
             "FROM identifiers_source AS i JOIN accounts_clean AS c "
             "ON i.account_id = c.account_id"
         )
+    return out
 
+
+def _raw_steps(src: _Sources, req_kinds: Sequence[Kind]) -> dict[str, str]:
+    """``raw_<column>``: per request column, its rows and the sign-up column of the same
+    kinds grouped by account and raw value."""
     # raw pairs: the request rows and the sign-up attribute of the same kinds together
     # (a sign-up is one observation at created_ns), so an edge needs one grouping only;
     # n_req keeps the request rows apart for the per-account request statistics
+    out: dict[str, str] = {}
     signup_of: dict[str, str | None] = {}
     for k in req_kinds:
-        acc = k.accounts_column if k.accounts_column in acc_cols else None
+        acc = k.accounts_column if k.accounts_column in src.acc else None
         if signup_of.setdefault(str(k.request_column), acc) != acc:
             raise LinkageError(f"kinds reading {k.request_column} disagree on the sign-up column")
     for col, acc in signup_of.items():
-        if col in coded and acc is not None:
+        if col in src.coded and acc is not None:
             raise LinkageError(f"the {col} column cannot be given as codes")
         obs = (
             f"SELECT account_code, {col} AS raw, 1 AS n_req, ts_ns AS ts "
@@ -263,7 +300,7 @@ def aggregation_sql(
                 f"\nUNION ALL\nSELECT account_code, {acc} AS raw, 0 AS n_req, created_ns AS ts "
                 f"FROM accounts_clean WHERE {acc} IS NOT NULL"
             )
-        out[f"raw_{col}"] = mat.format(
+        out[f"raw_{col}"] = src.mat.format(
             name=f"raw_{col}",
             sql=(
                 "SELECT account_code, raw, CAST(SUM(n_req) AS BIGINT) AS n_req, COUNT(*) AS n, "
@@ -271,14 +308,24 @@ def aggregation_sql(
                 "GROUP BY account_code, raw"
             ),
         )
+    return out
 
+
+def _distinct_steps(src: _Sources, kinds: Sequence[Kind]) -> dict[str, str]:
+    """``distinct_<map>``: the distinct raw values each value map normalises (fetched)."""
+    out: dict[str, str] = {}
     for name, (req, acc) in _maps_of(kinds).items():
-        if req in req_cols:  # holds the sign-up values too
+        if req in src.req:  # holds the sign-up values too
             values = f"SELECT raw FROM raw_{req}"
         else:
             values = f"SELECT {acc} AS raw FROM accounts_clean WHERE {acc} IS NOT NULL"
         out[f"distinct_{name}"] = f"SELECT DISTINCT raw FROM (\n{values}\n) AS raw_values"
+    return out
 
+
+def _pair_steps(src: _Sources, req_kinds: Sequence[Kind]) -> dict[str, str]:
+    """``pairs_<kind>``: each request kind's normalised ``(account, value)`` pairs."""
+    out: dict[str, str] = {}
     for k in req_kinds:
         if k.sql is None and k.value_map is None:  # already normalised: no regrouping
             out[f"pairs_{k.name}"] = (
@@ -287,10 +334,10 @@ def aggregation_sql(
                 f"FROM raw_{k.request_column}"
             )
             continue
-        if k.request_column in coded:
+        if k.request_column in src.coded:
             raise LinkageError(f"the {k.request_column} column cannot be given as codes")
         value = _value(k, "r.raw", "m")
-        out[f"pairs_{k.name}"] = mat.format(
+        out[f"pairs_{k.name}"] = src.mat.format(
             name=f"pairs_{k.name}",
             sql=(
                 f"SELECT r.account_code, {value} AS value, CAST(SUM(r.n_req) AS BIGINT) AS n_req, "
@@ -300,18 +347,24 @@ def aggregation_sql(
                 f"WHERE {value} IS NOT NULL\nGROUP BY r.account_code, {value}"
             ),
         )
+    return out
 
+
+def _edge_steps(src: _Sources, kinds: Sequence[Kind]) -> dict[str, str]:
+    """``edges`` (and ``coded_edges`` for coded columns): every edge kind's pairs, the
+    accounts-only kinds and the identifiers table's provider kinds."""
+    out: dict[str, str] = {}
     edge_parts: list[str] = []
     coded_parts: list[str] = []
     for k in kinds:
         if not k.edges:
             continue
-        if k.request_column in coded:  # the caller maps its own codes (no strings here)
+        if k.request_column in src.coded:  # the caller maps its own codes (no strings here)
             coded_parts.append(
                 f"SELECT account_code, '{k.name}' AS kind, value AS code, n, first_ts, "
                 f"last_ts FROM pairs_{k.name}"
             )
-        elif k.request_column in req_cols:  # the pairs hold the sign-up side already
+        elif k.request_column in src.req:  # the pairs hold the sign-up side already
             edge_parts.append(
                 f"SELECT account_code, '{k.name}' AS kind, value, n, first_ts, last_ts "
                 f"FROM pairs_{k.name}"
@@ -324,7 +377,7 @@ def aggregation_sql(
                 f"FROM {_join(k, 'accounts_clean AS a', f'a.{k.accounts_column}')}\n"
                 f"WHERE {value} IS NOT NULL\nGROUP BY a.account_code, {value}"
             )
-    if ident_cols is not None:
+    if src.ident is not None:
         edge_parts.append(
             f"SELECT account_code, CONCAT('{EXTRA_PREFIX}', kind) AS kind, value, COUNT(*) AS n, "
             "MIN(ts_ns) AS first_ts, MAX(ts_ns) AS last_ts\n"
@@ -340,6 +393,15 @@ def aggregation_sql(
     )
     if coded_parts:
         out["coded_edges"] = "\nUNION ALL\n".join(coded_parts)
+    return out
+
+
+def _account_steps(
+    src: _Sources, kinds: Sequence[Kind], req_kinds: Sequence[Kind]
+) -> dict[str, str]:
+    """The per-account outputs: ``account_kinds``, ``account_activity`` and
+    ``account_attributes`` (the value maps' extra columns, e.g. the e-mail flags)."""
+    out: dict[str, str] = {}
     out["account_kinds"] = (
         "\nUNION ALL\n".join(
             f"SELECT account_code, '{k.name}' AS kind, COUNT(*) AS n_values, "
@@ -364,7 +426,7 @@ def aggregation_sql(
     attrs, joins = [], []
     for name, (_, acc) in _maps_of(kinds).items():
         extra = [c for c in VALUE_MAPS[name].columns if c not in {k.name for k in KINDS}]
-        if not extra or acc not in acc_cols:
+        if not extra or acc not in src.acc:
             continue
         attrs += [f"m_{name}.{c}" for c in extra]
         joins.append(f"LEFT JOIN map_{name} AS m_{name} ON a.{acc} = m_{name}.raw")
