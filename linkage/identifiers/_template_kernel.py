@@ -317,7 +317,7 @@ def n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @_jit
 def _band_keys_rows(sig, band, rows):
-    """64-bit key of LSH band ``band`` of every row, exactly as ``templates._band_keys``
+    """64-bit key of LSH band ``band`` of every row, exactly as ``sketch.band_keys``
     folds it: pairs of 32-bit values as one little-endian 64-bit word when ``rows`` is
     even, else one value per word; ``key = splitmix(key * GOLD + word)`` from
     ``key = band + 1``."""
@@ -414,7 +414,7 @@ def band_reps(
     rep: np.ndarray,
 ) -> None:
     """Each row's star edge in LSH band ``band`` into ``rep`` (:func:`_star_reps`; see
-    :func:`linkage.identifiers.templates._candidate_edges`). Buckets are the runs of
+    :func:`linkage.identifiers.sketch.candidate_edges`). Buckets are the runs of
     equal keys in key order (an argsort: a hash table on the keys missed the cache on
     every row and was slower)."""
     keys = _band_keys_rows(sig, band, rows)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.identifiers._parallel import map_chunks
-from linkage.identifiers.templates import _as_arrow
+from linkage.identifiers.arrow_text import as_arrow
 
 __all__ = ["TOPICS", "prompt_signals"]
 
@@ -143,7 +143,7 @@ def prompt_signals(
             },
             index=prompts.index,
         )
-    arr = _as_arrow(uniques)
+    arr = as_arrow(uniques)
     length_u = pc.fill_null(pc.utf8_length(arr), 0).to_numpy().astype(np.int64)
     parts = map_chunks(arr, _classify)
     reasoning_u = np.concatenate([p[0] for p in parts])

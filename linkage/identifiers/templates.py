@@ -14,12 +14,14 @@ raw prompts into **template ids** in two steps:
    estimated Jaccard similarity and clusters the verified pairs with a
    chaining-resistant center clustering; every group gets a deterministic id.
 
-Everything runs over the *unique* prompts. Skeletons are computed by a
+Everything runs over the *unique* prompts. One module per concept: skeletons by a
 compiled one-pass scanner over the Arrow buffers that gives exactly what the
 RE2 mask regexes give (:mod:`linkage.identifiers.skeleton`, which keeps the
-regexes as the definition); shingles, MinHash and string hashing are compiled
-kernels too (:mod:`linkage.identifiers._template_kernel`); LSH and clustering
-are array operations. Python loops run only over bands, chunks and clustering
+regexes as the definition); string hashes, MinHash signatures and LSH candidates
+(:mod:`linkage.identifiers.sketch`); verification and center clustering
+(:mod:`linkage.identifiers.grouping`); the cross-run cache
+(:mod:`linkage.identifiers.template_cache`); Arrow conversions
+(:mod:`linkage.identifiers.arrow_text`). This module assembles them. Python loops run only over bands, chunks and clustering
 rounds, never over prompts or skeletons. With ``TemplateSettings.cache_dir``
 set, skeletons and signatures of prompts seen in earlier runs are read from
 the cache (:mod:`linkage.identifiers.template_cache`) instead of recomputed.
@@ -27,9 +29,7 @@ the cache (:mod:`linkage.identifiers.template_cache`) instead of recomputed.
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -37,12 +37,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from linkage._memory import proc_status_kb
 from linkage.identifiers import _template_kernel as _kernel
+from linkage.identifiers.arrow_text import as_arrow, dictionary_encode
+from linkage.identifiers.grouping import center_cluster, verify
 from linkage.identifiers.skeleton import skeletonize_arrow
+from linkage.identifiers.sketch import (
+    ID_KEY,
+    candidate_edges,
+    hash_strings,
+    hex_ids,
+    seed_key,
+    signatures,
+)
 from linkage.identifiers.template_cache import Lookup, TemplateCache, prompt_keys
 from linkage.settings import TemplateSettings
 
@@ -57,47 +65,6 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # Skeletons (the masks and their compiled scanner: linkage.identifiers.skeleton)
 # ---------------------------------------------------------------------------
-
-
-def _as_arrow(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Array:
-    """Unique prompts as a pyarrow large_string array (nulls kept)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if isinstance(values, pa.Array):
-        return values.cast(pa.large_string())
-    try:
-        return pa.array(values, type=pa.large_string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
-        # Lone surrogates or non-string cells: rare, so the slow path is fine.
-        s = pd.Series(np.asarray(values, dtype=object)).map(
-            lambda v: (
-                None
-                if v is None or (isinstance(v, float) and np.isnan(v))
-                else str(v).encode("utf-8", "replace").decode("utf-8")
-            )
-        )
-        return pa.array(s, type=pa.large_string(), from_pandas=True)
-
-
-def _dictionary_encode(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """(int64 codes, -1 for null; distinct values in order of first appearance).
-
-    Chunked input is encoded chunk by chunk against one growing hash table (every
-    chunk's dictionary is the final one), so nothing is concatenated but the codes.
-    """
-    enc = pc.dictionary_encode(arr)
-    if isinstance(enc, pa.ChunkedArray):
-        if enc.num_chunks == 0:
-            return np.empty(0, dtype=np.int64), pa.array([], type=arr.type)
-        dictionary = enc.chunk(0).dictionary
-        indices = [c.indices for c in enc.chunks]
-    else:
-        dictionary = enc.dictionary
-        indices = [enc.indices]
-    codes = np.concatenate(
-        [pc.fill_null(i.cast(pa.int64()), -1).to_numpy(zero_copy_only=False) for i in indices]
-    )
-    return codes, dictionary
 
 
 def skeletonize(prompts: pd.Series, *, settings: TemplateSettings | None = None) -> pd.Series:
@@ -116,7 +83,7 @@ def skeletonize(prompts: pd.Series, *, settings: TemplateSettings | None = None)
     """
     settings = settings or TemplateSettings()
     codes, uniques = pd.factorize(prompts, use_na_sentinel=True)
-    skel = skeletonize_arrow(_as_arrow(uniques), settings.max_prompt_chars)
+    skel = skeletonize_arrow(as_arrow(uniques), settings.max_prompt_chars)
     idx = pa.array(codes, type=pa.int64(), mask=codes < 0)
     out = skel.take(idx)
     return pd.Series(
@@ -124,265 +91,6 @@ def skeletonize(prompts: pd.Series, *, settings: TemplateSettings | None = None)
         index=prompts.index,
         name=prompts.name,
     )
-
-
-# ---------------------------------------------------------------------------
-# Hashing helpers
-# ---------------------------------------------------------------------------
-
-_U64 = np.uint64
-# Fixed key for ids: ids must not change with the run seed or pandas' defaults.
-_ID_KEY = "linkage-template"  # 16 characters, as pandas' siphash key requires
-
-
-def _splitmix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser: a bijective avalanche mix of uint64 values."""
-    z = z ^ (z >> _U64(30))
-    z = z * _U64(0xBF58476D1CE4E5B9)
-    z = z ^ (z >> _U64(27))
-    z = z * _U64(0x94D049BB133111EB)
-    return z ^ (z >> _U64(31))
-
-
-def _combine(h: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Order-dependent combination of two uint64 hash arrays."""
-    return _splitmix(h * _U64(0x9E3779B97F4A7C15) + x)
-
-
-def _seed_key(seed: int) -> str:
-    """16-character siphash key derived from the run seed (hash salt)."""
-    return f"{seed & 0xFFFFFFFFFFFF:016x}"[-16:]
-
-
-def _hash_strings(arr: pa.Array, *keys: str) -> tuple[np.ndarray, ...]:
-    """Stable 64-bit hash of each string, one array per ``key``: pandas'
-    ``hash_array(values, hash_key=key, categorize=False)`` (SipHash-2-4 of the
-    UTF-8 bytes, SplitMix64 finaliser), computed by a compiled kernel on the
-    Arrow buffers instead of on Python strings (the conversion to Python
-    objects was most of the cost and of the memory). ``arr`` has no nulls.
-    """
-    if arr.null_count:
-        raise ValueError("_hash_strings needs a null-free string array")
-    return tuple(_kernel.siphash_strings(arr, k) for k in keys)
-
-
-def _hex_ids_fast(h: np.ndarray) -> np.ndarray:
-    """``"t" + 12 hex chars`` per hash, built as a fixed-width unicode array."""
-    n = len(h)
-    cp = np.empty((n, 13), dtype=np.uint32)
-    cp[:, 0] = ord("t")
-    top = h >> _U64(16)  # the 48 high bits
-    for i in range(12):
-        nib = (top >> _U64(4 * (11 - i))) & _U64(0xF)
-        cp[:, 1 + i] = np.where(nib < 10, 48 + nib, 87 + nib).astype(np.uint32)
-    return np.ascontiguousarray(cp).view("<U13").ravel()
-
-
-# ---------------------------------------------------------------------------
-# MinHash + LSH
-# ---------------------------------------------------------------------------
-
-# Tokens of a skeleton: words, numbers and the slot tokens; punctuation and
-# spaces separate them (so "step-by-step," and "step by step" shingle alike).
-# The definition of the kernel's tokenizer (maximal runs of the complement).
-_TOKEN_SPLIT = r"[^\p{L}\p{N}\p{M}_<>]+"
-_SIG_CHUNK = 1 << 14  # documents per signature chunk (the unit of the thread pool)
-
-
-def _splitmix_inplace(z: np.ndarray, tmp: np.ndarray) -> None:
-    """:func:`_splitmix` in place (``tmp``: scratch of the same shape)."""
-    np.right_shift(z, _U64(30), out=tmp)
-    z ^= tmp
-    z *= _U64(0xBF58476D1CE4E5B9)
-    np.right_shift(z, _U64(27), out=tmp)
-    z ^= tmp
-    z *= _U64(0x94D049BB133111EB)
-    np.right_shift(z, _U64(31), out=tmp)
-    z ^= tmp
-
-
-def _signatures(docs: pa.Array, k: int, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signatures of all documents (len(docs) x num_perm, uint32).
-
-    Per document (:func:`linkage.identifiers._template_kernel.minhash_signatures`,
-    compiled): tokens are the maximal runs of ``[\\p{L}\\p{N}\\p{M}_<>]``, each
-    hashed with a seed-salted SipHash; the shingle starting at token ``i`` folds
-    tokens ``i..i+k-1`` (a skeleton with fewer than ``k`` tokens is one shingle
-    of all of them; one without any token, only punctuation, a shingle of its
-    whole text). One-permutation MinHash: each shingle hash picks its bin
-    (``h % num_perm``) and offers its high 32 bits; a bin keeps its minimum.
-    Empty bins are densified by rotation (Shrivastava 2017): an empty bin takes
-    the next non-empty bin to its right (circularly) plus ``distance *
-    0x9E3779B1``, so that the fraction of equal bins between two signatures
-    estimates their Jaccard similarity.
-
-    Row chunks run on a thread pool (the kernel releases the GIL); every
-    document is hashed on its own, so the result does not depend on chunking.
-    """
-    n = len(docs)
-    sig = np.empty((n, num_perm), dtype=np.uint32)
-    key = _seed_key(seed)
-
-    def work(lo: int) -> None:
-        part = docs.slice(lo, _SIG_CHUNK)
-        sig[lo : lo + len(part)] = _kernel.minhash_signatures(part, k, num_perm, seed, key)
-
-    starts = range(0, n, _SIG_CHUNK)
-    workers = max(1, min(len(starts), os.cpu_count() or 1))
-    if workers == 1:
-        for lo in starts:
-            work(lo)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, starts))
-    return sig
-
-
-def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
-    """64-bit key of one LSH band (its ``rows`` signature values).
-
-    Pairs of 32-bit values are folded as one 64-bit word (half the mixing
-    rounds). Only equality of keys matters (bucket membership, not the key
-    value), and distinct bands collide with probability ~2^-64 per pair.
-    """
-    part = np.ascontiguousarray(sig[:, band * rows : (band + 1) * rows])
-    words = part.view(np.uint64) if rows % 2 == 0 else part.astype(np.uint64)
-    key = np.full(len(sig), _U64(band + 1))
-    tmp = np.empty_like(key)
-    for r in range(words.shape[1]):
-        key *= _U64(0x9E3779B97F4A7C15)
-        key += words[:, r]
-        _splitmix_inplace(key, tmp)
-    return key
-
-
-def _candidate_edges(
-    sig: np.ndarray, prio: np.ndarray, bands: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Star edges (member, representative) from shared LSH band keys.
-
-    Within a bucket, every member is linked to the bucket's highest-priority
-    member only (not all pairs): the fan-out of a bucket of size ``s`` is
-    ``s - 1`` edges instead of ``s^2 / 2``, so total work stays linear
-    (at most ``bands`` edges per skeleton) however skewed the buckets are.
-
-    Buckets are not dropped by size. With star edges a big bucket costs
-    linear work, every edge is then verified by estimated Jaccard, and the
-    clustering is chaining-resistant (:func:`_center_cluster`), so a size cap
-    would buy no precision; it would only split exactly the largest templates,
-    i.e. the biggest farms (one template rotated over 10^5 distinct skeletons
-    collides in every band).
-    """
-    n = len(sig)
-    rows = sig.shape[1] // bands
-    node_of_prio = np.empty(n, dtype=np.int64)
-    node_of_prio[prio] = np.arange(n)
-
-    sig = np.ascontiguousarray(sig, dtype=np.uint32)
-    prio = np.ascontiguousarray(prio, dtype=np.int64)
-    reps = np.empty((bands, n), dtype=np.int32 if n < 2**31 else np.int64)
-
-    def band_edges(b: int) -> None:
-        # compiled (band keys, buckets as runs of equal keys in key order, each member's
-        # representative); the kernels release the GIL. The array version (band keys in
-        # numpy passes, pd.factorize, np.maximum.at) cost ~0.2 s per band at scale 1.
-        _kernel.band_reps(sig, b, rows, prio, node_of_prio, reps[b])
-
-    # bands are independent: a thread pool
-    workers = max(1, min(bands, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(band_edges, range(bands)))
-    # distinct edges per member over its (at most ``bands``) representatives, in the
-    # order a sort of the packed (member, rep) keys gave, without that global sort of
-    # every band's edges (~15x the distinct ones at scale 1). The order does not matter
-    # downstream anyway (components and centers by priority).
-    return _kernel.distinct_star_edges(reps)
-
-
-def _n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Number of equal bins between the signatures of ``a[i]`` and ``b[i]``
-    (compiled: no gathered copies of the rows), in blocks on a thread pool."""
-    out = np.empty(len(a), dtype=np.int32)
-    step = 1 << 16
-    sig = np.ascontiguousarray(sig)
-
-    def block(lo: int) -> None:
-        out[lo : lo + step] = _kernel.n_equal(sig, a[lo : lo + step], b[lo : lo + step])
-
-    starts = range(0, len(a), step)
-    workers = max(1, min(len(starts), os.cpu_count() or 1))
-    if workers == 1:
-        for lo in starts:
-            block(lo)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(block, starts))
-    return out
-
-
-def _verify(sig: np.ndarray, src: np.ndarray, dst: np.ndarray, threshold: float) -> np.ndarray:
-    """Mask of edges whose estimated Jaccard (share of equal bins) >= threshold."""
-    need = int(np.ceil(threshold * sig.shape[1] - 1e-9))
-    return _n_equal(sig, src, dst) >= need
-
-
-_MAX_ROUNDS = 200  # peeling rounds; each splits what is left, so ~log(chain length)
-
-
-def _center_cluster(
-    sig: np.ndarray, src: np.ndarray, dst: np.ndarray, prio: np.ndarray, threshold: float
-) -> np.ndarray:
-    """Chaining-resistant clustering of verified edges; returns a center per node.
-
-    Connected components of the verified edges (Jaccard >= ``threshold``) are
-    only *candidates*: single linkage would let a chain A~B~C~... of gradually
-    drifting prompts merge into one giant template. So in each round every
-    component elects its center (highest priority: the most requested
-    skeleton, ties by a seeded hash) and keeps only the members whose
-    estimated Jaccard with the center is at least ``2 * threshold - 1``; the
-    others are peeled off and re-clustered among themselves in the next round.
-
-    Why ``2t - 1``: paraphrases of one template are each within Jaccard
-    distance ``1 - t`` of the (often never sent) original, so by the triangle
-    inequality of the Jaccard distance two of them are within ``2(1 - t)``,
-    i.e. Jaccard >= ``2t - 1`` (0.2 at the default 0.6): the bound that keeps
-    independent paraphrases together. It also caps a template's radius, so a
-    drifting chain is cut into pieces instead of merging end to end.
-    """
-    n = len(sig)
-    t_low = max(2 * threshold - 1, 0.0)
-    need = int(np.ceil(t_low * sig.shape[1] - 1e-9))
-    center = np.full(n, -1, dtype=np.int64)
-    remaining = np.ones(n, dtype=bool)
-    nodes = np.arange(n)
-    node_of_prio = np.empty(n, dtype=np.int64)
-    node_of_prio[prio] = nodes
-    local = np.empty(n, dtype=np.int64)  # node -> index among this round's nodes
-    idx = nodes
-    for _ in range(_MAX_ROUNDS):
-        # Each round works on the nodes still unassigned only (components,
-        # centers and checks), so later rounds cost what is left, not n.
-        live = remaining[src] & remaining[dst]
-        src, dst = src[live], dst[live]
-        m = len(idx)
-        local[idx] = np.arange(m)
-        graph = coo_matrix(
-            (np.ones(len(src), dtype=np.int8), (local[src], local[dst])), shape=(m, m)
-        )
-        n_comp, label = connected_components(graph, directed=False)
-        best = np.full(n_comp, -1, dtype=np.int64)
-        np.maximum.at(best, label, prio[idx])
-        c = node_of_prio[best[label]]
-        close = _n_equal(sig, idx, c) >= need
-        close |= idx == c
-        center[idx[close]] = c[close]
-        remaining[idx[close]] = False
-        idx = idx[~close]
-        if not len(idx):
-            break
-    rest = center < 0
-    center[rest] = nodes[rest]
-    return center
 
 
 # ---------------------------------------------------------------------------
@@ -450,9 +158,9 @@ def factorize_text(prompts: pd.Series) -> tuple[np.ndarray, pa.Array]:
     if isinstance(pa_arr, pa.ChunkedArray) and (
         pa.types.is_string(pa_arr.type) or pa.types.is_large_string(pa_arr.type)
     ):
-        return _dictionary_encode(pa_arr)
+        return dictionary_encode(pa_arr)
     codes, uniques = pd.factorize(prompts, use_na_sentinel=True)
-    return codes.astype(np.int64, copy=False), _as_arrow(uniques)
+    return codes.astype(np.int64, copy=False), as_arrow(uniques)
 
 
 @dataclass
@@ -504,7 +212,7 @@ def _cached_signatures(
     new prompts' skeletons and signatures are added to the cache.
 
     A document's signature depends on its text only, so a cached one is the one
-    :func:`_signatures` would compute.
+    :func:`signatures` would compute.
     """
     n = len(docs)
     num_perm = settings.num_perm
@@ -518,9 +226,9 @@ def _cached_signatures(
     state.hits.sig = np.empty((0, num_perm), dtype=np.uint32)  # copied: free it
     todo = np.flatnonzero(~known)
     if len(todo) == n:
-        sig = _signatures(docs, settings.shingle_size, num_perm, seed)
+        sig = signatures(docs, settings.shingle_size, num_perm, seed)
     elif len(todo):
-        sig[todo] = _signatures(docs.take(pa.array(todo)), settings.shingle_size, num_perm, seed)
+        sig[todo] = signatures(docs.take(pa.array(todo)), settings.shingle_size, num_perm, seed)
     new = np.flatnonzero(state.hits.row < 0)
     if len(new):  # streamed into the cache part by part (empty skeleton: doc -1)
         cache.add(state.h1[new], state.h2[new], docs, v_doc[new], sig)
@@ -573,7 +281,7 @@ def assign_templates(
     5. Verification: keep an edge only if the estimated Jaccard (share of
        equal bins) is at least ``settings.threshold``.
     6. Connected components of the verified edges, peeled around their
-       most requested skeleton (:func:`_center_cluster`): chaining-resistant,
+       most requested skeleton (:func:`center_cluster`): chaining-resistant,
        every member is within Jaccard ``2t - 1`` of its template's center.
     7. Template id: ``"t"`` + 12 hex characters of a fixed-key siphash of
        the group's lexicographically smallest skeleton: stable across runs,
@@ -586,7 +294,7 @@ def assign_templates(
     p_codes, p_uniques = factorize_text(prompts) if factorized is None else factorized
     if len(p_uniques) == 0:
         return _empty_assignment(prompts)
-    raw = _as_arrow(p_uniques)
+    raw = as_arrow(p_uniques)
     cache = cached = place = None
     if settings.cache_dir is not None:
         cache, cached, skel_u, place = _cached_skeletons(raw, settings, seed)
@@ -613,7 +321,7 @@ def assign_templates(
     # Priority: most requested skeleton first; ties by a seeded hash, then rank.
     # (the documents are turned into Python strings once, for both hashes: the id hash is
     # needed later for the smallest document of each group)
-    tie, doc_id_hash = _hash_strings(docs, _seed_key(seed), _ID_KEY)
+    tie, doc_id_hash = hash_strings(docs, seed_key(seed), ID_KEY)
     order = np.lexsort((np.arange(n), tie, -d_count))
     prio = np.empty(n, dtype=np.int64)
     prio[order] = np.arange(n - 1, -1, -1)
@@ -622,12 +330,12 @@ def assign_templates(
         sig = _cached_signatures(docs, u_doc, cache, cached, settings, seed)
     if n > 1:
         if cache is None:
-            sig = _signatures(docs, settings.shingle_size, settings.num_perm, seed)
-        src, dst = _candidate_edges(sig, prio, settings.bands)
-        ok = _verify(sig, src, dst, settings.threshold)
+            sig = signatures(docs, settings.shingle_size, settings.num_perm, seed)
+        src, dst = candidate_edges(sig, prio, settings.bands)
+        ok = verify(sig, src, dst, settings.threshold)
         src, dst = src[ok], dst[ok]
         del ok
-        center = _center_cluster(sig, src, dst, prio, settings.threshold)
+        center = center_cluster(sig, src, dst, prio, settings.threshold)
         # the signatures (n x num_perm) and the edges are not needed any more: freed before
         # the template table is built (they were held to the end of the function)
         del sig, src, dst
@@ -638,7 +346,7 @@ def assign_templates(
     n_groups = len(g_centers)
     smallest = np.full(n_groups, n, dtype=np.int64)
     np.minimum.at(smallest, g_codes, np.arange(n))
-    g_ids = _hex_ids_fast(doc_id_hash[smallest])
+    g_ids = hex_ids(doc_id_hash[smallest])
     del doc_id_hash
 
     # Example: the most frequent raw prompt of the group's center skeleton
@@ -656,7 +364,7 @@ def assign_templates(
     contested = top & (np.bincount(cand_g[top], minlength=n_groups)[cand_g] >= 2)
     raw_tie = np.zeros(len(cand), dtype=np.uint64)
     if contested.any():
-        raw_tie[contested] = _hash_strings(raw.take(pa.array(cand[contested])), _ID_KEY)[0]
+        raw_tie[contested] = hash_strings(raw.take(pa.array(cand[contested])), ID_KEY)[0]
     pick = np.lexsort((raw_tie, -cand_n, cand_g))
     cand_sorted = cand[pick]
     cand_group = g_codes[u_doc[cand_sorted]]

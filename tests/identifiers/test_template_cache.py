@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from linkage.identifiers.arrow_text import as_arrow
 from linkage.identifiers.template_cache import TemplateCache, TemplateCacheWarning, prompt_keys
-from linkage.identifiers.templates import TemplateAssignment, _as_arrow, assign_templates
+from linkage.identifiers.templates import TemplateAssignment, assign_templates
 from linkage.settings import TemplateSettings
 
 
@@ -29,7 +30,7 @@ def _assert_same(a: TemplateAssignment, b: TemplateAssignment) -> None:
 def _n_cached(cache_dir: Path, prompts: pd.Series, seed: int = 0) -> int:
     """How many of the distinct prompts the cache holds."""
     cache = TemplateCache(cache_dir, TemplateSettings(), seed)
-    h1, h2 = prompt_keys(_as_arrow(prompts.dropna().unique()))
+    h1, h2 = prompt_keys(as_arrow(prompts.dropna().unique()))
     return int((cache.lookup(h1, h2).row >= 0).sum())
 
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linkage.identifiers import _template_kernel as kernel
+from linkage.identifiers import grouping, sketch
 from linkage.identifiers import templates as tm
 from linkage.settings import TemplateSettings
 
@@ -80,8 +81,8 @@ def _pandas_hash(values: list[str], key: str) -> list[int]:
 def _reference_signature(doc: str, k: int, num_perm: int, seed: int) -> list[int]:
     """The definition, one document in plain Python: RE2 tokens, pandas' seeded
     hash, shingle fold, one-permutation MinHash, densification by rotation."""
-    key = tm._seed_key(seed)
-    pieces = pc.split_pattern_regex(pa.array([doc]), tm._TOKEN_SPLIT)[0].as_py()
+    key = sketch.seed_key(seed)
+    pieces = pc.split_pattern_regex(pa.array([doc]), sketch.TOKEN_SPLIT)[0].as_py()
     tokens = [t for t in pieces if t]
     if tokens:
         th = _pandas_hash(tokens, key)
@@ -114,7 +115,7 @@ def test_signatures_match_definition_on_adversarial_text(docs: list[str], seed: 
         return
     arr = pa.array(docs, type=pa.large_string())
     for k, num_perm in ((3, 64), (1, 8), (2, 16)):
-        got = tm._signatures(arr, k, num_perm, seed)
+        got = sketch.signatures(arr, k, num_perm, seed)
         want = [_reference_signature(d, k, num_perm, seed) for d in docs]
         assert got.tolist() == want
 
@@ -122,12 +123,12 @@ def test_signatures_match_definition_on_adversarial_text(docs: list[str], seed: 
 def test_signature_edge_cases() -> None:
     docs = ["...", "-", "a", "a b", "<n> <q>", "x" * 5000, " ".join(["w"] * 3000), "é,ß;中"]
     arr = pa.array(docs, type=pa.large_string())
-    got = tm._signatures(arr, 3, 64, 7)
+    got = sketch.signatures(arr, 3, 64, 7)
     assert got.tolist() == [_reference_signature(d, 3, 64, 7) for d in docs]
     # chunked on a thread pool: the same as one document at a time
     many = pa.array([f"doc {i} word {i % 7}" for i in range(40_000)], type=pa.large_string())
-    whole = tm._signatures(many, 3, 64, 1)
-    assert (whole[12345] == tm._signatures(many.slice(12345, 1), 3, 64, 1)[0]).all()
+    whole = sketch.signatures(many, 3, 64, 1)
+    assert (whole[12345] == sketch.signatures(many.slice(12345, 1), 3, 64, 1)[0]).all()
     assert len(np.unique(whole, axis=0)) > 30_000
 
 
@@ -137,7 +138,7 @@ def test_siphash_matches_pandas_hash_array(values: list[str]) -> None:
     # arrow rejects lone surrogates as UTF-8, as the prompts never contain them
     values = [v.encode("utf-8", "replace").decode("utf-8") for v in values]
     arr = pa.array(values, type=pa.large_string())
-    for key in ("linkage-template", tm._seed_key(12345)):
+    for key in ("linkage-template", sketch.seed_key(12345)):
         got = kernel.siphash_strings(arr, key)
         assert got.tolist() == _pandas_hash(values, key)
     sliced = arr.slice(len(values) // 2)
@@ -166,7 +167,7 @@ def test_n_equal_counts_equal_bins() -> None:
     sig = rng.integers(0, 3, (500, 64), dtype=np.uint32)
     a = rng.integers(0, 500, 200_000)
     b = rng.integers(0, 500, 200_000)
-    assert (tm._n_equal(sig, a, b) == (sig[a] == sig[b]).sum(axis=1)).all()
+    assert (grouping.n_equal(sig, a, b) == (sig[a] == sig[b]).sum(axis=1)).all()
 
 
 def test_assignment_is_deterministic_across_calls() -> None:
@@ -189,7 +190,7 @@ def _candidate_edges_reference(
     node_of_prio[prio] = np.arange(n)
     found = []
     for b in range(bands):
-        codes, _ = pd.factorize(tm._band_keys(sig, b, rows))
+        codes, _ = pd.factorize(sketch.band_keys(sig, b, rows))
         size = np.bincount(codes)
         multi = size[codes] >= 2
         best = np.full(len(size), -1, dtype=np.int64)
@@ -218,7 +219,7 @@ def test_candidate_edges_match_array_formulation(
     sig = rng.integers(0, values, (n, num_perm)).astype(np.uint32)
     sig[rng.random(sig.shape) < 0.05] = EMPTY  # the top value too
     prio = rng.permutation(n).astype(np.int64)
-    src, dst = tm._candidate_edges(sig, prio, bands)
+    src, dst = sketch.candidate_edges(sig, prio, bands)
     want_src, want_dst = _candidate_edges_reference(sig, prio, bands)
     assert np.array_equal(src, want_src)
     assert np.array_equal(dst, want_dst)

@@ -312,7 +312,7 @@ def test_center_cluster_matches_full_graph_rounds() -> None:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from linkage.identifiers import templates as tm
+    from linkage.identifiers import grouping
 
     rng = np.random.default_rng(9)
     n, num_perm, t = 400, 32, 0.6
@@ -322,13 +322,13 @@ def test_center_cluster_matches_full_graph_rounds() -> None:
     src = rng.integers(0, n, 3000)
     dst = (src + rng.integers(1, 30, 3000)) % n  # local chains
     prio = rng.permutation(n)
-    got = tm._center_cluster(sig, src, dst, prio, t)
+    got = grouping.center_cluster(sig, src, dst, prio, t)
     # reference: every round over the whole graph (the original formulation)
     need = int(np.ceil((2 * t - 1) * num_perm - 1e-9))
     center = np.full(n, -1)
     remaining = np.ones(n, dtype=bool)
     node_of_prio = np.argsort(prio)
-    for _ in range(tm._MAX_ROUNDS):
+    for _ in range(grouping.MAX_ROUNDS):
         live = remaining[src] & remaining[dst]
         src, dst = src[live], dst[live]
         g = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
