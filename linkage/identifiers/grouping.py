@@ -3,14 +3,12 @@ similarity and cluster the verified pairs with a chaining-resistant center clust
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from linkage.identifiers import _template_kernel as _kernel
+from linkage.identifiers._parallel import map_parallel
 
 __all__ = ["MAX_ROUNDS", "center_cluster", "n_equal", "verify"]
 
@@ -25,14 +23,7 @@ def n_equal(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     def block(lo: int) -> None:
         out[lo : lo + step] = _kernel.n_equal(sig, a[lo : lo + step], b[lo : lo + step])
 
-    starts = range(0, len(a), step)
-    workers = max(1, min(len(starts), os.cpu_count() or 1))
-    if workers == 1:
-        for lo in starts:
-            block(lo)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(block, starts))
+    map_parallel(block, range(0, len(a), step))
     return out
 
 

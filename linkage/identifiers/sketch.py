@@ -8,13 +8,11 @@ that share a band; :mod:`linkage.identifiers.grouping` verifies and groups them.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pyarrow as pa
 
 from linkage.identifiers import _template_kernel as _kernel
+from linkage.identifiers._parallel import map_parallel
 
 __all__ = [
     "ID_KEY",
@@ -130,14 +128,7 @@ def signatures(docs: pa.Array, k: int, num_perm: int, seed: int) -> np.ndarray:
         part = docs.slice(lo, _SIG_CHUNK)
         sig[lo : lo + len(part)] = _kernel.minhash_signatures(part, k, num_perm, seed, key)
 
-    starts = range(0, n, _SIG_CHUNK)
-    workers = max(1, min(len(starts), os.cpu_count() or 1))
-    if workers == 1:
-        for lo in starts:
-            work(lo)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, starts))
+    map_parallel(work, range(0, n, _SIG_CHUNK))
     return sig
 
 
@@ -189,10 +180,7 @@ def candidate_edges(sig: np.ndarray, prio: np.ndarray, bands: int) -> tuple[np.n
         # numpy passes, pd.factorize, np.maximum.at) cost ~0.2 s per band at scale 1.
         _kernel.band_reps(sig, b, rows, prio, node_of_prio, reps[b])
 
-    # bands are independent: a thread pool
-    workers = max(1, min(bands, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(band_edges, range(bands)))
+    map_parallel(band_edges, range(bands))  # bands are independent
     # distinct edges per member over its (at most ``bands``) representatives, in the
     # order a sort of the packed (member, rep) keys gave, without that global sort of
     # every band's edges (~15x the distinct ones at scale 1). The order does not matter
