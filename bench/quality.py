@@ -266,20 +266,8 @@ def run_dataset(
                     continue
                 # folds by the owner's groups (campaigns), as `linkage train` does: by
                 # cluster, one campaign's clusters vouched for each other's residual
-                grp = lab.set_index("account_id")["group"] if "group" in lab.columns else None
-                g = (
-                    pd.Series(grp, dtype="string").reindex(idx)
-                    if grp is not None
-                    else pd.Series(pd.NA, index=idx, dtype="string")
-                )
-                g = g.where(g.notna() & (g != ""), "acct:" + pd.Series(idx, index=idx))
-                model = fit_frame(
-                    prep,
-                    tr,
-                    yy[tr].astype(int),
-                    settings=settings,
-                    groups=g.to_numpy(dtype=object)[tr],
-                )
+                groups = group_keys(labels).reindex(idx).to_numpy(dtype=object)[tr]
+                model = fit_frame(prep, tr, yy[tr].astype(int), settings=settings, groups=groups)
                 sc = score_prepared(prep, settings=settings, model=model)
                 scored = sc.accounts[["account_id", "score", "level", "cluster_id"]].copy()
             else:
