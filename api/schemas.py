@@ -235,6 +235,23 @@ class SignupIn(_In):
     device_fingerprint: Text | None = Field(None, max_length=512)
     payment_fingerprint: Text | None = Field(None, max_length=512)
     user_agent: Text | None = Field(None, max_length=2048)
+    identifiers: (
+        dict[
+            Annotated[Text, StringConstraints(min_length=1, max_length=64)],
+            Annotated[Text, StringConstraints(max_length=512)]
+            | Annotated[
+                list[Annotated[Text, StringConstraints(max_length=512)]], Field(max_length=16)
+            ],
+        ]
+        | None
+    ) = Field(
+        None,
+        max_length=32,
+        description="the provider's own identifiers of this signup, as in the identifiers "
+        "table: `{kind: value}` or `{kind: [values]}` (a phone hash, a referral code); they "
+        "link to the history's identifiers of the same kind",
+        examples=[{"phone": "h:9f2c", "referral": "R-1234"}],
+    )
 
 
 class SignupScore(_Out):

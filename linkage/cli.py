@@ -491,7 +491,7 @@ def score_signups(
         raise LinkageError(f"{dataset} has no signups table to score")
     scorer = SignupScorer.from_run(run)
     t0 = time.perf_counter()
-    res = scorer.score_frame(ds.signups)
+    res = scorer.score_frame(ds.signups, identifiers=ds.identifiers)
     dt = time.perf_counter() - t0
     out = out or (run / "signups_scored.csv")
     res.to_csv(out, index=False)

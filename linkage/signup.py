@@ -416,12 +416,18 @@ class SignupScorer:
                     fams.add(link_family(key[0]))
         return len(fams)
 
-    def score_frame(self, signups: pd.DataFrame) -> pd.DataFrame:
-        """Batch scoring (velocity counted among the batch, in created_at order)."""
+    def score_frame(
+        self, signups: pd.DataFrame, *, identifiers: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Batch scoring (velocity counted among the batch, in created_at order).
+
+        ``identifiers``: the dataset's identifiers table (``account_id, kind, value``);
+        the rows of the signups' accounts link them as the provider's own identifiers
+        (``x:<kind>``), as in the history."""
         import json
 
         frame = signups.reset_index(drop=True)
-        ids = signup_identifiers(frame, settings=self.settings)
+        ids = signup_identifiers(frame, settings=self.settings, identifiers=identifiers)
         flags = ids.attrs["flags"]
         ts = _epoch(frame.get("created_at"), len(frame))
         # velocity by vectorised window counts per (kind, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from linkage.ingest import load_dataset
 from linkage.signup import SignupScorer
@@ -114,3 +115,91 @@ def test_observe_warms_the_window_by_the_time_received(small_run: Path) -> None:
     )
     res = scorer.score_one({"account_id": "w3", "payment_fingerprint": "pm_w"}, now=now)
     assert res.velocity["payment"] == 3
+
+
+# -- the provider's own identifiers at signup --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def referral_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The small provider with an identifiers table: the farm's five accounts share one
+    referral code and a phone hash each; two people share a common referral code."""
+    from fixtures.small_provider import small_provider
+    from linkage.pipeline import run_detect
+    from linkage.settings import Settings
+
+    world = small_provider(tmp_path_factory.mktemp("referral"))
+    rows = [{"account_id": f"farm{i}", "kind": "referral", "value": "R-FARM"} for i in range(5)]
+    rows += [{"account_id": f"farm{i}", "kind": "phone", "value": f"ph{i}"} for i in range(5)]
+    # a signup of the signups table carries the farm's code in the same table
+    rows.append({"account_id": "new-farm", "kind": " referral ", "value": " R-FARM "})
+    rows.append({"account_id": "new-person", "kind": "referral", "value": "R-NOBODY"})
+    pd.DataFrame(rows).to_csv(world / "identifiers.csv", index=False)
+    blank = {"signup_ip": "", "device_fingerprint": "", "payment_fingerprint": "", "user_agent": ""}
+    pd.DataFrame(
+        [
+            blank
+            | {
+                "account_id": "new-farm",
+                "created_at": "2026-03-20T00:00:00Z",
+                "email": "kim.ode@outlook.com",
+            },
+            blank
+            | {
+                "account_id": "new-person",
+                "created_at": "2026-03-20T00:05:00Z",
+                "email": "lee.ro@outlook.com",
+            },
+        ]
+    ).to_csv(world / "signups.csv", index=False)
+    out = tmp_path_factory.mktemp("referral-run")
+    run_detect(world, out, settings=Settings())
+    return world, out
+
+
+def test_a_signup_links_through_the_providers_own_identifier(referral_run) -> None:
+    _, out = referral_run
+    acc = pd.read_csv(out / "accounts.csv", dtype={"cluster_id": "string"})
+    farm_cluster = acc.loc[acc["account_id"] == "farm0", "cluster_id"].iloc[0]
+    scorer = SignupScorer.from_run(out)
+    base = {"account_id": "s1", "email": "kim.ode@outlook.com"}
+    plain = scorer.score_one(base, record_velocity=False)
+    linked = scorer.score_one(
+        {**base, "identifiers": {"referral": "R-FARM"}}, record_velocity=False
+    )
+    assert plain.cluster_id is None and plain.score == 0.0
+    assert linked.cluster_id == farm_cluster and linked.score > 0.0
+    assert any("referral" in str(e.details) for e in linked.evidence)
+    # the list form of the identifiers table's rows and untrimmed values link the same
+    rows = scorer.score_one(
+        {**base, "identifiers": [{"kind": " referral", "value": "R-FARM "}]},
+        record_velocity=False,
+    )
+    assert (rows.cluster_id, rows.score) == (linked.cluster_id, linked.score)
+    # a code nobody in the history holds links to nothing
+    other = scorer.score_one(
+        {**base, "identifiers": {"referral": "R-NOBODY"}}, record_velocity=False
+    )
+    assert other.cluster_id is None and other.score == 0.0
+
+
+def test_batch_signups_read_their_identifiers_from_the_identifiers_table(referral_run) -> None:
+    world, out = referral_run
+    ds = load_dataset(world)
+    scorer = SignupScorer.from_run(out)
+    with_ids = scorer.score_frame(ds.signups, identifiers=ds.identifiers).set_index("account_id")
+    without = scorer.score_frame(ds.signups).set_index("account_id")
+    assert with_ids.at["new-farm", "score"] > 0.0 and pd.notna(
+        with_ids.at["new-farm", "cluster_id"]
+    )
+    assert without.at["new-farm", "score"] == 0.0
+    assert with_ids.at["new-person", "score"] == 0.0
+    one = scorer.score_one(
+        {
+            "account_id": "new-farm",
+            "email": "kim.ode@outlook.com",
+            "identifiers": {"referral": "R-FARM"},
+        },
+        record_velocity=False,
+    )
+    assert with_ids.at["new-farm", "score"] == pytest.approx(one.score, abs=1e-6)

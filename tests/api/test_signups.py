@@ -290,3 +290,25 @@ def test_a_signup_that_could_not_be_recorded_does_not_count_in_velocity(env: Env
     kept = {"account_id": "kept1", "payment_fingerprint": "card-lost"}
     assert _score(env, kept)["velocity"]["payment"] == 1
     assert _score(env, lost)["velocity"]["payment"] == 2  # now recorded, it counts
+
+
+def test_provider_identifiers_are_accepted_recorded_and_bounded(env: Env) -> None:
+    h = env.h("score")
+    body = {**CLEAN_SIGNUP, "identifiers": {"referral": "R-1", "phone": ["h1", "h2"]}}
+    out = _score(env, body)
+    assert out["level"] == "clear" and out["cluster_id"] is None  # nobody holds them
+    assert _signups(env)[-1].payload["identifiers"] == body["identifiers"]
+    for bad in (
+        {"": "x"},  # an empty kind
+        {"phone": ["h"] * 17},  # more than 16 values of one kind
+        {f"k{i}": "v" for i in range(33)},  # more than 32 kinds
+        {"phone": 5},  # not text
+        ["phone", "h1"],  # not a mapping
+    ):
+        assert_error(
+            env.client.post(
+                "/v1/signups/score", json={"account_id": "x", "identifiers": bad}, headers=h
+            ),
+            422,
+            "validation_error",
+        )
