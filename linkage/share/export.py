@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from linkage.errors import LinkageError
+from linkage.identifiers.kinds import SIGNUP_KINDS
 from linkage.share.hashing import PartnershipKey, ShareError
 from linkage.share.settings import SHARED_KINDS, ShareSettings
 from linkage.store.rundir import Run
@@ -57,6 +58,9 @@ _NS = uuid.UUID("6f1c2f0e-3b0a-5d8e-9c1b-2a7e4d5c6b01")
 _CONFIRM = "confirmed_farm"
 _REVERSE = ("false_positive", "appeal_upheld")
 log = logging.getLogger(__name__)
+#: Shared kinds never seen at sign-up (templates): not in the signup index, their values
+#: and holder counts come from the cluster's coordination evidence.
+_EVIDENCE_KINDS = frozenset(k for k in SHARED_KINDS if k not in SIGNUP_KINDS)
 
 
 def build_pattern(hashes: Mapping[str, list[str]]) -> str:
@@ -127,9 +131,9 @@ def _hashes(
             add(str(k), str(v), int(m), int(h))
     for ev in cluster.get("evidence") or []:
         for ident in (ev.get("details") or {}).get("identifiers") or []:
-            if ident.get("kind") == "template" and ident.get("value"):
+            if ident.get("kind") in _EVIDENCE_KINDS and ident.get("value"):
                 add(
-                    "template",
+                    str(ident["kind"]),
                     str(ident["value"]),
                     int(ident.get("members", 0)),
                     int(ident.get("holders", 0)),
