@@ -40,13 +40,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # not yet moved onto the declaration (outside the files of the change that made it)
     ("linkage/explain/graph.py", "template"): "the evidence graph's template nodes",
     ("api/console/drawing.py", "template"): "the console drawing's template nodes",
-    ("linkage/share/export.py", "template"): "shared indicators of templates",
-    ("linkage/share/settings.py", "payment"): "SHARED_KINDS / PERSONAL_KINDS of sharing",
-    ("linkage/share/settings.py", "email"): "SHARED_KINDS / PERSONAL_KINDS of sharing",
-    ("linkage/share/settings.py", "email_domain"): "SHARED_KINDS of sharing",
-    ("linkage/share/settings.py", "subnet"): "SHARED_KINDS of sharing",
-    ("linkage/share/settings.py", "device"): "SHARED_KINDS / PERSONAL_KINDS of sharing",
-    ("linkage/share/settings.py", "template"): "SHARED_KINDS of sharing",
 }
 
 
@@ -120,6 +113,9 @@ def test_declaration_is_consistent() -> None:
         assert not K.is_provider_kind(k.name), k.name
     ranks = [k.edge_rank for k in K.KINDS if k.edge_rank is not None]
     assert len(ranks) == len(set(ranks))
+    shared = [k.share_rank for k in K.KINDS if k.share_rank is not None]
+    assert len(shared) == len(set(shared))
+    assert all(k.share_rank is not None for k in K.KINDS if k.personal)  # only shared ones
     # the roles the score reads a single kind for
     for role in ("card", "org_domain", "template_ids", "topic_ids"):
         K.the_kind(role)

@@ -32,6 +32,9 @@ iterate this module instead of naming kinds:
   (every kind with an accounts column);
 - its place in the **public edge order** (``edge_rank``: the order of the data
   contract; undeclared kinds follow by name);
+- whether it is **shared** with partner providers (``share_rank``: the order of
+  :data:`linkage.share.settings.SHARED_KINDS`) and whether its value names one customer
+  (``personal``);
 - its **roles** (:data:`ROLES`): the per-account features the identifiers stage derives
   from it (``n_<kind>s``, ``<kind>_churn``, ``<kind>_missing``, ...), and the cues the
   score reads from it (proxy exposure and exits, the card, the organisation's domain);
@@ -310,6 +313,12 @@ class Kind:
     - ``edges``: makes account–identifier edges (``topic`` only feeds a feature);
       ``edge_rank``: its place in the public edge order (None: after the ranked kinds,
       by name);
+    - ``share_rank``: shared with partner providers as keyed hashes in indicator bundles
+      (:mod:`linkage.share`), at this place in the order matched kinds are reported in
+      (None: never shared, like a raw IP: a network goes as its subnet); ``personal``:
+      its value names one customer (a card, a mailbox, a device), unlike a range, a
+      domain or a template that strangers share by nature: a partner's match on it
+      alone may reach review (capped below block), not only half of it;
     - ``roles``: names from :data:`ROLES`; ``wording``: its name in evidence summaries;
       ``peer``: the FRAUDAR peer reads its raw columns verbatim as an identifier.
     """
@@ -324,6 +333,8 @@ class Kind:
     velocity_limit: int | None = None
     edges: bool = True
     edge_rank: int | None = None
+    share_rank: int | None = None
+    personal: bool = False
     roles: frozenset[str] = frozenset()
     wording: str | None = None
     peer: bool = False
@@ -390,6 +401,7 @@ KINDS: tuple[Kind, ...] = (
         family="network",
         velocity_limit=25,
         edge_rank=1,
+        share_rank=3,
         roles=frozenset({"count"}),
         wording="subnet",
     ),
@@ -402,6 +414,8 @@ KINDS: tuple[Kind, ...] = (
         family="device",
         velocity_limit=5,
         edge_rank=4,
+        share_rank=4,
+        personal=True,
         roles=frozenset({"count", "churn", "missing"}),
         wording="device",
         peer=True,
@@ -415,6 +429,8 @@ KINDS: tuple[Kind, ...] = (
         family="payment",
         velocity_limit=4,
         edge_rank=5,
+        share_rank=0,
+        personal=True,
         roles=frozenset({"missing", "card"}),
         wording="card",
         peer=True,
@@ -436,6 +452,8 @@ KINDS: tuple[Kind, ...] = (
         family="email",
         velocity_limit=3,
         edge_rank=2,
+        share_rank=1,
+        personal=True,
         wording="mailbox",
         peer=True,
     ),
@@ -447,6 +465,7 @@ KINDS: tuple[Kind, ...] = (
         family="email",
         velocity_limit=25,
         edge_rank=3,
+        share_rank=2,
         roles=frozenset({"org_domain"}),
         wording="e-mail domain",
     ),
@@ -457,6 +476,7 @@ KINDS: tuple[Kind, ...] = (
         "template",
         family="template",
         edge_rank=7,
+        share_rank=5,
         roles=frozenset({"count", "top_share", "repetition", "template_ids"}),
         wording="prompt template",
     ),

@@ -112,18 +112,9 @@ def _hashes(
     return out
 
 
-def read_bundle(
-    source: str | bytes | Path,
-    *,
-    key: PartnershipKey | None,
-    settings: ShareSettings | None = None,
-    now: datetime | None = None,
-) -> ParsedBundle:
-    """Parse and validate a bundle (``key=None``: skip the key check, for tests and
-    benchmarks that show what a foreign bundle matches)."""
-    settings = settings or ShareSettings()
-    now = now or datetime.now(UTC)
-    text = _read_text(source, settings)
+def _parse_document(text: str, settings: ShareSettings) -> dict[str, Any]:
+    """The bundle's JSON document, checked for shape and against the size limits before
+    the (slow) STIX parse."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -149,6 +140,12 @@ def read_bundle(
         raise ShareError(
             f"bundle holds {n_hash:,} hashes, over the limit of {settings.max_hashes:,}"
         )
+    return doc
+
+
+def _key_id(doc: Mapping[str, Any], key: PartnershipKey | None) -> Any:
+    """The bundle's key id, once its format is ours and (unless ``key`` is None) the key
+    id is the partnership key's."""
     if doc.get("x_linkage_format") != FORMAT:
         raise ShareError(
             f"bundle format {doc.get('x_linkage_format')!r} is not {FORMAT!r}: "
@@ -160,6 +157,48 @@ def read_bundle(
             f"bundle was made under another partnership key (key id {key_id!r}; "
             f"the key given has id {key.key_id!r}): nothing imported"
         )
+    return key_id
+
+
+def _indicator(o: Any, key_id: Any, settings: ShareSettings, now: datetime) -> dict[str, Any]:
+    """What an import keeps of STIX indicator ``o`` (an unexpired one, under ``key_id``)."""
+    ind = json.loads(o.serialize())
+    where = f"indicator {o.id}"
+    if ind.get("x_linkage_key_id") != key_id:
+        raise ShareError(f"{where}: key id differs from the bundle's")
+    revoked = bool(ind.get("revoked", False))
+    valid_until = _dt(ind["valid_until"]) if ind.get("valid_until") else None
+    if not revoked and valid_until is not None and valid_until <= now:
+        raise ShareError(f"{where} expired on {_iso(valid_until)}: nothing imported")
+    return {
+        "id": o.id,
+        "modified": _iso(_dt(ind["modified"])),
+        "valid_from": _iso(_dt(ind["valid_from"])),
+        "valid_until": None if valid_until is None else _iso(valid_until),
+        "revoked": revoked,
+        "score": float(ind.get("x_linkage_score", 0.0)),
+        "level": str(ind.get("x_linkage_level", "")),
+        "verdict": str(ind.get("x_linkage_verdict", "")),
+        "first_seen": ind.get("x_linkage_first_seen"),
+        "last_seen": ind.get("x_linkage_last_seen"),
+        "cadence": ind.get("x_linkage_cadence"),
+        "hashes": {} if revoked else _hashes(ind, where, settings),
+    }
+
+
+def read_bundle(
+    source: str | bytes | Path,
+    *,
+    key: PartnershipKey | None,
+    settings: ShareSettings | None = None,
+    now: datetime | None = None,
+) -> ParsedBundle:
+    """Parse and validate a bundle (``key=None``: skip the key check, for tests and
+    benchmarks that show what a foreign bundle matches)."""
+    settings = settings or ShareSettings()
+    now = now or datetime.now(UTC)
+    doc = _parse_document(_read_text(source, settings), settings)
+    key_id = _key_id(doc, key)
     import stix2  # 0.16 s to import: only when a bundle is read
     from stix2.exceptions import STIXError
 
@@ -176,33 +215,8 @@ def read_bundle(
     for o in bundle.objects:
         if o.type == "identity":
             producer = str(o.name)
-            continue
-        if o.type != "indicator":
-            continue
-        ind = json.loads(o.serialize())
-        where = f"indicator {o.id}"
-        if ind.get("x_linkage_key_id") != key_id:
-            raise ShareError(f"{where}: key id differs from the bundle's")
-        revoked = bool(ind.get("revoked", False))
-        valid_until = _dt(ind["valid_until"]) if ind.get("valid_until") else None
-        if not revoked and valid_until is not None and valid_until <= now:
-            raise ShareError(f"{where} expired on {_iso(valid_until)}: nothing imported")
-        indicators.append(
-            {
-                "id": o.id,
-                "modified": _iso(_dt(ind["modified"])),
-                "valid_from": _iso(_dt(ind["valid_from"])),
-                "valid_until": None if valid_until is None else _iso(valid_until),
-                "revoked": revoked,
-                "score": float(ind.get("x_linkage_score", 0.0)),
-                "level": str(ind.get("x_linkage_level", "")),
-                "verdict": str(ind.get("x_linkage_verdict", "")),
-                "first_seen": ind.get("x_linkage_first_seen"),
-                "last_seen": ind.get("x_linkage_last_seen"),
-                "cadence": ind.get("x_linkage_cadence"),
-                "hashes": {} if revoked else _hashes(ind, where, settings),
-            }
-        )
+        elif o.type == "indicator":
+            indicators.append(_indicator(o, key_id, settings, now))
     return ParsedBundle(
         id=str(doc.get("id")),
         created=created,
@@ -211,6 +225,69 @@ def read_bundle(
         snapshot=bool(doc.get("x_linkage_snapshot", False)),
         indicators=indicators,
     )
+
+
+def _check_replay(
+    parsed: ParsedBundle,
+    info: Mapping[str, Any],
+    stored: Mapping[str, Mapping[str, Any]],
+    partner: str,
+    key: PartnershipKey,
+) -> None:
+    """Refuse a bundle of a known partner that was imported already, is not newer than
+    its last one, or holds an older version of a stored indicator."""
+    seen = {b["id"] for b in info.get("bundles", [])}
+    if parsed.id in seen:
+        raise ShareError(f"bundle {parsed.id} was already imported from {partner} (replay)")
+    last = max((_dt(b["created"]) for b in info.get("bundles", [])), default=None)
+    if last is not None and parsed.created <= last:
+        raise ShareError(
+            f"bundle {parsed.id} was made {_iso(parsed.created)}, not after the last "
+            f"bundle from {partner} ({_iso(last)}): replayed or out of order, nothing imported"
+        )
+    for ind in parsed.indicators:
+        old = stored.get(ind["id"])
+        if old is not None and _dt(old["modified"]) > _dt(ind["modified"]):
+            raise ShareError(
+                f"indicator {ind['id']} is an older version ({ind['modified']}) than the "
+                f"one stored ({old['modified']}): replayed, nothing imported"
+            )
+    if info.get("key_id") != key.key_id:
+        log.warning(
+            "partner %s: key changed from %s to %s", partner, info.get("key_id"), key.key_id
+        )
+
+
+def _merge(
+    parsed: ParsedBundle, stored: dict[str, dict[str, Any]], partner: str, stamp: str
+) -> dict[str, int]:
+    """Store ``parsed``'s indicators into ``stored`` (in place) and withdraw, for a
+    snapshot, those it no longer holds; the counts of added, updated, revoked and
+    withdrawn indicators."""
+    n = {"added": 0, "updated": 0, "revoked": 0, "withdrawn": 0}
+    incoming = {ind["id"] for ind in parsed.indicators}
+    for ind in parsed.indicators:
+        old = stored.get(ind["id"])
+        rec = {**ind, "bundle_id": parsed.id, "imported_at": stamp}
+        if ind["revoked"]:
+            rec["revoked_reason"] = f"revoked by {partner} in bundle {parsed.id}"
+            if old is not None:
+                rec["hashes"] = {}
+            n["revoked"] += 1
+        elif old is None:
+            n["added"] += 1
+        else:
+            n["updated"] += 1
+        stored[ind["id"]] = rec
+    if parsed.snapshot:
+        for iid, old in stored.items():
+            if iid not in incoming and not old.get("revoked"):
+                old["revoked"] = True
+                old["hashes"] = {}
+                old["revoked_reason"] = f"withdrawn: absent from {partner}'s bundle {parsed.id}"
+                old["imported_at"] = stamp
+                n["withdrawn"] += 1
+    return n
 
 
 class IndicatorStore:
@@ -265,50 +342,9 @@ class IndicatorStore:
         info = data["partners"].get(partner)
         stored: dict[str, dict[str, Any]] = data["indicators"].get(partner, {})
         if info is not None:
-            seen = {b["id"] for b in info.get("bundles", [])}
-            if parsed.id in seen:
-                raise ShareError(f"bundle {parsed.id} was already imported from {partner} (replay)")
-            last = max((_dt(b["created"]) for b in info.get("bundles", [])), default=None)
-            if last is not None and parsed.created <= last:
-                raise ShareError(
-                    f"bundle {parsed.id} was made {_iso(parsed.created)}, not after the last "
-                    f"bundle from {partner} ({_iso(last)}): replayed or out of order, nothing imported"
-                )
-            for ind in parsed.indicators:
-                old = stored.get(ind["id"])
-                if old is not None and _dt(old["modified"]) > _dt(ind["modified"]):
-                    raise ShareError(
-                        f"indicator {ind['id']} is an older version ({ind['modified']}) than the "
-                        f"one stored ({old['modified']}): replayed, nothing imported"
-                    )
-            if info.get("key_id") != key.key_id:
-                log.warning(
-                    "partner %s: key changed from %s to %s", partner, info.get("key_id"), key.key_id
-                )
+            _check_replay(parsed, info, stored, partner, key)
         stamp = _iso(now)
-        added = updated = revoked = withdrawn = 0
-        incoming = {ind["id"] for ind in parsed.indicators}
-        for ind in parsed.indicators:
-            old = stored.get(ind["id"])
-            rec = {**ind, "bundle_id": parsed.id, "imported_at": stamp}
-            if ind["revoked"]:
-                rec["revoked_reason"] = f"revoked by {partner} in bundle {parsed.id}"
-                if old is not None:
-                    rec["hashes"] = {}
-                revoked += 1
-            elif old is None:
-                added += 1
-            else:
-                updated += 1
-            stored[ind["id"]] = rec
-        if parsed.snapshot:
-            for iid, old in stored.items():
-                if iid not in incoming and not old.get("revoked"):
-                    old["revoked"] = True
-                    old["hashes"] = {}
-                    old["revoked_reason"] = f"withdrawn: absent from {partner}'s bundle {parsed.id}"
-                    old["imported_at"] = stamp
-                    withdrawn += 1
+        counts = _merge(parsed, stored, partner, stamp)
         bundles = list((info or {}).get("bundles", []))
         bundles.append(
             {
@@ -331,10 +367,7 @@ class IndicatorStore:
         return {
             "partner": partner,
             "bundle_id": parsed.id,
-            "added": added,
-            "updated": updated,
-            "revoked": revoked,
-            "withdrawn": withdrawn,
+            **counts,
             "active": active,
             "hashes": sum(len(d) for r in stored.values() for d in r.get("hashes", {}).values()),
             "confidence": float(confidence),

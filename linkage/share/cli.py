@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,6 +34,11 @@ KEY_OPTION = typer.Option(
     "-k",
     help="The partnership key (hex or base64, 32+ bytes) agreed with this partner.",
 )
+
+
+def _store_option(what: str) -> Any:
+    """The optional ``--store`` URL (default: ``LINKAGE_STORE_URL``); ``what`` it is for."""
+    return typer.Option(None, "--store", envvar="LINKAGE_STORE_URL", help=f"Store URL: {what}")
 
 
 @share_app.command("keygen")
@@ -58,11 +64,8 @@ def export_cmd(
         help="Dataset directory of the run (sign-up times for first/last seen and cadence; "
         "default: the accounts file named in the run's manifest, if it is still there).",
     ),
-    store: str | None = typer.Option(
-        None,
-        "--store",
-        envvar="LINKAGE_STORE_URL",
-        help="Store URL: analysts' verdicts add confirmed clusters and hold back reversed ones.",
+    store: str | None = _store_option(
+        "analysts' verdicts add confirmed clusters and hold back reversed ones."
     ),
 ) -> None:
     """Write the indicators of RUN's blocked or confirmed clusters as a STIX 2.1 bundle.
@@ -113,11 +116,8 @@ def import_cmd(
     confidence: float | None = typer.Option(
         None, min=0.0, max=1.0, help="Weight of this partner's indicators (default 0.8)."
     ),
-    store: str | None = typer.Option(
-        None,
-        "--store",
-        envvar="LINKAGE_STORE_URL",
-        help="Store URL: also record the partner's indicators in its shared_indicators table.",
+    store: str | None = _store_option(
+        "also record the partner's indicators in its shared_indicators table."
     ),
 ) -> None:
     """Validate BUNDLE and keep its indicators in RUN/shared/ (all or nothing).

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from linkage.errors import LinkageError
+from linkage.identifiers.kinds import SIGNUP_KINDS
 from linkage.share.hashing import PartnershipKey, ShareError
 from linkage.share.settings import SHARED_KINDS, ShareSettings
 from linkage.store.rundir import Run
@@ -57,6 +58,9 @@ _NS = uuid.UUID("6f1c2f0e-3b0a-5d8e-9c1b-2a7e4d5c6b01")
 _CONFIRM = "confirmed_farm"
 _REVERSE = ("false_positive", "appeal_upheld")
 log = logging.getLogger(__name__)
+#: Shared kinds never seen at sign-up (templates): not in the signup index, their values
+#: and holder counts come from the cluster's coordination evidence.
+_EVIDENCE_KINDS = frozenset(k for k in SHARED_KINDS if k not in SIGNUP_KINDS)
 
 
 def build_pattern(hashes: Mapping[str, list[str]]) -> str:
@@ -127,9 +131,9 @@ def _hashes(
             add(str(k), str(v), int(m), int(h))
     for ev in cluster.get("evidence") or []:
         for ident in (ev.get("details") or {}).get("identifiers") or []:
-            if ident.get("kind") == "template" and ident.get("value"):
+            if ident.get("kind") in _EVIDENCE_KINDS and ident.get("value"):
                 add(
-                    "template",
+                    str(ident["kind"]),
                     str(ident["value"]),
                     int(ident.get("members", 0)),
                     int(ident.get("holders", 0)),
@@ -163,6 +167,81 @@ def _cadence(created: pd.Series) -> dict[str, Any] | None:
     }
 
 
+def _shared_index(run: Run) -> pd.DataFrame:
+    """The run's signup index restricted to the shared kinds, with each value's number of
+    holders (counted here if the index predates its ``holders`` column)."""
+    index = run.signup_index
+    if index is None or index.empty:
+        index = pd.DataFrame({"kind": [], "value": [], "account_id": [], "holders": []})
+    index = index[index["kind"].isin(list(SHARED_KINDS))].copy()
+    index["account_id"] = index["account_id"].astype(str)
+    if "holders" not in index.columns:
+        index["holders"] = index.groupby(["kind", "value"])["account_id"].transform("nunique")
+    return index
+
+
+def _created(accounts: pd.DataFrame | None) -> pd.Series | None:
+    """Sign-up time per account id (None without an accounts table with ``created_at``)."""
+    if accounts is None or "created_at" not in accounts.columns:
+        return None
+    return pd.Series(
+        pd.to_datetime(accounts["created_at"], utc=True, errors="coerce").to_numpy(),
+        index=accounts["account_id"].astype(str).to_numpy(),
+    )
+
+
+def _seen(created: pd.Series | None, members: set[str]) -> dict[str, Any]:
+    """The cluster's first/last sign-up day and cadence, as indicator properties."""
+    extra: dict[str, Any] = {}
+    if created is not None:
+        t = created.reindex(sorted(members)).dropna()
+        if len(t):
+            extra["x_linkage_first_seen"] = _day(t.min())
+            extra["x_linkage_last_seen"] = _day(t.max())
+            cad = _cadence(t)
+            if cad is not None:
+                extra["x_linkage_cadence"] = cad
+    return extra
+
+
+def _indicator(
+    cluster: Mapping[str, Any],
+    hashes: Mapping[str, Mapping[str, float]],
+    *,
+    indicator_id: str,
+    identity: str,
+    verdict: str,
+    key: PartnershipKey,
+    settings: ShareSettings,
+    now: datetime,
+    extra: Mapping[str, Any],
+) -> stix2.Indicator:
+    """The STIX indicator of one shared cluster (``identity``: the producer's id)."""
+    import stix2
+
+    score = float(cluster.get("score", 0.0))
+    return stix2.Indicator(
+        id=indicator_id,
+        created=now,
+        modified=now,
+        created_by_ref=identity,
+        name="coordinated account farm (keyed identifier hashes)",
+        indicator_types=["malicious-activity"],
+        pattern=build_pattern({k: list(d) for k, d in hashes.items()}),
+        pattern_type="stix",
+        valid_from=now,
+        valid_until=now + timedelta(days=settings.expiry_days),
+        confidence=round(100 * score),
+        x_linkage_key_id=key.key_id,
+        x_linkage_score=round(score, 4),
+        x_linkage_level=str(cluster.get("level", "")),
+        x_linkage_verdict=verdict,
+        x_linkage_hashes={k: dict(sorted(d.items())) for k, d in sorted(hashes.items())},
+        allow_custom=True,
+        **extra,
+    )
+
+
 def export_bundle(
     run: Run,
     key: PartnershipKey,
@@ -184,19 +263,8 @@ def export_bundle(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # STIX keeps milliseconds
     chosen = shared_clusters(run, feedback=feedback)
-    index = run.signup_index
-    if index is None or index.empty:
-        index = pd.DataFrame({"kind": [], "value": [], "account_id": [], "holders": []})
-    index = index[index["kind"].isin(list(SHARED_KINDS))].copy()
-    index["account_id"] = index["account_id"].astype(str)
-    if "holders" not in index.columns:
-        index["holders"] = index.groupby(["kind", "value"])["account_id"].transform("nunique")
-    created = None
-    if accounts is not None and "created_at" in accounts.columns:
-        created = pd.Series(
-            pd.to_datetime(accounts["created_at"], utc=True, errors="coerce").to_numpy(),
-            index=accounts["account_id"].astype(str).to_numpy(),
-        )
+    index = _shared_index(run)
+    created = _created(accounts)
     identity = stix2.Identity(
         id=f"identity--{uuid.uuid5(_NS, 'producer/' + key.key_id + '/' + producer)}",
         name=producer,
@@ -217,35 +285,17 @@ def export_bundle(
             continue
         for k, d in hashes.items():
             counts[k] = counts.get(k, 0) + len(d)
-        extra: dict[str, Any] = {}
-        if created is not None:
-            t = created.reindex(sorted(members)).dropna()
-            if len(t):
-                extra["x_linkage_first_seen"] = _day(t.min())
-                extra["x_linkage_last_seen"] = _day(t.max())
-                cad = _cadence(t)
-                if cad is not None:
-                    extra["x_linkage_cadence"] = cad
         objects.append(
-            stix2.Indicator(
-                id=f"indicator--{uuid.uuid5(_NS, key.key_id + '/' + run_tag + '/' + cid)}",
-                created=now,
-                modified=now,
-                created_by_ref=identity.id,
-                name="coordinated account farm (keyed identifier hashes)",
-                indicator_types=["malicious-activity"],
-                pattern=build_pattern({k: list(d) for k, d in hashes.items()}),
-                pattern_type="stix",
-                valid_from=now,
-                valid_until=now + timedelta(days=settings.expiry_days),
-                confidence=round(100 * float(c.get("score", 0.0))),
-                x_linkage_key_id=key.key_id,
-                x_linkage_score=round(float(c.get("score", 0.0)), 4),
-                x_linkage_level=str(c.get("level", "")),
-                x_linkage_verdict=chosen[cid],
-                x_linkage_hashes={k: dict(sorted(d.items())) for k, d in sorted(hashes.items())},
-                allow_custom=True,
-                **extra,
+            _indicator(
+                c,
+                hashes,
+                indicator_id=f"indicator--{uuid.uuid5(_NS, key.key_id + '/' + run_tag + '/' + cid)}",
+                identity=identity.id,
+                verdict=chosen[cid],
+                key=key,
+                settings=settings,
+                now=now,
+                extra=_seen(created, members),
             )
         )
     bundle = stix2.Bundle(

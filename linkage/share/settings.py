@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from linkage.identifiers.kinds import KINDS, kind
+
 __all__ = ["PERSONAL_KINDS", "SHARED_KINDS", "ShareSettings"]
 
 #: Identifier kinds a bundle carries (keyed hashes of their canonical values), with the
-#: evidence family each belongs to (one vote per family, as in signup scoring).  No raw
-#: IP: a network is shared as its /24 or /48 (``subnet``), which names a range, not a
+#: evidence family each belongs to (one vote per family, as in signup scoring), in the
+#: order of their declared ``share_rank`` (the order matched kinds are reported in).  No
+#: raw IP: a network is shared as its /24 or /48 (``subnet``), which names a range, not a
 #: customer; freemail domains never become ``email_domain`` values (see kinds.py).
 SHARED_KINDS: dict[str, str] = {
-    "payment": "payment",
-    "email": "email",
-    "email_domain": "email",
-    "subnet": "network",
-    "device": "device",
-    "template": "template",
+    name: family
+    for _, name, family in sorted(
+        (k.share_rank, k.name, k.family) for k in KINDS if k.share_rank is not None
+    )
 }
 
-#: Kinds that name one customer (a card, a mailbox, a device); the others (a /24, a
-#: domain, a prompt template) are shared by nature with strangers.
-PERSONAL_KINDS: frozenset[str] = frozenset({"payment", "email", "device"})
+#: Kinds that name one customer (a card, a mailbox, a device: declared ``personal``); the
+#: others (a /24, a domain, a prompt template) are shared by nature with strangers.
+PERSONAL_KINDS: frozenset[str] = frozenset(k for k in SHARED_KINDS if kind(k).personal)
 
 
 class ShareSettings(BaseModel):
