@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -46,6 +47,17 @@ async def get_signup_writer(request: Request) -> SignupWriter:
 async def get_metrics(request: Request) -> Metrics:
     """The app's metrics registry."""
     return request.app.state.metrics
+
+
+# Route parameters typed with these get the app's object (one spelling for every route).
+#: the app's store (:func:`get_store`)
+StoreDep = Annotated[Store, Depends(get_store)]
+#: the app's signup scoring service (:func:`get_signup_service`)
+SignupServiceDep = Annotated[SignupService, Depends(get_signup_service)]
+#: the app's metrics registry (:func:`get_metrics`)
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+#: the app's signup decision writer (:func:`get_signup_writer`)
+SignupWriterDep = Annotated[SignupWriter, Depends(get_signup_writer)]
 
 
 def _too_many(retry_after: int, metrics: Metrics, why: str) -> ApiError:

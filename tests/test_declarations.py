@@ -37,9 +37,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("linkage/ingest/validate.py", "ip"): "the requests column ip (IP_COLUMNS)",
     ("linkage/identifiers/prompts.py", "topic"): "the prompt-signal module's output column",
     ("linkage/identifiers/extract.py", "topic"): "reads the prompt-signal module's column",
-    # not yet moved onto the declaration (outside the files of the change that made it)
-    ("linkage/explain/graph.py", "template"): "the evidence graph's template nodes",
-    ("api/console/drawing.py", "template"): "the console drawing's template nodes",
 }
 
 

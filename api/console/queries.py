@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import ColumnElement, Engine, Row, Subquery, and_, case, func, select
 
 from linkage.settings import ScoreSettings
 from linkage.store.models import ClusterRow, FeedbackRow, RunRow
@@ -103,6 +103,51 @@ def queue(
     if info is None:
         return {"run_id": run_id, "total": 0, "items": [], "review_threshold": None}
     review, block = info["review_threshold"], info["block_threshold"]
+    latest = _latest_verdicts()
+    d_review = func.abs(ClusterRow.score - review)
+    d_block = func.abs(ClusterRow.score - block)
+    distance = case((d_review < d_block, d_review), else_=d_block).label("distance")
+    where = and_(*_queue_conditions(info["run_id"], list(levels), verdict, latest))
+    order = {
+        "uncertain": (distance.asc(), ClusterRow.score.desc()),
+        "-score": (ClusterRow.score.desc(),),
+        "score": (ClusterRow.score.asc(),),
+        "-size": (ClusterRow.size.desc(),),
+    }[sort]
+    base = ClusterRow.__table__.outerjoin(latest, latest.c.cid == ClusterRow.cluster_id)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(base).where(where)).scalar_one()
+        rows = conn.execute(
+            select(
+                ClusterRow.cluster_id,
+                ClusterRow.size,
+                ClusterRow.score,
+                ClusterRow.level,
+                ClusterRow.evidence,
+                latest.c.verdict,
+                latest.c.n,
+                distance,
+            )
+            .select_from(base)
+            .where(where)
+            .order_by(*order, ClusterRow.cluster_id.asc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return {
+        "run_id": info["run_id"],
+        "total": int(total),
+        "limit": limit,
+        "offset": offset,
+        "review_threshold": review,
+        "block_threshold": block,
+        "items": [_queue_item(r) for r in rows],
+    }
+
+
+def _latest_verdicts() -> Subquery:
+    """Per cluster with a verdict: its latest verdict and how many it has (``cid,
+    verdict, n``)."""
     ranked = (
         select(
             FeedbackRow.target_id.label("cid"),
@@ -118,12 +163,15 @@ def queue(
         .where(FeedbackRow.target_type == "cluster")
         .subquery()
     )
-    latest = select(ranked.c.cid, ranked.c.verdict, ranked.c.n).where(ranked.c.rn == 1).subquery()
-    d_review = func.abs(ClusterRow.score - review)
-    d_block = func.abs(ClusterRow.score - block)
-    distance = case((d_review < d_block, d_review), else_=d_block).label("distance")
-    conds = [ClusterRow.run_id == info["run_id"]]
-    levels = list(levels)
+    return select(ranked.c.cid, ranked.c.verdict, ranked.c.n).where(ranked.c.rn == 1).subquery()
+
+
+def _queue_conditions(
+    run_id: int, levels: list[str], verdict: str | None, latest: Subquery
+) -> list[ColumnElement[bool]]:
+    """The queue's filters: the run, its ``levels`` (all when empty) and the verdict
+    status (:data:`VERDICT_FILTERS`, None = any status)."""
+    conds: list[ColumnElement[bool]] = [ClusterRow.run_id == run_id]
     if levels:
         conds.append(ClusterRow.level.in_(levels))
     if verdict == "none":
@@ -132,56 +180,20 @@ def queue(
         conds.append(latest.c.verdict.is_not(None))
     elif verdict is not None:
         conds.append(latest.c.verdict == verdict)
-    order = {
-        "uncertain": (distance.asc(), ClusterRow.score.desc()),
-        "-score": (ClusterRow.score.desc(),),
-        "score": (ClusterRow.score.asc(),),
-        "-size": (ClusterRow.size.desc(),),
-    }[sort]
-    base = ClusterRow.__table__.outerjoin(latest, latest.c.cid == ClusterRow.cluster_id)
-    with engine.connect() as conn:
-        total = conn.execute(
-            select(func.count()).select_from(base).where(and_(*conds))
-        ).scalar_one()
-        rows = conn.execute(
-            select(
-                ClusterRow.cluster_id,
-                ClusterRow.size,
-                ClusterRow.score,
-                ClusterRow.level,
-                ClusterRow.evidence,
-                latest.c.verdict,
-                latest.c.n,
-                distance,
-            )
-            .select_from(base)
-            .where(and_(*conds))
-            .order_by(*order, ClusterRow.cluster_id.asc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
-    items = []
-    for r in rows:
-        ev = [e for e in (r.evidence or []) if isinstance(e, dict)]
-        top = max(ev, key=lambda e: float(e.get("contribution") or 0), default=None)
-        items.append(
-            {
-                "cluster_id": r.cluster_id,
-                "size": r.size,
-                "score": r.score,
-                "level": r.level,
-                "top_evidence": str(top.get("summary", "")) if top else "",
-                "verdict": r.verdict,
-                "verdicts": int(r.n or 0),
-                "distance": round(float(r.distance), 6),
-            }
-        )
+    return conds
+
+
+def _queue_item(r: Row[Any]) -> dict[str, Any]:
+    """One queue row as an item, its strongest evidence's summary as ``top_evidence``."""
+    ev = [e for e in (r.evidence or []) if isinstance(e, dict)]
+    top = max(ev, key=lambda e: float(e.get("contribution") or 0), default=None)
     return {
-        "run_id": info["run_id"],
-        "total": int(total),
-        "limit": limit,
-        "offset": offset,
-        "review_threshold": review,
-        "block_threshold": block,
-        "items": items,
+        "cluster_id": r.cluster_id,
+        "size": r.size,
+        "score": r.score,
+        "level": r.level,
+        "top_evidence": str(top.get("summary", "")) if top else "",
+        "verdict": r.verdict,
+        "verdicts": int(r.n or 0),
+        "distance": round(float(r.distance), 6),
     }

@@ -50,6 +50,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 AUTH_ERRORS = (401, 403, 422, 429, 500, 503)
 
 
+def page(total: int, *, limit: int, offset: int, items: list[Any]) -> dict[str, Any]:
+    """The fields of one page of a paged list route: ``total`` (items matching),
+    ``limit``, ``offset``, ``next_offset`` (None on the last page) and ``items``."""
+    nxt = offset + limit if offset + limit < total else None
+    return {"total": total, "limit": limit, "offset": offset, "next_offset": nxt, "items": items}
+
+
 def json_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """Like :func:`error_responses`, with the JSON media type spelled out (for routes whose
     success response is not JSON, e.g. ``/metrics``)."""

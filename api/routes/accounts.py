@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from api.deps import get_store, require_scope
+from api.deps import StoreDep, require_scope
 from api.errors import ApiError
 from api.routes import AUTH_ERRORS, error_responses
 from api.schemas import AccountDetail
-from linkage.store.db import Store
 
 router = APIRouter(tags=["accounts"], dependencies=[Depends(require_scope("read"))])
 
@@ -22,7 +21,7 @@ router = APIRouter(tags=["accounts"], dependencies=[Depends(require_scope("read"
     responses=error_responses(404, *AUTH_ERRORS),
 )
 def get_account(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     account_id: Annotated[
         str,
         Path(

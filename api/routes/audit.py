@@ -6,10 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import get_store, require_scope
-from api.routes import AUTH_ERRORS, error_responses
+from api.deps import StoreDep, require_scope
+from api.routes import AUTH_ERRORS, error_responses, page
 from api.schemas import AuditPage
-from linkage.store.db import Store
 
 router = APIRouter(tags=["audit"], dependencies=[Depends(require_scope("admin"))])
 
@@ -21,7 +20,7 @@ router = APIRouter(tags=["audit"], dependencies=[Depends(require_scope("admin"))
     responses=error_responses(*AUTH_ERRORS),
 )
 def get_audit(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     kind: Annotated[
         Literal["feedback", "signup", "admin"] | None,
         Query(description="only verdicts, only signups, or only admin events (keys)"),
@@ -41,7 +40,4 @@ def get_audit(
     total, items = store.audit(
         kind=kind, key_id=key_id, target_id=target_id, limit=limit, offset=offset
     )
-    nxt = offset + limit if offset + limit < total else None
-    return AuditPage.model_validate(
-        {"total": total, "limit": limit, "offset": offset, "next_offset": nxt, "items": items}
-    )
+    return AuditPage.model_validate(page(total, limit=limit, offset=offset, items=items))

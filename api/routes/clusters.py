@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import get_store, require_scope
+from api.deps import StoreDep, require_scope
 from api.errors import ApiError
-from api.routes import AUTH_ERRORS, error_responses
+from api.routes import AUTH_ERRORS, error_responses, page
 from api.schemas import ClusterDetail, ClusterPage, ClusterSort, Level
-from linkage.store.db import Store
 
 router = APIRouter(tags=["clusters"], dependencies=[Depends(require_scope("read"))])
 
@@ -22,7 +21,7 @@ router = APIRouter(tags=["clusters"], dependencies=[Depends(require_scope("read"
     responses=error_responses(*AUTH_ERRORS),
 )
 def list_clusters(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     level: Annotated[
         list[Level] | None,
         Query(description="keep these levels (repeat the parameter for several)"),
@@ -41,16 +40,8 @@ def list_clusters(
     total, run_id, items = store.list_clusters(
         level=level, min_score=min_score, min_size=min_size, sort=sort, limit=limit, offset=offset
     )
-    nxt = offset + limit if offset + limit < total else None
     return ClusterPage.model_validate(
-        {
-            "run_id": run_id,
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_offset": nxt,
-            "items": items,
-        }
+        {"run_id": run_id, **page(total, limit=limit, offset=offset, items=items)}
     )
 
 
@@ -61,7 +52,7 @@ def list_clusters(
     responses=error_responses(404, *AUTH_ERRORS),
 )
 def get_cluster(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     cluster_id: Annotated[str, Path(min_length=1, max_length=64, description="stable cluster id")],
     members_limit: Annotated[int, Query(ge=1, le=10_000, description="members returned")] = 1000,
     members_offset: Annotated[

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import get_metrics, get_store, require_scope
+from api.deps import MetricsDep, StoreDep, require_scope
 from api.errors import ApiError
 from api.metrics import Metrics
 from api.routes import AUTH_ERRORS, error_responses
@@ -34,8 +32,8 @@ def post_feedback(
     body: FeedbackIn,
     request: Request,
     response: Response,
-    store: Annotated[Store, Depends(get_store)],
-    metrics: Annotated[Metrics, Depends(get_metrics)],
+    store: StoreDep,
+    metrics: MetricsDep,
 ) -> FeedbackOut:
     """`confirmed_farm`, `false_positive` or `appeal_upheld`, with who and why.
 

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from api.deps import get_signup_service, get_store, optional_key
+from api.deps import SignupServiceDep, StoreDep, optional_key
 from api.errors import ApiError
 from api.routes import error_responses
 from api.schemas import Health, Ready
-from api.scoring import SignupService
-from linkage.store.db import ApiKey, Store
+from linkage.store.db import ApiKey
 
 router = APIRouter(tags=["health"])
 
@@ -31,8 +30,8 @@ async def healthz() -> Health:
 )
 def readyz(
     request: Request,
-    store: Annotated[Store, Depends(get_store)],
-    service: Annotated[SignupService, Depends(get_signup_service)],
+    store: StoreDep,
+    service: SignupServiceDep,
     key: Annotated[ApiKey | None, Depends(optional_key)],
 ) -> Ready:
     """Ready when the store reads, is at the current schema revision and takes a write

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from api.deps import get_metrics, get_signup_service, require_scope
-from api.metrics import Metrics
+from api.deps import MetricsDep, SignupServiceDep, require_scope
 from api.routes import AUTH_ERRORS, json_error_responses
-from api.scoring import SignupService
 
 router = APIRouter(tags=["health"], dependencies=[Depends(require_scope("metrics"))])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -26,8 +22,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
     },
 )
 def metrics(
-    registry: Annotated[Metrics, Depends(get_metrics)],
-    service: Annotated[SignupService, Depends(get_signup_service)],
+    registry: MetricsDep,
+    service: SignupServiceDep,
 ) -> PlainTextResponse:
     """Request counts and latencies per route, signups scored by level, model state.
 

@@ -13,10 +13,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from api.deps import get_store, require_scope
+from api.deps import StoreDep, require_scope
 from api.routes import AUTH_ERRORS, error_responses
 from linkage.score.queue import clusters_from_records, rank_clusters
-from linkage.store.db import Store
 from linkage.store.models import ClusterRow, MembershipRow, RunRow
 
 router = APIRouter(tags=["clusters"], dependencies=[Depends(require_scope("read"))])
@@ -51,7 +50,7 @@ class ReviewQueue(BaseModel):
     responses=error_responses(*AUTH_ERRORS),
 )
 def review_queue(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     top: Annotated[int, Query(ge=1, le=500, description="queue length")] = 20,
 ) -> ReviewQueue:
     """Clusters of the latest run by how much one verdict on them would teach the score:

@@ -8,15 +8,14 @@ store; no raw identifier, account id or prompt.  See docs/SHARING.md.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import get_store, require_scope
+from api.deps import StoreDep, require_scope
 from api.errors import ApiError
 from api.routes import AUTH_ERRORS, error_responses
-from linkage.store.db import Store
 
 router = APIRouter(tags=["share"], dependencies=[Depends(require_scope("admin"))])
 
@@ -43,7 +42,7 @@ class ShareExportIn(BaseModel):
 def share_export(
     body: ShareExportIn,
     request: Request,
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
 ) -> dict[str, Any]:
     """Blocked clusters and clusters confirmed by feedback in this store, one indicator each.
 

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import get_metrics, get_signup_service, get_signup_writer, get_store, require_scope
+from api.deps import MetricsDep, SignupServiceDep, SignupWriterDep, StoreDep, require_scope
 from api.errors import ApiError
 from api.metrics import Metrics
 from api.routes import AUTH_ERRORS, error_responses
 from api.schemas import SignupIn, SignupScore
-from api.scoring import SignupService, keep_stricter
-from api.writer import SignupWriter
+from api.scoring import keep_stricter
 from linkage.errors import StoreError
-from linkage.store.db import Store
 
 log = logging.getLogger("api.signups")
 router = APIRouter(tags=["signups"], dependencies=[Depends(require_scope("score"))])
@@ -43,10 +40,10 @@ def _not_recorded(exc: Exception, metrics: Metrics) -> ApiError:
 async def score_signup(
     body: SignupIn,
     request: Request,
-    service: Annotated[SignupService, Depends(get_signup_service)],
-    store: Annotated[Store, Depends(get_store)],
-    writer: Annotated[SignupWriter, Depends(get_signup_writer)],
-    metrics: Annotated[Metrics, Depends(get_metrics)],
+    service: SignupServiceDep,
+    store: StoreDep,
+    writer: SignupWriterDep,
+    metrics: MetricsDep,
 ) -> SignupScore:
     """Score, level, the (stable) cluster it attaches to, evidence and identifier velocity.
 

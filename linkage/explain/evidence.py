@@ -344,14 +344,10 @@ def cluster_evidence(
     feat_mean = dict(
         zip(model.features, ctx.feature_matrix[members_idx].mean(axis=0).tolist(), strict=True)
     )
-    logits = ctx.logits[members_idx]
-    base_logit = float(np.median(logits))
-    by_kind = _kind_contributions(contrib, model.features)
+    base_logit = float(np.median(ctx.logits[members_idx]))
     size = len(members_idx)
-    sh = ctx.shared.get(cluster_id, {})
-    n_tpl, tr = ctx.template_rows.get(cluster_id, (0, []))
     items: list[Evidence] = []
-    for kind, parts in by_kind.items():
+    for kind, parts in _kind_contributions(contrib, model.features).items():
         total = float(sum(parts.values()))
         details: dict[str, Any] = {
             "features": {
@@ -360,78 +356,94 @@ def cluster_evidence(
             },
             "score_without": round(float(sigmoid(base_logit - total)), 4),
         }
-        extra: dict[str, Any] = {"kinds": ctx.kinds}
-        grp = GROUP_OF_KIND.get(kind)
-        if kind == "coordination":
-            fam = ctx.families.get(cluster_id, {})
-            extra.update(fam)
-            details["families_nats"] = {k: round(v, 3) for k, v in fam.get("families", {}).items()}
-            details["corroborating_families"] = fam.get("corroboration", 0)
-            details["identifiers"] = [
-                {
-                    "group": g,
-                    "kind": k,
-                    "value": v,
-                    "members": m,
-                    "holders": h,
-                    "weight_nats": round(w, 3),
-                }
-                for g, (_, top) in sorted(sh.items())
-                for k, v, m, h, w in top
-            ]
-            if tr:
-                details["templates"] = [
-                    {
-                        "template_id": t,
-                        "requests_in_cluster": n,
-                        "skeleton": _text(ctx.templates, t, "skeleton"),
-                        "request_rows": rows_,
-                    }
-                    for t, n, rows_ in tr
-                ]
-        if grp is not None:
-            n_sh, top = sh.get(grp, (0, []))
-            extra["n_shared"] = n_sh
-            details["identifiers"] = [
-                {"kind": k, "value": v, "members": m, "holders": h, "weight_nats": round(w, 3)}
-                for k, v, m, h, w in top
-            ]
-            if top:
-                k, v, m, h, _ = top[0]
-                extra["top"] = f"{k}={v} ({m} members of {h} holders)"
-        if kind == "templates" and tr:
-            extra["n_templates"] = n_tpl
-            info = ctx.templates
-            details["templates"] = [
-                {
-                    "template_id": t,
-                    "requests_in_cluster": n,
-                    "skeleton": _text(info, t, "skeleton"),
-                    "example": _text(info, t, "example"),
-                    "request_rows": rows_,
-                }
-                for t, n, rows_ in tr
-            ]
+        extra = _support(ctx, cluster_id, kind, details)
         summary = _summary(kind, feat_mean, size, extra)
         summary += f"; without it the score would be {details['score_without']:.2f}"
         items.append(Evidence(kind=kind, summary=summary, contribution=total, details=details))
+    feedback = _feedback_evidence(ctx, members_idx)
+    if feedback is not None:
+        items.append(feedback)
+    return ordered(items)
+
+
+def _support(
+    ctx: EvidenceContext, cluster_id: str, kind: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    """Add to ``details`` what supports evidence ``kind`` of the cluster (identifiers,
+    templates, coordination families); returns what its summary reads (``extra``)."""
+    sh = ctx.shared.get(cluster_id, {})
+    n_tpl, tr = ctx.template_rows.get(cluster_id, (0, []))
+    extra: dict[str, Any] = {"kinds": ctx.kinds}
+    grp = GROUP_OF_KIND.get(kind)
+    if kind == "coordination":
+        fam = ctx.families.get(cluster_id, {})
+        extra.update(fam)
+        details["families_nats"] = {k: round(v, 3) for k, v in fam.get("families", {}).items()}
+        details["corroborating_families"] = fam.get("corroboration", 0)
+        details["identifiers"] = [
+            {
+                "group": g,
+                "kind": k,
+                "value": v,
+                "members": m,
+                "holders": h,
+                "weight_nats": round(w, 3),
+            }
+            for g, (_, top) in sorted(sh.items())
+            for k, v, m, h, w in top
+        ]
+        if tr:
+            details["templates"] = _template_items(ctx.templates, tr, example=False)
+    if grp is not None:
+        n_sh, top = sh.get(grp, (0, []))
+        extra["n_shared"] = n_sh
+        details["identifiers"] = [
+            {"kind": k, "value": v, "members": m, "holders": h, "weight_nats": round(w, 3)}
+            for k, v, m, h, w in top
+        ]
+        if top:
+            k, v, m, h, _ = top[0]
+            extra["top"] = f"{k}={v} ({m} members of {h} holders)"
+    if kind == "templates" and tr:
+        extra["n_templates"] = n_tpl
+        details["templates"] = _template_items(ctx.templates, tr, example=True)
+    return extra
+
+
+def _template_items(info: pd.DataFrame, top: list[tuple], *, example: bool) -> list[dict[str, Any]]:
+    """The cluster's top templates ``(template_id, requests, rows)`` as evidence details,
+    with their skeleton (and an example request when ``example``)."""
+    out = []
+    for t, n, rows_ in top:
+        item: dict[str, Any] = {
+            "template_id": t,
+            "requests_in_cluster": n,
+            "skeleton": _text(info, t, "skeleton"),
+        }
+        if example:
+            item["example"] = _text(info, t, "example")
+        item["request_rows"] = rows_
+        out.append(item)
+    return out
+
+
+def _feedback_evidence(ctx: EvidenceContext, members_idx: np.ndarray) -> Evidence | None:
+    """The analysts' verdicts on members (confirmed farm, appeal upheld), if any."""
     acc_ids = ctx.account_ids[members_idx]
     overrides = ctx.overrides[members_idx]
     n_conf = int((overrides == "confirmed_farm").sum())
     n_app = int((overrides == "appeal_upheld").sum())
-    if n_conf or n_app:
-        items.append(
-            Evidence(
-                kind="feedback",
-                summary=f"analyst feedback: {n_conf} member(s) confirmed farm, {n_app} appeal(s) upheld",
-                contribution=0.0,
-                details={
-                    "confirmed_farm": [str(a) for a in acc_ids[overrides == "confirmed_farm"][:50]],
-                    "appeal_upheld": [str(a) for a in acc_ids[overrides == "appeal_upheld"][:50]],
-                },
-            )
-        )
-    return ordered(items)
+    if not (n_conf or n_app):
+        return None
+    return Evidence(
+        kind="feedback",
+        summary=f"analyst feedback: {n_conf} member(s) confirmed farm, {n_app} appeal(s) upheld",
+        contribution=0.0,
+        details={
+            "confirmed_farm": [str(a) for a in acc_ids[overrides == "confirmed_farm"][:50]],
+            "appeal_upheld": [str(a) for a in acc_ids[overrides == "appeal_upheld"][:50]],
+        },
+    )
 
 
 def account_evidence(ctx: EvidenceContext, idx: int) -> list[Evidence]:

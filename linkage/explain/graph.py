@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from linkage.errors import LinkageError, RunError
+from linkage.identifiers.kinds import the_kind
 from linkage.store.rundir import Run, load_run
 
 __all__ = [
     "GRAPH_FORMATS",
+    "TEMPLATE_TYPE",
     "build_cluster_graph",
     "cluster_graph",
     "input_path",
@@ -63,6 +66,11 @@ __all__ = [
 
 #: file formats :func:`write_graph` writes
 GRAPH_FORMATS = ("graphml", "gexf")
+
+#: ``type`` and ``kind`` of the template nodes (and the prefix of their names): the
+#: declared kind whose column holds each request's template id
+#: (:mod:`linkage.identifiers.kinds`), so the evidence's template identifiers match them.
+TEMPLATE_TYPE: str = the_kind("template_ids")
 
 
 def cluster_graph(
@@ -174,7 +182,25 @@ def build_cluster_graph(
         g.add_node(
             f"account:{m}", type="account", kind="account", account_id=m, score=score, level=level
         )
+    cited, tpl_weight = _cited(evidence)
+    if len(index):
+        _add_identifiers(
+            g,
+            index,
+            members,
+            cited=cited,
+            min_members=min_members,
+            max_identifiers=max_identifiers,
+        )
+    _add_templates(g, evidence, request_rows, members, cited=cited, tpl_weight=tpl_weight)
+    return g
 
+
+def _cited(
+    evidence: Iterable[Mapping[str, Any]],
+) -> tuple[dict[tuple[str, str], str], dict[str, float]]:
+    """What the evidence cites: the evidence kind per ``(kind, value)`` identifier (first
+    mention wins), and the weight (nats, 1 when unsaid) per cited template id."""
     cited: dict[tuple[str, str], str] = {}
     tpl_weight: dict[str, float] = {}
     for e in evidence:
@@ -182,62 +208,99 @@ def build_cluster_graph(
             if isinstance(item, Mapping):
                 key = (str(item.get("kind")), str(item.get("value")))
                 cited.setdefault(key, str(e.get("kind", "")))
-                if key[0] == "template":
+                if key[0] == TEMPLATE_TYPE:
                     tpl_weight[key[1]] = float(item.get("weight_nats") or 1.0)
+    return cited, tpl_weight
 
-    if len(index):
-        idx = index[index["account_id"].astype(str).isin(members)]
-        idx = pd.DataFrame(
+
+def _index_rows(index: pd.DataFrame, members: Sequence[str]) -> pd.DataFrame:
+    """The members' signup-index rows as plain typed columns, one per (kind, value,
+    account) (``holders`` 0 when the index has none)."""
+    idx = index[index["account_id"].astype(str).isin(members)]
+    return pd.DataFrame(
+        {
+            "kind": idx["kind"].astype(str).to_numpy(),
+            "value": idx["value"].astype(str).to_numpy(),
+            "account_id": idx["account_id"].astype(str).to_numpy(),
+            "weight": idx["weight"].astype(float).to_numpy(),
+            "holders": (
+                idx["holders"].to_numpy() if "holders" in idx.columns else np.zeros(len(idx))
+            ),
+        }
+    ).drop_duplicates(["kind", "value", "account_id"])
+
+
+def _shared(idx: pd.DataFrame, *, min_members: int, has_holders: bool) -> pd.DataFrame:
+    """Per (kind, value) held by at least ``min_members`` members: ``members``, ``weight``
+    and ``holders`` (the members when the index records no holders)."""
+    per = idx.groupby(["kind", "value"], sort=True).agg(
+        members=("account_id", "size"), weight=("weight", "max"), holders=("holders", "max")
+    )
+    per = per[per["members"] >= min_members]
+    if not has_holders:
+        per["holders"] = per["members"]
+    return per
+
+
+def _add_identifiers(
+    g: nx.Graph,
+    index: pd.DataFrame,
+    members: Sequence[str],
+    *,
+    cited: Mapping[tuple[str, str], str],
+    min_members: int,
+    max_identifiers: int | None,
+) -> None:
+    """Add the shared identifier nodes (the strongest ``max_identifiers`` of them, by
+    members x rarity) and their account edges; count them all in ``shared_identifiers``."""
+    idx = _index_rows(index, members)
+    per = _shared(idx, min_members=min_members, has_holders="holders" in index.columns)
+    g.graph["shared_identifiers"] = len(per)
+    if max_identifiers is not None and len(per) > max_identifiers:
+        strength = per["members"] * per["weight"]
+        per = per.loc[strength.sort_values(ascending=False, kind="stable").index]
+        per = per.iloc[:max_identifiers]
+    g.add_nodes_from(
+        (
+            f"{k}:{v}",
             {
-                "kind": idx["kind"].astype(str).to_numpy(),
-                "value": idx["value"].astype(str).to_numpy(),
-                "account_id": idx["account_id"].astype(str).to_numpy(),
-                "weight": idx["weight"].astype(float).to_numpy(),
-                "holders": (
-                    idx["holders"].to_numpy() if "holders" in idx.columns else np.zeros(len(idx))
-                ),
-            }
-        ).drop_duplicates(["kind", "value", "account_id"])
-        per = idx.groupby(["kind", "value"], sort=True).agg(
-            members=("account_id", "size"), weight=("weight", "max"), holders=("holders", "max")
+                "type": "identifier",
+                "kind": k,
+                "value": v,
+                "weight": float(w),
+                "holders": int(h),
+                "members": int(n),
+                "evidence": cited.get((k, v), ""),
+            },
         )
-        per = per[per["members"] >= min_members]
-        if "holders" not in index.columns:
-            per["holders"] = per["members"]
-        g.graph["shared_identifiers"] = len(per)
-        if max_identifiers is not None and len(per) > max_identifiers:
-            strength = per["members"] * per["weight"]
-            per = per.loc[strength.sort_values(ascending=False, kind="stable").index]
-            per = per.iloc[:max_identifiers]
-        g.add_nodes_from(
-            (
-                f"{k}:{v}",
-                {
-                    "type": "identifier",
-                    "kind": k,
-                    "value": v,
-                    "weight": float(w),
-                    "holders": int(h),
-                    "members": int(n),
-                    "evidence": cited.get((k, v), ""),
-                },
-            )
-            for (k, v), n, w, h in zip(
-                per.index, per["members"], per["weight"], per["holders"], strict=True
-            )
+        for (k, v), n, w, h in zip(
+            per.index, per["members"], per["weight"], per["holders"], strict=True
         )
-        edges = idx.merge(per[[]], left_on=["kind", "value"], right_index=True)
-        g.add_edges_from(
-            (f"account:{a}", f"{k}:{v}", {"weight": float(w)})
-            for a, k, v, w in zip(
-                edges["account_id"].to_numpy(dtype=object),
-                edges["kind"].to_numpy(dtype=object),
-                edges["value"].to_numpy(dtype=object),
-                edges["weight"].to_numpy(dtype=float),
-                strict=True,
-            )
+    )
+    edges = idx.merge(per[[]], left_on=["kind", "value"], right_index=True)
+    g.add_edges_from(
+        (f"account:{a}", f"{k}:{v}", {"weight": float(w)})
+        for a, k, v, w in zip(
+            edges["account_id"].to_numpy(dtype=object),
+            edges["kind"].to_numpy(dtype=object),
+            edges["value"].to_numpy(dtype=object),
+            edges["weight"].to_numpy(dtype=float),
+            strict=True,
         )
+    )
 
+
+def _add_templates(
+    g: nx.Graph,
+    evidence: Iterable[Mapping[str, Any]],
+    request_rows: pd.DataFrame | None,
+    members: Sequence[str],
+    *,
+    cited: Mapping[tuple[str, str], str],
+    tpl_weight: Mapping[str, float],
+) -> None:
+    """Add a node per template the evidence lists, tied to the members that sent its
+    request rows (``request_rows`` says who sent which; none: no template edges)."""
     owner: dict[int, str] = {}
     if request_rows is not None and len(request_rows):
         owner = dict(
@@ -250,18 +313,18 @@ def build_cluster_graph(
     member_set = set(members)
     for t in _templates(evidence):
         tid = str(t.get("template_id"))
-        node = f"template:{tid}"
+        node = f"{TEMPLATE_TYPE}:{tid}"
         rows = [int(r) for r in t.get("request_rows") or ()]
         g.add_node(
             node,
-            type="template",
-            kind="template",
+            type=TEMPLATE_TYPE,
+            kind=TEMPLATE_TYPE,
             value=tid,
             skeleton=str(t.get("skeleton", "")),
             requests=int(t.get("requests_in_cluster") or 0),
             request_rows=",".join(map(str, rows)),
             weight=tpl_weight.get(tid, 1.0),
-            evidence=cited.get(("template", tid), ""),
+            evidence=cited.get((TEMPLATE_TYPE, tid), ""),
         )
         by_account: dict[str, list[int]] = {}
         for r in rows:
@@ -275,7 +338,6 @@ def build_cluster_graph(
                 weight=tpl_weight.get(tid, 1.0),
                 request_rows=",".join(map(str, rs)),
             )
-    return g
 
 
 def _templates(evidence: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -350,28 +412,48 @@ def read_rows(
     return out.reset_index(drop=True)
 
 
+#: a chunk of an input read in order: its row count, and how to read some of its rows
+#: (0-based within the chunk) as a table of the wanted columns
+_Chunk = tuple[int, Callable[[pa.Array], pa.Table]]
+
+
+def _take_rows(chunks: Iterable[_Chunk], wanted: Sequence[int]) -> pd.DataFrame:
+    """The ``wanted`` rows (sorted, 0-based across the chunks) with their ``_row``; the
+    chunks after the one that holds the last wanted row are never read."""
+    frames = []
+    start = 0
+    for n, read in chunks:
+        take = [r - start for r in wanted if start <= r < start + n]
+        if take:
+            f = read(pa.array(take)).to_pandas()
+            f.insert(0, "_row", [start + r for r in take])
+            frames.append(f)
+        start += n
+        if start > wanted[-1]:
+            break
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row"])
+
+
 def _parquet_rows(
     parts: Sequence[Path], wanted: Sequence[int], columns: Sequence[str] | None
 ) -> pd.DataFrame:
-    frames = []
-    start = 0
+    return _take_rows(_parquet_chunks(parts, columns), wanted)
+
+
+def _parquet_chunks(parts: Sequence[Path], columns: Sequence[str] | None) -> Iterator[_Chunk]:
+    """The row groups of the Parquet parts in order (a part is opened when reached)."""
     for part in parts:
         pf = pq.ParquetFile(part)
         cols = [c for c in columns if c in pf.schema_arrow.names] if columns else None
         for i in range(pf.num_row_groups):
-            n = pf.metadata.row_group(i).num_rows
-            take = [r - start for r in wanted if start <= r < start + n]
-            if take:
-                t = pf.read_row_group(i, columns=cols).take(pa.array(take))
-                f = t.to_pandas()
-                f.insert(0, "_row", [start + r for r in take])
-                frames.append(f)
-            start += n
-            if start > wanted[-1]:
-                break
-        if start > wanted[-1]:
-            break
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row"])
+            yield (
+                pf.metadata.row_group(i).num_rows,
+                partial(_take_group, pf, i, cols),
+            )
+
+
+def _take_group(pf: pq.ParquetFile, i: int, cols: list[str] | None, take: pa.Array) -> pa.Table:
+    return pf.read_row_group(i, columns=cols).take(take)
 
 
 def _csv_rows(path: Path, wanted: Sequence[int], columns: Sequence[str] | None) -> pd.DataFrame:
@@ -384,22 +466,16 @@ def _csv_rows(path: Path, wanted: Sequence[int], columns: Sequence[str] | None) 
             column_types={f.name: pa.string() for f in _csv_schema(path)},
         ),
     )
-    frames = []
-    start = 0
-    for batch in reader:
-        n = batch.num_rows
-        take = [r - start for r in wanted if start <= r < start + n]
-        if take:
-            t = pa.Table.from_batches([batch]).take(pa.array(take))
-            if columns:
-                t = t.select([c for c in columns if c in t.column_names])
-            f = t.to_pandas()
-            f.insert(0, "_row", [start + r for r in take])
-            frames.append(f)
-        start += n
-        if start > wanted[-1]:
-            break
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_row"])
+    return _take_rows(
+        ((batch.num_rows, partial(_take_batch, batch, columns)) for batch in reader), wanted
+    )
+
+
+def _take_batch(batch: pa.RecordBatch, columns: Sequence[str] | None, take: pa.Array) -> pa.Table:
+    t = pa.Table.from_batches([batch]).take(take)
+    if columns:
+        t = t.select([c for c in columns if c in t.column_names])
+    return t
 
 
 def _csv_schema(path: Path) -> list[pa.Field]:
