@@ -13,7 +13,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,11 @@ from typer.core import TyperGroup
 
 from linkage.errors import LinkageError
 from linkage.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from linkage.store.db import Store
 
 #: Root options also accepted after the sub-command (`linkage detect DATA --out RUN
 #: --verbose`, where a user adds them when an error says "rerun with --verbose").
@@ -231,22 +236,10 @@ def detect(
             f"--store serves graph runs only: a `--method {method}` run would replace the "
             "service's clusters with none; drop --store for a peer method"
         )
-    settings = _with_engine(Settings.load(settings_file), engine)
-    if seed is not None:
-        settings = settings.model_copy(update={"seed": seed})
-    if template_cache is not None:
-        ids = settings.identifiers
-        tpl = ids.templates.model_copy(update={"cache_dir": str(template_cache)})
-        ids = ids.model_copy(update={"templates": tpl})
-        settings = settings.model_copy(update={"identifiers": ids})
-    feedback = None
-    db = None
-    if store:
-        from linkage.store.db import Store
-
-        db = Store(store)
-        feedback = db.feedback_frame()
-        err_console.print(f"read {len(feedback)} feedback rows from the store")
+    settings = _detect_settings(
+        settings_file, engine=engine, seed=seed, template_cache=template_cache
+    )
+    db, feedback = _open_store(store)
     manifest = run_detect(
         dataset,
         out,
@@ -260,6 +253,37 @@ def detect(
     if db is not None:
         res = db.import_run(out)
         err_console.print(res.describe(), highlight=False)
+
+
+def _detect_settings(
+    settings_file: Path | None,
+    *,
+    engine: str | None,
+    seed: int | None,
+    template_cache: Path | None,
+) -> Settings:
+    """The settings of a ``detect`` run: the file's (or the defaults), then its options."""
+    settings = _with_engine(Settings.load(settings_file), engine)
+    if seed is not None:
+        settings = settings.model_copy(update={"seed": seed})
+    if template_cache is not None:
+        ids = settings.identifiers
+        tpl = ids.templates.model_copy(update={"cache_dir": str(template_cache)})
+        ids = ids.model_copy(update={"templates": tpl})
+        settings = settings.model_copy(update={"identifiers": ids})
+    return settings
+
+
+def _open_store(store: str | None) -> tuple[Store | None, pd.DataFrame | None]:
+    """(the store, its analyst feedback) for ``--store``; (None, None) without it."""
+    if not store:
+        return None, None
+    from linkage.store.db import Store
+
+    db = Store(store)
+    feedback = db.feedback_frame()
+    err_console.print(f"read {len(feedback)} feedback rows from the store")
+    return db, feedback
 
 
 def _print_run_summary(manifest: dict, out: Path) -> None:
@@ -502,6 +526,12 @@ def score_signups(
     )
 
 
+_TRAIN_FEEDBACK_HELP = (
+    "Learn from analysts' verdicts (CSV/JSONL/Parquet: account_id, verdict) on the "
+    "one DATASET instead of its labels table."
+)
+
+
 @app.command()
 def train(
     datasets: list[Path] = typer.Argument(..., help="Labelled dataset directories to fit on."),
@@ -513,12 +543,7 @@ def train(
         help="Inverse L2 strength of the residual on the out-of-the-box score; "
         "default: chosen by cross-validation over labelled groups ('no residual' included).",
     ),
-    feedback: Path | None = typer.Option(
-        None,
-        "--feedback",
-        help="Learn from analysts' verdicts (CSV/JSONL/Parquet: account_id, verdict) on the "
-        "one DATASET instead of its labels table.",
-    ),
+    feedback: Path | None = typer.Option(None, "--feedback", help=_TRAIN_FEEDBACK_HELP),
 ) -> None:
     """Fit the scoring model on labelled datasets: the out-of-the-box score plus a residual learnt from the labels."""
     from linkage.pipeline import train_from_feedback, train_model

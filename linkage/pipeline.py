@@ -105,6 +105,29 @@ def _dataset(
         )
 
 
+def _dataset_and_identifiers(
+    source: str | Path | Dataset,
+    settings: Settings,
+    out: Path | None,
+    timer: Timer,
+    *,
+    keep_prompts: bool = True,
+) -> tuple[Dataset, Identifiers]:
+    """The ingest and identifiers stages every method starts with; ``keep_prompts=False``
+    drops the prompt text from the dataset once the identifiers are extracted."""
+    ds = _dataset(source, settings, out, timer)
+    with timer.stage("identifiers"):
+        ids = extract(
+            ds,
+            settings=settings.identifiers,
+            seed=settings.seed,
+            progress=timer.steps("identifiers"),
+        )
+        if not keep_prompts and "prompt" in ds.requests.columns:
+            ds = dataclasses.replace(ds, requests=ds.requests.drop(columns=["prompt"]))
+    return ds, ids
+
+
 def prepare(
     source: str | Path | Dataset,
     *,
@@ -125,16 +148,7 @@ def prepare(
     warm start of Leiden.
     """
     timer = Timer(progress=progress)
-    ds = _dataset(source, settings, out, timer)
-    with timer.stage("identifiers"):
-        ids = extract(
-            ds,
-            settings=settings.identifiers,
-            seed=settings.seed,
-            progress=timer.steps("identifiers"),
-        )
-        if not keep_prompts and "prompt" in ds.requests.columns:
-            ds = dataclasses.replace(ds, requests=ds.requests.drop(columns=["prompt"]))
+    ds, ids = _dataset_and_identifiers(source, settings, out, timer, keep_prompts=keep_prompts)
     verdicts = latest_verdicts(feedback)
     confirmed = pd.Index(verdicts.index[verdicts.isin(FARM_VERDICTS)]) if len(verdicts) else None
     with timer.stage("graph"):
@@ -366,10 +380,7 @@ def run_detect(
     (:func:`read_previous`; graph method only).
     """
     settings = settings or Settings()
-    if method not in METHODS:
-        raise LinkageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if previous is not None and method != "graph":
-        raise LinkageError(f"--previous warm-starts the graph method's Leiden, not {method!r}")
+    _check_method(method, previous)
     out = check_out_dir(source, out)
     prev = None if previous is None else read_previous(previous)
     try:
@@ -380,31 +391,77 @@ def run_detect(
         ) from None
     t_start = time.perf_counter()
     if method == "graph":
-        model = load_model(settings.score)
-        prep = prepare(
-            source,
-            settings=settings,
-            feedback=feedback,
-            out=out,
-            progress=progress,
-            keep_prompts=False,
-            previous=prev,
+        accounts, records, prep, timer, index = _run_graph(
+            source, settings=settings, feedback=feedback, out=out, progress=progress, previous=prev
         )
-        timer = prep.timer
-        with timer.stage("score"):
-            scores = score_prepared(prep, settings=settings, model=model, feedback=feedback)
-        with timer.stage("explain"):
-            records = _cluster_records(prep, scores, model, timer)
-        accounts = scores.accounts
-        with timer.stage("write"):
-            index = _signup_index(prep, scores, settings)
     else:
         accounts, records, prep, timer, index = _run_baseline(
             method, source, settings=settings, out=out, progress=progress
         )
+    manifest = _manifest(method, settings, prep, accounts, records, feedback)
+    with timer.stage("write"):
+        write_run(out, accounts=accounts, clusters=records, manifest=manifest, signup_index=index)
+        if method == "graph":
+            _write_communities(out, prep)
+    manifest["timings"] = {k: round(v, 3) for k, v in timer.stages.items()}
+    manifest["timings"]["total"] = round(time.perf_counter() - t_start, 3)
+    manifest["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    write_manifest(out, manifest)  # again, now with the final timings (small, atomic)
+    log.info("run written to %s in %.1f s", out, manifest["timings"]["total"])
+    return manifest
+
+
+def _check_method(method: str, previous: str | Path | None) -> None:
+    """Refuse an unknown method, and a warm start for a method without Leiden."""
+    if method not in METHODS:
+        raise LinkageError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if previous is not None and method != "graph":
+        raise LinkageError(f"--previous warm-starts the graph method's Leiden, not {method!r}")
+
+
+def _run_graph(
+    source: str | Path | Dataset,
+    *,
+    settings: Settings,
+    feedback: pd.DataFrame | None,
+    out: Path,
+    progress: Progress | None,
+    previous: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], Prepared, Timer, pd.DataFrame]:
+    """The engine's stages up to the write: (accounts, cluster records, the prepared
+    stages, their timer, the sign-up index)."""
+    model = load_model(settings.score)
+    prep = prepare(
+        source,
+        settings=settings,
+        feedback=feedback,
+        out=out,
+        progress=progress,
+        keep_prompts=False,
+        previous=previous,
+    )
+    timer = prep.timer
+    with timer.stage("score"):
+        scores = score_prepared(prep, settings=settings, model=model, feedback=feedback)
+    with timer.stage("explain"):
+        records = _cluster_records(prep, scores, model, timer)
+    with timer.stage("write"):
+        index = _signup_index(prep, scores, settings)
+    return scores.accounts, records, prep, timer, index
+
+
+def _manifest(
+    method: str,
+    settings: Settings,
+    prep: Prepared,
+    accounts: pd.DataFrame,
+    records: list[dict[str, Any]],
+    feedback: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The run's manifest before the write (timings and peak memory are added after it)."""
     ds = prep.dataset
     levels = accounts["level"].value_counts().to_dict()
-    manifest = {
+    return {
         "linkage_version": __version__,
         "method": method,
         "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
@@ -430,16 +487,6 @@ def run_detect(
             "platform": platform.platform(),
         },
     }
-    with timer.stage("write"):
-        write_run(out, accounts=accounts, clusters=records, manifest=manifest, signup_index=index)
-        if method == "graph":
-            _write_communities(out, prep)
-    manifest["timings"] = {k: round(v, 3) for k, v in timer.stages.items()}
-    manifest["timings"]["total"] = round(time.perf_counter() - t_start, 3)
-    manifest["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    write_manifest(out, manifest)  # again, now with the final timings (small, atomic)
-    log.info("run written to %s in %.1f s", out, manifest["timings"]["total"])
-    return manifest
 
 
 def _run_baseline(
@@ -453,14 +500,7 @@ def _run_baseline(
     from linkage.baselines import cluster_records, run_baseline
 
     timer = Timer(progress=progress)
-    ds = _dataset(source, settings, out, timer)
-    with timer.stage("identifiers"):
-        ids = extract(
-            ds,
-            settings=settings.identifiers,
-            seed=settings.seed,
-            progress=timer.steps("identifiers"),
-        )
+    ds, ids = _dataset_and_identifiers(source, settings, out, timer)
     with timer.stage("detect"):
         res = run_baseline(method, edges=ids.edges, features=ids.features, seed=settings.seed)
     res = res.copy()

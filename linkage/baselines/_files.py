@@ -38,6 +38,8 @@ from linkage.errors import DatasetError, LinkageError
 from linkage.identifiers.kinds import EXTRA_PREFIX, peer_columns
 
 if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
+
     from linkage.ingest.readers import TableFile
 
 # (table, column, kind): the identifier columns the peer reads verbatim (``Kind.peer``)
@@ -109,81 +111,104 @@ def incidence_from_files(dataset: str | Path, *, threads: int | None = None) -> 
     con = duckdb.connect(config={} if threads is None else {"threads": int(threads)})
     try:
         con.execute("SET enable_progress_bar = false")
-        sources: dict[str, str] = {}
-        columns: dict[str, set[str]] = {}
-        for table in ("accounts", "requests", "identifiers"):
-            src = _source(table, files)
-            if src is None:
-                continue
-            cols = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-            if "account_id" not in cols:
-                raise DatasetError(f"{files[table].path}: no account_id column")
-            sources[table], columns[table] = src, cols
-        con.execute(
-            f"""
-            CREATE TEMP TABLE acc AS
-            SELECT account_id, (row_number() OVER (ORDER BY account_id) - 1)::BIGINT AS r
-            FROM (SELECT DISTINCT CAST(account_id AS VARCHAR) AS account_id
-                  FROM {sources["accounts"]})
-            WHERE account_id IS NOT NULL AND account_id <> ''
-            """
-        )
-        parts = []
-        for table, column, kind in IDENTIFIER_COLUMNS:
-            if column in columns.get(table, ()):
-                parts.append(
-                    f"""SELECT CAST(account_id AS VARCHAR) AS account_id, {_quote(kind)} AS kind,
-                        nullif(lower(trim(CAST("{column}" AS VARCHAR))), '') AS value
-                        FROM (SELECT account_id, "{column}" FROM {sources[table]}
-                              GROUP BY account_id, "{column}")"""
-                )
-        if {"kind", "value"} <= columns.get("identifiers", set()):
-            parts.append(
-                f"""SELECT CAST(account_id AS VARCHAR) AS account_id,
-                    {_quote(EXTRA_PREFIX)} || lower(trim(CAST(kind AS VARCHAR))) AS kind,
-                    nullif(lower(trim(CAST(value AS VARCHAR))), '') AS value
-                    FROM (SELECT account_id, kind, value FROM {sources["identifiers"]}
-                          GROUP BY account_id, kind, value)
-                    WHERE nullif(trim(CAST(kind AS VARCHAR)), '') IS NOT NULL"""
-            )
-        union = (
-            " UNION ALL ".join(parts)
-            if parts
-            else (
-                "SELECT NULL::VARCHAR AS account_id, NULL::VARCHAR AS kind, NULL::VARCHAR AS value"
-            )
-        )
-        con.execute(
-            f"""
-            CREATE TEMP TABLE pairs AS
-            SELECT DISTINCT a.r, p.kind, p.value
-            FROM ({union}) p JOIN acc a USING (account_id)
-            WHERE p.value IS NOT NULL
-            """
-        )
-        con.execute(
-            """
-            CREATE TEMP TABLE ids AS
-            SELECT kind, value, d, (row_number() OVER (ORDER BY kind, value) - 1)::BIGINT AS c
-            FROM (SELECT kind, value, count(*) AS d FROM pairs GROUP BY kind, value)
-            WHERE d >= 2
-            """
-        )
-        edges = con.sql(
-            "SELECT p.r, i.c FROM pairs p JOIN ids i USING (kind, value) ORDER BY p.r, i.c"
-        ).fetchnumpy()
-        degree = con.sql("SELECT d FROM ids ORDER BY c").fetchnumpy()["d"]
-        accounts = con.sql("SELECT account_id FROM acc ORDER BY r").fetchnumpy()["account_id"]
-        n_pairs = con.execute("SELECT count(*) FROM pairs").fetchall()[0][0]
-        n_requests = (
-            con.execute(f"SELECT count(*) FROM {sources['requests']}").fetchall()[0][0]
-            if "requests" in sources
-            else 0
-        )
+        sources, columns = _table_sources(con, files)
+        _aggregate(con, sources, _union(sources, columns))
+        return _fetch(con, sources)
     except duckdb.Error as exc:  # a file DuckDB cannot read: say which dataset, keep its reason
         raise DatasetError(f"{dataset}: DuckDB could not read the tables: {exc}") from None
     finally:
         con.close()
+
+
+def _table_sources(
+    con: DuckDBPyConnection, files: Mapping[str, TableFile]
+) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """(table function, column names) of each table present; every one must have
+    ``account_id``."""
+    sources: dict[str, str] = {}
+    columns: dict[str, set[str]] = {}
+    for table in ("accounts", "requests", "identifiers"):
+        src = _source(table, files)
+        if src is None:
+            continue
+        cols = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        if "account_id" not in cols:
+            raise DatasetError(f"{files[table].path}: no account_id column")
+        sources[table], columns[table] = src, cols
+    return sources, columns
+
+
+def _union(sources: Mapping[str, str], columns: Mapping[str, set[str]]) -> str:
+    """One ``SELECT account_id, kind, value`` over every identifier column present (the
+    peer columns, then the ``identifiers`` table's ``x:<kind>`` rows), or an empty one."""
+    parts = []
+    for table, column, kind in IDENTIFIER_COLUMNS:
+        if column in columns.get(table, ()):
+            parts.append(
+                f"""SELECT CAST(account_id AS VARCHAR) AS account_id, {_quote(kind)} AS kind,
+                    nullif(lower(trim(CAST("{column}" AS VARCHAR))), '') AS value
+                    FROM (SELECT account_id, "{column}" FROM {sources[table]}
+                          GROUP BY account_id, "{column}")"""
+            )
+    if {"kind", "value"} <= columns.get("identifiers", set()):
+        parts.append(
+            f"""SELECT CAST(account_id AS VARCHAR) AS account_id,
+                {_quote(EXTRA_PREFIX)} || lower(trim(CAST(kind AS VARCHAR))) AS kind,
+                nullif(lower(trim(CAST(value AS VARCHAR))), '') AS value
+                FROM (SELECT account_id, kind, value FROM {sources["identifiers"]}
+                      GROUP BY account_id, kind, value)
+                WHERE nullif(trim(CAST(kind AS VARCHAR)), '') IS NOT NULL"""
+        )
+    return (
+        " UNION ALL ".join(parts)
+        if parts
+        else "SELECT NULL::VARCHAR AS account_id, NULL::VARCHAR AS kind, NULL::VARCHAR AS value"
+    )
+
+
+def _aggregate(con: DuckDBPyConnection, sources: Mapping[str, str], union: str) -> None:
+    """Temp tables ``acc`` (account -> row ``r``), ``pairs`` (distinct account row, kind,
+    value) and ``ids`` (linking identifiers: kind, value, degree ``d``, column ``c``)."""
+    con.execute(
+        f"""
+        CREATE TEMP TABLE acc AS
+        SELECT account_id, (row_number() OVER (ORDER BY account_id) - 1)::BIGINT AS r
+        FROM (SELECT DISTINCT CAST(account_id AS VARCHAR) AS account_id
+              FROM {sources["accounts"]})
+        WHERE account_id IS NOT NULL AND account_id <> ''
+        """
+    )
+    con.execute(
+        f"""
+        CREATE TEMP TABLE pairs AS
+        SELECT DISTINCT a.r, p.kind, p.value
+        FROM ({union}) p JOIN acc a USING (account_id)
+        WHERE p.value IS NOT NULL
+        """
+    )
+    con.execute(
+        """
+        CREATE TEMP TABLE ids AS
+        SELECT kind, value, d, (row_number() OVER (ORDER BY kind, value) - 1)::BIGINT AS c
+        FROM (SELECT kind, value, count(*) AS d FROM pairs GROUP BY kind, value)
+        WHERE d >= 2
+        """
+    )
+
+
+def _fetch(con: DuckDBPyConnection, sources: Mapping[str, str]) -> FileIncidence:
+    """The incidence out of :func:`_aggregate`'s tables, and the request count."""
+    edges = con.sql(
+        "SELECT p.r, i.c FROM pairs p JOIN ids i USING (kind, value) ORDER BY p.r, i.c"
+    ).fetchnumpy()
+    degree = con.sql("SELECT d FROM ids ORDER BY c").fetchnumpy()["d"]
+    accounts = con.sql("SELECT account_id FROM acc ORDER BY r").fetchnumpy()["account_id"]
+    n_pairs = con.execute("SELECT count(*) FROM pairs").fetchall()[0][0]
+    n_requests = (
+        con.execute(f"SELECT count(*) FROM {sources['requests']}").fetchall()[0][0]
+        if "requests" in sources
+        else 0
+    )
     return FileIncidence(
         accounts=np.asarray(accounts, dtype=object),
         rows=np.asarray(edges["r"], dtype=np.int64),

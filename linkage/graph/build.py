@@ -166,7 +166,39 @@ def build_graph(
     acc_index = pd.Index(pd.unique(pd.Series(accounts, dtype="string")).astype(str)).sort_values()
     n_acc = len(acc_index)
     n_ref = reference_size(n_acc)
+    rows, acc_code, value_col = _known_rows(edges, acc_index)
+    n_obs = edges["n"].to_numpy(dtype=np.float64)[rows]
+    ids = _identifier_codes(edges["kind"].to_numpy()[rows], value_col, n_ref)
+    a = _shares(acc_code, n_obs, ids)
+    weight = _boosted_weight(ids, acc_index, acc_code, confirmed, settings=settings)
+    identifiers, incidence = _tables(ids, weight, acc_code, a, n_obs)
+    h_acc = text_hash(acc_index.to_numpy(), seed=seed)
+    src, dst, w = _project(
+        incidence, ids, weight, (h_acc, _identifier_hash(ids, seed=seed)), settings=settings
+    )
+    log.info(
+        "graph: %d accounts, %d identifiers (%d shared), %d projected edges",
+        n_acc,
+        len(ids.df),
+        int((ids.df >= settings.min_accounts).sum()),
+        len(src),
+    )
+    return AccountGraph(
+        accounts=acc_index,
+        incidence=incidence,
+        identifiers=identifiers,
+        n_reference=n_ref,
+        src=src,
+        dst=dst,
+        weight=w,
+    )
 
+
+def _known_rows(
+    edges: pd.DataFrame, acc_index: pd.Index
+) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """(positions in ``edges``, account code, value) of the rows with an account and a
+    value whose account is one of ``acc_index``: the only rows the graph uses."""
     # strings stay Arrow from here on: account positions by a hash lookup, identifier
     # values by a dictionary encoding with its dictionary sorted, the value columns
     # by a take (no Python string per row, no object arrays converted back to Arrow)
@@ -185,96 +217,126 @@ def build_graph(
     acc_code = acc_code[known]
     if not known.all():
         value_col = value_col.filter(pa.array(known))
-    n_obs = edges["n"].to_numpy(dtype=np.float64)[rows]
+    return rows, acc_code, value_col
 
-    # identifiers as integer codes: (kind code, value code), both sorted by content, so the
-    # numbering never depends on row order and no per-row string is ever built
-    kind_codes, kind_names = pd.factorize(edges["kind"].to_numpy()[rows], sort=True)
+
+@dataclass(frozen=True)
+class _Codes:
+    """Identifiers as integer codes, per row and per identifier (see :func:`_identifier_codes`)."""
+
+    kind_codes: np.ndarray  # per row: code into kind_names
+    kind_names: np.ndarray  # sorted kinds (object array)
+    value_codes: np.ndarray  # per row: code into value_names
+    value_names: pa.Array  # sorted distinct values
+    ident_code: np.ndarray  # per row: identifier code
+    ident_kind: np.ndarray  # per identifier: code into kind_names
+    ident_value: np.ndarray  # per identifier: code into value_names
+    df: np.ndarray  # per identifier: number of rows (accounts) holding it
+    idf: np.ndarray  # per identifier: ln(n_ref / df)
+
+
+def _identifier_codes(kinds: np.ndarray, value_col: pa.Array, n_ref: int) -> _Codes:
+    """Identifiers as integer codes: (kind code, value code), both sorted by content, so the
+    numbering never depends on row order and no per-row string is ever built."""
+    kind_codes, kind_names = pd.factorize(kinds, sort=True)
     kind_names = np.asarray(kind_names, dtype=object)
     value_codes, value_names = _sorted_factorize(value_col)
     n_values = len(value_names)
+    pair = kind_codes.astype(np.int64) * max(n_values, 1) + value_codes
+    ident_pairs, ident_code = np.unique(pair, return_inverse=True)
+    df = np.bincount(ident_code, minlength=len(ident_pairs))
+    return _Codes(
+        kind_codes=kind_codes,
+        kind_names=kind_names,
+        value_codes=value_codes,
+        value_names=value_names,
+        ident_code=ident_code,
+        ident_kind=ident_pairs // max(n_values, 1),
+        ident_value=ident_pairs % max(n_values, 1),
+        df=df,
+        idf=np.log(n_ref / np.maximum(df, 1)),
+    )
 
-    # share of the account's observations of this kind
-    key_ak = acc_code.astype(np.int64) * len(kind_names) + kind_codes
+
+def _shares(acc_code: np.ndarray, n_obs: np.ndarray, ids: _Codes) -> np.ndarray:
+    """``a``: each row's share of its account's observations of that kind."""
+    key_ak = acc_code.astype(np.int64) * len(ids.kind_names) + ids.kind_codes
     tot = pd.Series(n_obs).groupby(key_ak).transform("sum").to_numpy()
     a = np.where(tot > 0, n_obs / np.maximum(tot, 1e-12), 0.0)
     # provider identifiers (``x:<kind>``: friends, phones, wallets...) are attributes, not
     # traffic: each value an account holds is wholly its own, like a sign-up attribute, so
     # sharing 20 rare friends is 20 coincidences, not 20/k of one (k = its list length)
-    attribute_kind = provider_mask(kind_names)
-    a = np.where(attribute_kind[kind_codes], 1.0, a)
+    attribute_kind = provider_mask(ids.kind_names)
+    return np.where(attribute_kind[ids.kind_codes], 1.0, a)
 
-    pair = kind_codes.astype(np.int64) * max(n_values, 1) + value_codes
-    ident_pairs, ident_code = np.unique(pair, return_inverse=True)
-    ident_kind = ident_pairs // max(n_values, 1)
-    ident_value = ident_pairs % max(n_values, 1)
-    df = np.bincount(ident_code, minlength=len(ident_pairs))
-    idf = np.log(n_ref / np.maximum(df, 1))
 
-    weight = idf.copy()
+def _boosted_weight(
+    ids: _Codes,
+    acc_index: pd.Index,
+    acc_code: np.ndarray,
+    confirmed: pd.Index | None,
+    *,
+    settings: GraphSettings,
+) -> np.ndarray:
+    """Per identifier: its idf, times ``1 + confirmed_boost`` when a confirmed farm holds it."""
+    weight = ids.idf.copy()
     if confirmed is not None and len(confirmed):
         conf_codes = acc_index.get_indexer(pd.Index(confirmed).astype(str))
         conf_codes = conf_codes[conf_codes >= 0]
         is_conf = np.isin(acc_code, conf_codes)
-        boosted = np.unique(ident_code[is_conf])
+        boosted = np.unique(ids.ident_code[is_conf])
         weight[boosted] *= 1.0 + settings.confirmed_boost
+    return weight
 
+
+def _tables(
+    ids: _Codes, weight: np.ndarray, acc_code: np.ndarray, a: np.ndarray, n_obs: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(:attr:`AccountGraph.identifiers`, :attr:`AccountGraph.incidence`)."""
     identifiers = pd.DataFrame(
         {
-            "kind": pd.array(kind_names[ident_kind], dtype=STRING_DTYPE),
-            "value": pd.array(value_names.take(pa.array(ident_value)), dtype=STRING_DTYPE),
-            "df": df,
-            "idf": idf,
+            "kind": pd.array(ids.kind_names[ids.ident_kind], dtype=STRING_DTYPE),
+            "value": pd.array(ids.value_names.take(pa.array(ids.ident_value)), dtype=STRING_DTYPE),
+            "df": ids.df,
+            "idf": ids.idf,
             "weight": weight,
         }
     )
     incidence = pd.DataFrame(
         {
             "acc": acc_code.astype(np.int64),
-            "ident": ident_code.astype(np.int64),
-            "kind": pd.Categorical.from_codes(kind_codes, categories=kind_names),
-            "value": pd.array(value_names.take(pa.array(value_codes)), dtype=STRING_DTYPE),
+            "ident": ids.ident_code.astype(np.int64),
+            "kind": pd.Categorical.from_codes(ids.kind_codes, categories=ids.kind_names),
+            "value": pd.array(ids.value_names.take(pa.array(ids.value_codes)), dtype=STRING_DTYPE),
             "a": a,
             "n": n_obs,
         }
     )
+    return identifiers, incidence
 
-    h_acc = text_hash(acc_index.to_numpy(), seed=seed)
+
+def _identifier_hash(ids: _Codes, *, seed: int) -> np.ndarray:
+    """Per identifier: a seeded content hash of (kind, value), independent of numbering."""
     with np.errstate(over="ignore"):
-        h_ident = _mix(
-            text_hash(kind_names, seed=seed)[ident_kind] * np.uint64(0x9E3779B97F4A7C15)
-            ^ _text_hash_arrow(value_names, seed=seed)[ident_value]
+        return _mix(
+            text_hash(ids.kind_names, seed=seed)[ids.ident_kind] * np.uint64(0x9E3779B97F4A7C15)
+            ^ _text_hash_arrow(ids.value_names, seed=seed)[ids.ident_value]
         )
-    src, dst, w = _project(incidence, df, idf, weight, h_acc, h_ident, settings=settings)
-    log.info(
-        "graph: %d accounts, %d identifiers (%d shared), %d projected edges",
-        n_acc,
-        len(ident_pairs),
-        int((df >= settings.min_accounts).sum()),
-        len(src),
-    )
-    return AccountGraph(
-        accounts=acc_index,
-        incidence=incidence,
-        identifiers=identifiers,
-        n_reference=n_ref,
-        src=src,
-        dst=dst,
-        weight=w,
-    )
 
 
 def _project(
     inc: pd.DataFrame,
-    df: np.ndarray,
-    idf: np.ndarray,
+    ids: _Codes,
     weight: np.ndarray,
-    h_acc: np.ndarray,
-    h_ident: np.ndarray,
+    hashes: tuple[np.ndarray, np.ndarray],
     *,
     settings: GraphSettings,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Projected edges (src < dst, summed over identifiers), vectorised by group size."""
+    """Projected edges (src < dst, summed over identifiers), vectorised by group size.
+
+    ``hashes``: (per account, per identifier) content hashes, the holders' random order."""
+    df, idf = ids.df, ids.idf
+    h_acc, h_ident = hashes
     m = settings.dense_clique_max
     shared = df[inc["ident"].to_numpy()] >= settings.min_accounts
     if settings.min_link_nats > 0:

@@ -261,37 +261,77 @@ def account_features(
 ) -> pd.DataFrame:
     """The model's input: one row per account (index = account_id, vertex order), ``FEATURES`` columns."""
     accounts = ag.accounts
-    n = len(accounts)
-    own = _own_features(features, accounts)
-    cl = clustering.cluster
-    clustered = cl >= 0
     # a cluster label for everyone: unclustered accounts are their own cluster of one
     label = clustering.labels()
+    size = np.bincount(label)
+    created = _created(features, accounts)
+    out = _own_features(features, accounts)
+    columns = {
+        **_membership(clustering),
+        "c_log_size": np.log(size[label]),
+        **_link_features(ag, label, size, ties),
+        **_distinct_per_member(ag.incidence, label, size),
+        "c_signup_spread": _signup_spread(created, label, size),
+    }
+    for name, values in columns.items():
+        out[name] = values
+    for f_ in _CLUSTER_MEAN:
+        out[f"c_{f_}"] = _cluster_mean(label, size, out[f_].to_numpy())
+    pct = traffic_percentiles(features, accounts)
+    for name in PERCENTILE_OF:
+        own_p = pct[name].to_numpy()
+        out[name] = np.nan_to_num(own_p, nan=0.0)
+        out[f"c_{name}"] = np.nan_to_num(median_by(label, own_p), nan=0.0)
+    out["c_cadence"] = cadence(created, label, clustering.cluster >= 0)
+    out.index.name = "account_id"
+    return out[list(FEATURES)].astype(float)
 
-    inc = ag.incidence
-    acc = inc["acc"].to_numpy()
-    ident = inc["ident"].to_numpy()
-    lab = label[acc]
-    inside, outside = ties if ties is not None else incidence_ties(ag, label)
-    kinds = inc["kind"].astype("category")
+
+def _cluster_mean(label: np.ndarray, size: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per account: the mean of ``x`` over its cluster (``size``: members per label)."""
+    s = np.bincount(label, weights=x, minlength=len(size))
+    return (s / np.maximum(size, 1))[label]
+
+
+def _membership(clustering: Clustering) -> dict[str, np.ndarray]:
+    """Whether each account is clustered, and how strongly it is tied inside its cluster."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(
+            clustering.strength_total > 0, clustering.strength_in / clustering.strength_total, 0.0
+        )
+    return {
+        "clustered": (clustering.cluster >= 0).astype(float),
+        "member_strength": np.log1p(clustering.strength_in),
+        "member_fraction": frac,
+    }
+
+
+def _link_groups(kind: pd.Series) -> np.ndarray:
+    """Per incidence row: the position of its kind's link family in :data:`LINK_GROUPS`."""
+    kinds = kind.astype("category")
     cat_group = pd.Categorical(
         kind_group(kinds.cat.categories.to_numpy()), categories=list(LINK_GROUPS)
     ).codes
-    grp_codes = (
+    return (
         cat_group[kinds.cat.codes.to_numpy()].astype(np.int64)
         if len(kinds)
         else np.empty(0, np.int64)
     )
 
-    out = own.copy()
-    out["clustered"] = clustered.astype(float)
-    out["member_strength"] = np.log1p(clustering.strength_in)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(
-            clustering.strength_total > 0, clustering.strength_in / clustering.strength_total, 0.0
-        )
-    out["member_fraction"] = frac
 
+def _link_features(
+    ag: AccountGraph,
+    label: np.ndarray,
+    size: np.ndarray,
+    ties: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, np.ndarray]:
+    """Cluster means of each account's tie strength inside its cluster per link family
+    (``c_link_<family>``), and of the share of its ties that reach outsiders (``c_exposure``)."""
+    n = len(ag.accounts)
+    inc = ag.incidence
+    acc = inc["acc"].to_numpy()
+    inside, outside = ties if ties is not None else incidence_ties(ag, label)
+    grp_codes = _link_groups(inc["kind"])
     n_g = len(LINK_GROUPS)
     per_acc_link = np.bincount(acc * n_g + grp_codes, weights=inside, minlength=n * n_g).reshape(
         n, n_g
@@ -300,19 +340,21 @@ def account_features(
     tot_out = np.bincount(acc, weights=outside, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         exposure = np.where(tot_in + tot_out > 0, tot_out / (tot_in + tot_out), 0.0)
+    out = {
+        f"c_link_{g}": _cluster_mean(label, size, per_acc_link[:, j])
+        for j, g in enumerate(LINK_GROUPS)
+    }
+    out["c_exposure"] = _cluster_mean(label, size, exposure)
+    return out
 
-    size = np.bincount(label)
-    out["c_log_size"] = np.log(size[label])
 
-    def cmean(x: np.ndarray) -> np.ndarray:
-        s = np.bincount(label, weights=x, minlength=len(size))
-        return (s / np.maximum(size, 1))[label]
-
-    for j, g in enumerate(LINK_GROUPS):
-        out[f"c_link_{g}"] = cmean(per_acc_link[:, j])
-    out["c_exposure"] = cmean(exposure)
-
-    # distinct cards / non-freemail domains per member
+def _distinct_per_member(
+    inc: pd.DataFrame, label: np.ndarray, size: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Distinct cards / non-freemail domains per member of each account's cluster."""
+    lab = label[inc["acc"].to_numpy()]
+    ident = inc["ident"].to_numpy()
+    out: dict[str, np.ndarray] = {}
     for kind, col in (
         (the_kind("card"), "c_cards_per_member"),
         (the_kind("org_domain"), "c_domains_per_member"),
@@ -321,12 +363,20 @@ def account_features(
         pairs = pd.DataFrame({"lab": lab[sel], "ident": ident[sel]}).drop_duplicates()
         distinct = np.bincount(pairs["lab"].to_numpy(), minlength=len(size))
         out[col] = (distinct / np.maximum(size, 1))[label]
+    return out
 
-    created = (
+
+def _created(features: pd.DataFrame, accounts: pd.Index) -> np.ndarray:
+    """Each account's sign-up time (seconds; NaN when unknown)."""
+    return (
         features.reindex(accounts)["created_ts"].astype(float).to_numpy()
         if "created_ts" in features.columns
-        else np.full(n, np.nan)
+        else np.full(len(accounts), np.nan)
     )
+
+
+def _signup_spread(created: np.ndarray, label: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Per account: ``log1p`` of its cluster's sign-up time standard deviation, in hours."""
     ok = ~np.isnan(created)
     x = np.where(ok, (created - np.nanmin(created)) / 3600.0 if ok.any() else 0.0, 0.0)  # hours
     cnt = np.bincount(label, weights=ok.astype(float), minlength=len(size))
@@ -335,18 +385,7 @@ def account_features(
     with np.errstate(invalid="ignore", divide="ignore"):
         var = np.maximum(s2 / cnt - (s1 / cnt) ** 2, 0.0)
     spread = np.where(cnt > 1, np.sqrt(var), 30 * 24.0)  # singletons/unknown: "no burst" (a month)
-    out["c_signup_spread"] = np.log1p(spread[label])
-
-    for f_ in _CLUSTER_MEAN:
-        out[f"c_{f_}"] = cmean(out[f_].to_numpy())
-    pct = traffic_percentiles(features, accounts)
-    for name in PERCENTILE_OF:
-        own_p = pct[name].to_numpy()
-        out[name] = np.nan_to_num(own_p, nan=0.0)
-        out[f"c_{name}"] = np.nan_to_num(median_by(label, own_p), nan=0.0)
-    out["c_cadence"] = cadence(created, label, clustered)
-    out.index.name = "account_id"
-    return out[list(FEATURES)].astype(float)
+    return np.log1p(spread[label])
 
 
 def model_inputs(

@@ -331,7 +331,21 @@ def choose_C(
         reference=X if reference is None else reference,
     )
     n_f = len(np.unique(folds))
-    gain = _paired_gains(per_fold, candidates)
+    return _pick_residual(
+        _paired_gains(per_fold, candidates), scores, n_groups, n_f, tolerance=tolerance
+    )
+
+
+def _pick_residual(
+    gain: dict[float, tuple[float, float]],
+    scores: dict[str, float],
+    n_groups: int,
+    n_f: int,
+    *,
+    tolerance: float,
+) -> CVResult:
+    """:func:`choose_C`'s decision from the per-fold ``gain`` (mean, standard error) of each
+    residual over the base and the pooled out-of-fold ``scores``."""
     if not gain:
         return CVResult(None, scores, n_groups, n_f, "too few held-out folds with both classes")
     # a residual must also win when the folds are pooled (one ranking of every held-out
