@@ -66,6 +66,16 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 _STATE: dict[str, bool] = {"quiet": False, "verbose": False}  # set by the root options
+#: When the command started: log lines, progress lines and the demo's lines all count
+#: their elapsed time from it, so one run's lines share one clock (reset by the root).
+_CLOCK = {"t0": time.perf_counter()}
+
+
+def _elapsed() -> str:
+    """Seconds since the command started, as every progress and log line shows them."""
+    return f"{time.perf_counter() - _CLOCK['t0']:7.1f}s"
+
+
 #: Libraries whose INFO lines are their own bookkeeping, not news for a user (alembic
 #: says "Context impl SQLiteImpl." on every store open): shown with --verbose only.
 _CHATTY_LOGGERS = ("alembic",)
@@ -90,6 +100,7 @@ def _root(
 ) -> None:
     _STATE["quiet"] = quiet
     _STATE["verbose"] = verbose
+    _CLOCK["t0"] = time.perf_counter()
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -106,17 +117,13 @@ class _CliFormatter(logging.Formatter):
     """Log lines in the progress lines' form: ``  elapsed  message`` for information,
     ``warning: message`` above it (``--verbose`` keeps timestamps and logger names)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._t0 = time.perf_counter()
-
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
         if record.exc_info:
             msg = f"{msg}\n{self.formatException(record.exc_info)}"
         if record.levelno >= logging.WARNING:
             return f"{record.levelname.lower()}: {msg}"
-        return f"{time.perf_counter() - self._t0:7.1f}s {msg}"
+        return f"{_elapsed()} {msg}"
 
 
 _STEP_RE = re.compile(r"^(?P<stage>[\w -]+): (?P<done>\d+)/(?P<total>\d+)\b ?(?P<what>.*)$")
@@ -133,9 +140,6 @@ def _progress_printer(quiet: bool | None = None):
     Messages ``"stage: done/total what"`` are drawn as a progress bar with the counts;
     on a terminal the bar is redrawn in place, elsewhere each step is one line.
     """
-    import time
-
-    t0 = time.perf_counter()
     quiet = _STATE["quiet"] if quiet is None else quiet
     tty = sys.stderr.isatty()
     open_bar = [False]
@@ -143,7 +147,7 @@ def _progress_printer(quiet: bool | None = None):
     def show(msg: str) -> None:
         if quiet:
             return
-        elapsed = f"{time.perf_counter() - t0:7.1f}s"
+        elapsed = _elapsed()
         m = _STEP_RE.match(msg)
         if m:
             done, total = int(m["done"]), int(m["total"])
@@ -653,9 +657,7 @@ def _demo_printers():
     progress of ``detect``); ``status`` shows the running stage on a terminal, redrawn
     in place and erased by the next line (nothing elsewhere, nothing with -q)."""
     import shutil
-    import time
 
-    t0 = time.perf_counter()
     quiet = _STATE["quiet"]
     live = sys.stderr.isatty() and not quiet
     shown = [False]
@@ -670,7 +672,7 @@ def _demo_printers():
         if quiet:
             return
         clear()
-        elapsed = f"{time.perf_counter() - t0:7.1f}s"
+        elapsed = _elapsed()
         err_console.print(f"[dim]{elapsed}[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
     def status(msg: str) -> None:
@@ -680,7 +682,7 @@ def _demo_printers():
             clear()
             return
         width = max(20, shutil.get_terminal_size().columns - 10)
-        sys.stderr.write(f"\r\x1b[2K{time.perf_counter() - t0:7.1f}s {msg[:width]}")
+        sys.stderr.write(f"\r\x1b[2K{_elapsed()} {msg[:width]}")
         sys.stderr.flush()
         shown[0] = True
 

@@ -111,3 +111,27 @@ def test_evaluate_markdown_is_not_wrapped_when_piped(tmp_path: Path) -> None:
     rows = out.splitlines()[start : start + 4]
     assert all(r.startswith("|") and r.endswith("|") for r in rows), rows
     assert max(len(r) for r in rows) > 80  # a wrapped table would be cut at 80 columns
+
+
+def test_log_lines_and_progress_lines_share_one_clock(capsys) -> None:
+    """A run's log lines and its progress lines count from the same start (they used to
+    keep a clock each, so their elapsed times disagreed)."""
+    import logging
+    import time
+
+    from linkage import cli
+
+    saved = cli._CLOCK["t0"]
+    try:
+        cli._CLOCK["t0"] = time.perf_counter() - 1234.0
+        record = logging.LogRecord("linkage", logging.INFO, __file__, 1, "stage done", None, None)
+        logged = cli._CliFormatter().format(record)
+        cli._progress_printer(quiet=False)("identifiers: 1/2 prompts")
+        say, _ = cli._demo_printers()
+        say("demo line")
+    finally:
+        cli._CLOCK["t0"] = saved
+    err = capsys.readouterr().err
+    assert logged.split()[0].startswith("1234.")
+    stamps = [line.split()[0] for line in err.splitlines() if line.strip()]
+    assert len(stamps) == 2 and all(s.startswith("1234.") for s in stamps), err
