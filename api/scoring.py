@@ -20,7 +20,7 @@ from typing import Any
 from api.config import ServiceSettings
 from api.errors import ApiError
 from api.metrics import Metrics
-from linkage._memory import freeze_heap
+from linkage.memory import freeze_heap
 from linkage.store.db import Store
 
 log = logging.getLogger("api.scoring")

@@ -58,7 +58,7 @@ m = write_world_shards(sys.argv[1], scale=float(sys.argv[2]), seed=int(sys.argv[
 AGGREGATE_CODE = """
 import json, os, sys, threading, time
 from pathlib import Path
-from linkage._memory import peak_rss_mb
+from linkage.memory import peak_rss_mb
 from linkage.engine import DuckDBEngine
 from linkage.identifiers.sql import aggregation_steps
 from linkage.settings import IdentifierSettings

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.run import REPO, _scale_name, ensure_world
-from linkage._memory import proc_status_kb
+from linkage.memory import proc_status_kb
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ For every scale it
    and a compiled peel, :func:`linkage.baselines.fraudar.detect_files`, none of the
    engine's stages; ``components``/``louvain`` run on the engine's identifiers
    stage) in a **fresh subprocess**, so the peak RSS (``peak_rss_mb``: the child's
-   own ``VmHWM``, :func:`linkage._memory.peak_rss_mb`) is the run's own; records
+   own ``VmHWM``, :func:`linkage.memory.peak_rss_mb`) is the run's own; records
    per-stage wall times from the
    manifest, the child's wall time (interpreter start and imports included) and the
    quality figures of :func:`linkage.evaluate.evaluate` against the world's labels;
@@ -202,7 +202,7 @@ def ensure_world(scale: float, cache: Path, *, timeout: float) -> tuple[Path, di
         "import json, sys, time\n"
         "from pathlib import Path\n"
         "from fixtures import make_world, write_world\n"
-        "from linkage._memory import peak_rss_mb\n"
+        "from linkage.memory import peak_rss_mb\n"
         "t = time.perf_counter()\n"
         f"tables = make_world(scale={scale!r}, seed={SEED})\n"
         f"write_world(tables, {str(d)!r}, fmt='parquet')\n"
@@ -254,7 +254,7 @@ if sys.argv[3] == "fraudar":  # the stand-alone peer, straight from the files (n
 else:
     from linkage.pipeline import run_detect
     m = run_detect(sys.argv[1], sys.argv[2], method=sys.argv[3])
-from linkage._memory import peak_rss_mb  # this program's own peak, to its very end
+from linkage.memory import peak_rss_mb  # this program's own peak, to its very end
 json.dump({"timings": m["timings"], "peak_rss_mb": round(peak_rss_mb(), 1), "counts": m["counts"]},
           open(sys.argv[4], "w"), default=str)
 """
@@ -405,7 +405,7 @@ def signup_latency(
     """In-process ``score_one`` latency over ``records`` (warm-up calls not counted)."""
     from collections import Counter
 
-    from linkage._memory import freeze_heap
+    from linkage.memory import freeze_heap
     from linkage.signup import SignupScorer
 
     t0 = time.perf_counter()

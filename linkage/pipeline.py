@@ -23,7 +23,6 @@ import pandas as pd
 import psutil
 
 from linkage import __version__
-from linkage._memory import peak_rss_mb, release_memory
 from linkage.dataset import Dataset
 from linkage.detect import Clustering, detect_clusters
 from linkage.detect.leiden import previous_membership
@@ -33,6 +32,7 @@ from linkage.graph import AccountGraph, build_graph
 from linkage.identifiers import Identifiers, extract
 from linkage.identifiers.kinds import SIGNUP_KINDS, provider_mask
 from linkage.ingest import load_dataset
+from linkage.memory import peak_rss_mb, release_memory
 from linkage.score import LinearModel, Scores, score_accounts
 from linkage.score.coordination import Coordination
 from linkage.score.features import model_inputs

@@ -26,7 +26,6 @@ ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
         "linkage/identifiers/_skeleton_kernel.py",
         "linkage.identifiers._template_kernel:_char_at",
     ): "template kernels are being optimised",
-    ("api/scoring.py", "linkage._memory:"): "the service freezes the heap after loading",
 }
 
 

@@ -1,4 +1,4 @@
-"""linkage._memory: the allocator and GC helpers used between stages and by the service."""
+"""linkage.memory: the allocator and GC helpers used between stages and by the service."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from linkage._memory import freeze_heap, peak_rss_mb, proc_status_kb, release_memory
+from linkage.memory import freeze_heap, peak_rss_mb, proc_status_kb, release_memory
 
 
 class _Node:
@@ -69,7 +69,7 @@ def test_peak_rss_covers_what_this_process_touched() -> None:
 
 _CHILD = """
 import resource, sys
-from linkage._memory import peak_rss_mb
+from linkage.memory import peak_rss_mb
 print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
 """
 

@@ -56,10 +56,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from linkage._memory import peak_rss_mb
 from linkage.baselines._common import Incidence, build_incidence, result_frame
 from linkage.baselines._files import FileIncidence, incidence_from_files
 from linkage.baselines._peel import EdgeLists, core_mask, greedy_peel_arrays, node_count
+from linkage.memory import peak_rss_mb
 
 MAX_BLOCKS = 5
 BLOCK_RATIO = 0.5  # block level at density >= BLOCK_RATIO * best density
@@ -286,7 +286,7 @@ def detect_files(
     but nothing of the engine runs: no ingest, no identifiers stage.  The manifest's
     ``timings`` has the stages ``identifiers`` (DuckDB aggregation from the files),
     ``detect`` (weights, pruning, peel, scores), ``write`` and ``total``; its
-    ``peak_rss_mb`` is the process's own peak RSS (:func:`linkage._memory.peak_rss_mb`).
+    ``peak_rss_mb`` is the process's own peak RSS (:func:`linkage.memory.peak_rss_mb`).
     Returns the manifest.
     """
     from linkage import __version__

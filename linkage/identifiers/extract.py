@@ -25,7 +25,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage._memory import release_memory
 from linkage.dataset import Dataset
 from linkage.engine import open_engine
 from linkage.identifiers._codes import (
@@ -43,6 +42,7 @@ from linkage.identifiers.features import FEATURE_COLUMNS, ratio
 from linkage.identifiers.kinds import KINDS, kind, kinds_with, the_kind
 from linkage.identifiers.sql import DUCKDB_THREADS, run_aggregation
 from linkage.identifiers.timing import timing_features
+from linkage.memory import release_memory
 from linkage.settings import IdentifierSettings
 
 __all__ = ["EXTRACT_STEPS", "TEMPLATE_COLUMNS", "Identifiers", "extract"]

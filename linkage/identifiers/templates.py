@@ -38,7 +38,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage._memory import proc_status_kb
 from linkage.identifiers import _template_kernel as _kernel
 from linkage.identifiers.arrow_text import as_arrow, dictionary_encode
 from linkage.identifiers.grouping import center_cluster, verify
@@ -52,6 +51,7 @@ from linkage.identifiers.sketch import (
     signatures,
 )
 from linkage.identifiers.template_cache import Lookup, TemplateCache, prompt_keys
+from linkage.memory import proc_status_kb
 from linkage.settings import TemplateSettings
 
 __all__ = [

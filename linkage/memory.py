@@ -19,6 +19,8 @@ from functools import cache
 
 import pyarrow as pa
 
+__all__ = ["freeze_heap", "peak_rss_mb", "proc_status_kb", "release_memory"]
+
 log = logging.getLogger(__name__)
 
 
