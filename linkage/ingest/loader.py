@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,172 @@ def _notices(
     return out
 
 
+@dataclass(frozen=True)
+class _Progress:
+    """Where :func:`load_dataset` tells what it does: the caller's ``progress``
+    callback when there is one, else the log."""
+
+    callback: Callable[[str], None] | None
+
+    def say(self, message: str) -> None:
+        """A status message: to the callback, else the log at INFO."""
+        if self.callback is not None:
+            self.callback(message)
+        else:
+            log.info(message)
+
+    def notify(self, message: str) -> None:
+        """Data set aside: to the callback, else a warning in the log (the CLI repeats
+        report.notices in its run summary, even with -q)."""
+        if self.callback is not None:
+            self.callback(message)
+        else:
+            log.warning(message)
+
+
+def _read_table(
+    tf: TableFile, cached: ReadResult | None, header: list[str], progress: _Progress
+) -> ReadResult:
+    """Read one table file (or take the read its header check already made), saying
+    how large it is and whether the fast reader refused it."""
+    if cached is not None:
+        read = cached
+        progress.say(f"reading {tf.name} ({read.table.num_rows:,} rows)")
+    elif tf.fmt == "parquet":
+        try:
+            n_rows = pq.ParquetFile(tf.path).metadata.num_rows
+            progress.say(f"reading {tf.name} ({n_rows:,} rows)")
+        except (pa.ArrowException, OSError):
+            progress.say(f"reading {tf.name}")
+        read = read_parquet(tf)
+    else:
+        progress.say(f"reading {tf.name} ({_size(tf.path)})")
+        read = read_csv(tf, header)
+        progress.say(f"read {tf.name} ({read.table.num_rows:,} rows)")
+    if read.tolerant:
+        progress.say(
+            f"{tf.name}: read line by line (the fast reader refused the file): "
+            f"{read.table.num_rows:,} records read, {len(read.bad):,} unreadable lines set aside"
+        )
+    return read
+
+
+def _reference_ids(
+    name: str, results: dict[str, TableResult]
+) -> tuple[pd.Index | None, str, pd.Index | None]:
+    """``(known ids, their label, warn ids)`` for table ``name`` from the tables already
+    validated: requests need a kept account, labels and identifiers a kept account or
+    signup; a signup of an existing account is warned about."""
+    known = warn = None
+    known_label = "accounts"
+    if name == "requests":
+        known = pd.Index(results["accounts"].kept["account_id"])
+    elif name in ("labels", "identifiers"):
+        # identifiers of new signups are kept too: signup verification uses them
+        ids = [results["accounts"].kept["account_id"]]
+        if "signups" in results:
+            ids.append(results["signups"].kept["account_id"])
+        known = pd.Index(pd.concat(ids, ignore_index=True))
+        known_label = "accounts or signups"
+    elif name == "signups":
+        warn = pd.Index(results["accounts"].kept["account_id"])
+    return known, known_label, warn
+
+
+def _validate_table(
+    name: str,
+    tf: TableFile,
+    read: ReadResult,
+    results: dict[str, TableResult],
+    problems: ProblemLog,
+) -> TableResult:
+    """Convert a read table to pandas (dropping the Arrow copy), prepare its columns
+    and validate its rows against the contract and the tables validated before it."""
+    table_def = TABLES[name]
+    nul = nul_rows(read.table) if tf.fmt != "parquet" else None
+    lines = read.lines
+    frame = _to_frame(read.table)
+    read.table = None
+    frame = prepare_columns(frame, table_def, tf.name, problems)
+    known, known_label, warn = _reference_ids(name, results)
+    return validate_rows(
+        frame,
+        table_def,
+        tf.name,
+        problems,
+        known_ids=known,
+        known_label=known_label,
+        warn_ids=warn,
+        warn_label="accounts",
+        lines=lines,
+        row_errors=[("NUL byte in line", nul)] if nul is not None and nul.any() else (),
+    )
+
+
+def _set_aside(
+    name: str,
+    tf: TableFile,
+    read: ReadResult,
+    result: TableResult,
+    report: IngestReport,
+    problems: ProblemLog,
+    *,
+    qdir: Path | None,
+    progress: _Progress,
+) -> None:
+    """Write the table's quarantined rows to ``qdir/<table>.csv`` (if any and a directory
+    is given), tell the user what was set aside (``report.notices``) and free the
+    quarantine frame (the file has the rows)."""
+    r = result.report
+    if qdir is not None and r.rows_quarantined:
+        qdir.mkdir(parents=True, exist_ok=True)
+        out = qdir / f"{name}.csv"
+        result.quarantined.to_csv(out, index=False)
+        report.quarantine_files[name] = str(out)
+    reasons = quarantine_reasons(result.quarantined) if r.rows_quarantined else ""
+    for notice in _notices(
+        tf,
+        read,
+        r,
+        problems,
+        quarantined=report.quarantine_files.get(name),
+        reasons=reasons,
+    ):
+        report.notices.append(notice)
+        progress.notify(notice)
+    result.quarantined = result.quarantined.iloc[:0]  # free memory; the file has them
+
+
+def _dataset(
+    directory: Path,
+    files: dict[str, TableFile],
+    results: dict[str, TableResult],
+    report: IngestReport,
+    problems: ProblemLog,
+) -> Dataset:
+    """The loaded dataset: every table's kept rows and the report with every problem
+    (after checking that no table lost a row)."""
+    report.problems = list(problems.problems)
+    report.problem_counts = dict(problems.counts.most_common())
+    report.problem_first = dict(problems.first)
+    for r in report.tables.values():
+        check_accounting(r)
+
+    def kept(name: str) -> pd.DataFrame | None:
+        return results[name].kept if name in results else None
+
+    return Dataset(
+        accounts=results["accounts"].kept,
+        requests=results["requests"].kept,
+        identifiers=kept("identifiers"),
+        signups=kept("signups"),
+        labels=kept("labels"),
+        report=report,
+        source=str(directory),
+        files={name: str(tf.path) for name, tf in files.items()},
+    )
+
+
 def load_dataset(
     path: str | Path,
     *,
@@ -217,22 +384,7 @@ def load_dataset(
     """
     settings = settings or IngestSettings()
     directory = Path(path)
-
-    def say(message: str) -> None:
-        # once: to the progress callback when there is one, else to the log
-        if progress is not None:
-            progress(message)
-        else:
-            log.info(message)
-
-    def notify(message: str) -> None:
-        # data set aside: to the progress callback, else a warning in the log (the
-        # CLI repeats report.notices in its run summary, even with -q)
-        if progress is not None:
-            progress(message)
-        else:
-            log.warning(message)
-
+    tell = _Progress(progress)
     files = discover(directory)
     headers, cached = _check_headers(directory, files)
     problems = ProblemLog(settings.max_problems_listed)
@@ -245,100 +397,15 @@ def load_dataset(
         if tf is None:
             continue
         start = time.perf_counter()
-        table_def = TABLES[name]
-        if name in cached:
-            read = cached.pop(name)
-            say(f"reading {tf.name} ({read.table.num_rows:,} rows)")
-        elif tf.fmt == "parquet":
-            try:
-                n_rows = pq.ParquetFile(tf.path).metadata.num_rows
-                say(f"reading {tf.name} ({n_rows:,} rows)")
-            except (pa.ArrowException, OSError):
-                say(f"reading {tf.name}")
-            read = read_parquet(tf)
-        else:
-            say(f"reading {tf.name} ({_size(tf.path)})")
-            read = read_csv(tf, headers[name])
-            say(f"read {tf.name} ({read.table.num_rows:,} rows)")
-        if read.tolerant:
-            say(
-                f"{tf.name}: read line by line (the fast reader refused the file): "
-                f"{read.table.num_rows:,} records read, {len(read.bad):,} unreadable lines set aside"
-            )
-        nul = nul_rows(read.table) if tf.fmt != "parquet" else None
-        lines = read.lines
-        frame = _to_frame(read.table)
-        read.table = None
-        frame = prepare_columns(frame, table_def, tf.name, problems)
-
-        known = warn = None
-        known_label = "accounts"
-        if name == "requests":
-            known = pd.Index(results["accounts"].kept["account_id"])
-        elif name in ("labels", "identifiers"):
-            # identifiers of new signups are kept too: signup verification uses them
-            ids = [results["accounts"].kept["account_id"]]
-            if "signups" in results:
-                ids.append(results["signups"].kept["account_id"])
-            known = pd.Index(pd.concat(ids, ignore_index=True))
-            known_label = "accounts or signups"
-        elif name == "signups":
-            warn = pd.Index(results["accounts"].kept["account_id"])
-        result = validate_rows(
-            frame,
-            table_def,
-            tf.name,
-            problems,
-            known_ids=known,
-            known_label=known_label,
-            warn_ids=warn,
-            warn_label="accounts",
-            lines=lines,
-            row_errors=[("NUL byte in line", nul)] if nul is not None and nul.any() else (),
-        )
-        del frame
+        read = _read_table(tf, cached.pop(name, None), headers[name], tell)
+        result = _validate_table(name, tf, read, results, problems)
         _add_bad_lines(result, read, tf, problems)
         results[name] = result
         report.tables[name] = result.report
         r = result.report
-        say(
+        tell.say(
             f"validated {name}: {r.rows_kept:,} kept, {r.rows_quarantined:,} quarantined, "
             f"{r.fields_nulled:,} fields set unknown ({time.perf_counter() - start:.1f}s)"
         )
-        if qdir is not None and r.rows_quarantined:
-            qdir.mkdir(parents=True, exist_ok=True)
-            out = qdir / f"{name}.csv"
-            result.quarantined.to_csv(out, index=False)
-            report.quarantine_files[name] = str(out)
-        reasons = quarantine_reasons(result.quarantined) if r.rows_quarantined else ""
-        for notice in _notices(
-            tf,
-            read,
-            r,
-            problems,
-            quarantined=report.quarantine_files.get(name),
-            reasons=reasons,
-        ):
-            report.notices.append(notice)
-            notify(notice)
-        result.quarantined = result.quarantined.iloc[:0]  # free memory; the file has them
-
-    report.problems = list(problems.problems)
-    report.problem_counts = dict(problems.counts.most_common())
-    report.problem_first = dict(problems.first)
-    for r in report.tables.values():
-        check_accounting(r)
-
-    def kept(name: str) -> pd.DataFrame | None:
-        return results[name].kept if name in results else None
-
-    return Dataset(
-        accounts=results["accounts"].kept,
-        requests=results["requests"].kept,
-        identifiers=kept("identifiers"),
-        signups=kept("signups"),
-        labels=kept("labels"),
-        report=report,
-        source=str(directory),
-        files={name: str(tf.path) for name, tf in files.items()},
-    )
+        _set_aside(name, tf, read, result, report, problems, qdir=qdir, progress=tell)
+    return _dataset(directory, files, results, report, problems)

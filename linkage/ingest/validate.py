@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -14,19 +14,11 @@ import pyarrow.compute as pc
 from linkage.contract import ROW_COLUMN, TABLES, Table
 from linkage.dataset import TableReport
 from linkage.errors import Problem, SchemaError
-from linkage.ingest.parse import (
-    STRING_DTYPE,
-    TS_DTYPE,
-    clean_strings,
-    parse_flags,
-    parse_ints,
-    parse_ips,
-    parse_timestamps,
-)
+from linkage.ingest import parse
 from linkage.ingest.problems import ProblemLog
 
 PROBLEM_COLUMN = "_problem"
-#: Columns holding IP addresses (validated with :func:`parse_ips`).
+#: Columns holding IP addresses (validated with :func:`~linkage.ingest.parse.parse_ips`).
 IP_COLUMNS = frozenset({"signup_ip", "ip"})
 #: String columns kept verbatim (not stripped): only blank cells become unknown.
 VERBATIM_COLUMNS = frozenset({("requests", "prompt")})
@@ -115,11 +107,11 @@ def prepare_columns(frame: pd.DataFrame, table: Table, file: str, log: ProblemLo
         if name == ROW_COLUMN:
             continue
         if col is not None and col.type == "string":
-            frame[name] = clean_strings(
+            frame[name] = parse.clean_strings(
                 frame[name], strip=(table.name, name) not in VERBATIM_COLUMNS
             )
         elif col is None and isinstance(frame[name].dtype, pd.StringDtype):
-            frame[name] = clean_strings(frame[name])  # extra text columns: same hygiene
+            frame[name] = parse.clean_strings(frame[name])  # extra text columns: same hygiene
     missing = [c for c in table.columns if c.name not in frame.columns]
     for col in missing:
         if col.required:
@@ -127,9 +119,11 @@ def prepare_columns(frame: pd.DataFrame, table: Table, file: str, log: ProblemLo
                 f"{file}: required column {col.name!r} missing",
                 header_problems(table, file, list(frame.columns)),
             )
-        dtype = {"timestamp": TS_DTYPE, "int": "Int64", "flag": "Int8"}.get(col.type, STRING_DTYPE)
+        dtype = {"timestamp": parse.TS_DTYPE, "int": "Int64", "flag": "Int8"}.get(
+            col.type, parse.STRING_DTYPE
+        )
         frame[col.name] = pd.Series(
-            pd.NA if dtype != STRING_DTYPE else np.nan, index=frame.index, dtype=dtype
+            pd.NA if dtype != parse.STRING_DTYPE else np.nan, index=frame.index, dtype=dtype
         )
         log.add(
             Problem(
@@ -164,6 +158,127 @@ def _isin(values: pd.Series, known: pd.Index) -> np.ndarray:
     return np.asarray(values.isin(known).to_numpy(), dtype=bool) & values.notna().to_numpy()
 
 
+@dataclass
+class _Recorder:
+    """Records one kind of row problem of a table in the log and keeps its ``(label,
+    mask)`` for the quarantine file's ``_problem`` texts (only when a row is hit)."""
+
+    frame: pd.DataFrame
+    table: Table
+    file: str
+    log: ProblemLog
+    rows: np.ndarray
+    notes: list[tuple[str, np.ndarray]] = field(default_factory=list)
+
+    def __call__(self, column: str | None, message: str, mask: np.ndarray, severity: str) -> int:
+        """Log ``message`` for the rows in ``mask``; returns how many there were."""
+        values = self.frame[column] if column else None
+        k = self.log.add_mask(
+            table=self.table.name,
+            file=self.file,
+            column=column,
+            message=message,
+            mask=mask,
+            rows=self.rows,
+            values=values,
+            severity=severity,
+        )
+        if k:
+            self.notes.append((_label(column, message), mask))
+        return k
+
+
+def _parse_cells(
+    frame: pd.DataFrame, table: Table, record: _Recorder
+) -> tuple[np.ndarray, dict[str, pd.Series], int]:
+    """Parse every typed column of the contract: (rows to quarantine, parsed columns,
+    fields set unknown).  Bad optional cells become unknown (warning); an empty or
+    unparseable required timestamp, a bad flag or an empty required string rejects
+    the row (error)."""
+    errors = np.zeros(len(frame), dtype=bool)
+    parsed: dict[str, pd.Series] = {}
+    nulled = 0
+    for col in table.columns:
+        name = col.name
+        values = frame[name]
+        if col.type == "timestamp":
+            ts, bad = parse.parse_timestamps(values)
+            parsed[name] = ts
+            if col.nullable:
+                nulled += record(name, "unparseable timestamp, set unknown", bad, "warning")
+            else:
+                record(name, "unparseable timestamp", bad, "error")
+                empty = ts.isna().to_numpy() & ~bad
+                record(name, f"empty {name}", empty, "error")
+                errors |= bad | empty
+        elif col.type == "int":
+            ints, bad = parse.parse_ints(values)
+            parsed[name] = ints
+            nulled += record(name, "not an integer >= 0, set unknown", bad, "warning")
+        elif col.type == "flag":
+            flags, bad = parse.parse_flags(values)
+            parsed[name] = flags
+            record(name, f"{name} not 0/1", bad, "error")
+            errors |= bad
+        elif name in IP_COLUMNS:
+            ips, bad = parse.parse_ips(values)
+            parsed[name] = ips
+            nulled += record(name, "not a valid IPv4/IPv6 address, set unknown", bad, "warning")
+        elif not col.nullable:
+            empty = values.isna().to_numpy()
+            record(name, f"empty {name}", empty, "error")
+            errors |= empty
+    return errors, parsed, nulled
+
+
+def _check_ids(
+    ids: pd.Series,
+    table: Table,
+    errors: np.ndarray,
+    record: _Recorder,
+    *,
+    known_ids: pd.Index | None,
+    known_label: str,
+    warn_ids: pd.Index | None,
+    warn_label: str,
+) -> np.ndarray:
+    """``errors`` plus the rows whose key repeats an earlier valid row's or whose
+    ``account_id`` is not in ``known_ids``; warns (row kept) for ids in ``warn_ids``."""
+    if table.key is not None:
+        candidates = ~errors
+        dup = np.zeros(len(ids), dtype=bool)
+        keyed = ids if candidates.all() else ids[candidates]
+        dup[candidates] = keyed.duplicated(keep="first").to_numpy()
+        record(table.key, f"duplicate {table.key} (first occurrence kept)", dup, "error")
+        errors |= dup
+    if known_ids is not None:
+        orphan = ~_isin(ids, known_ids) & ids.notna().to_numpy()
+        record("account_id", f"account_id not in {known_label}", orphan, "error")
+        errors |= orphan
+    if warn_ids is not None and len(warn_ids):
+        also = _isin(ids, warn_ids) & ~errors
+        record("account_id", f"account_id also in {warn_label}", also, "warning")
+    return errors
+
+
+def _quarantine_frame(
+    frame: pd.DataFrame, qpos: np.ndarray, record: _Recorder, *, renumber: bool
+) -> pd.DataFrame:
+    """The rows at ``qpos`` (original cells) with ``_problem``: every problem that hit
+    the row, joined by "; ".  ``renumber``: ``_row`` becomes the reported line."""
+    # (an empty positional take still costs a pass over Arrow chunks: slice instead)
+    quarantined = frame.iloc[qpos].copy() if len(qpos) else frame.iloc[:0].copy()
+    reasons = np.full(len(qpos), "", dtype=object)
+    for text, mask in record.notes:
+        hit = mask[qpos]
+        if hit.any():
+            reasons[hit] = np.where(reasons[hit] == "", text, reasons[hit] + "; " + text)
+    quarantined[PROBLEM_COLUMN] = pd.array(reasons, dtype=parse.STRING_DTYPE)
+    if renumber:
+        quarantined[ROW_COLUMN] = record.rows[qpos]
+    return quarantined
+
+
 def validate_rows(
     frame: pd.DataFrame,
     table: Table,
@@ -191,90 +306,23 @@ def validate_rows(
     """
     n = len(frame)
     rows = frame[ROW_COLUMN].to_numpy() if lines is None else np.asarray(lines)
-    errors = np.zeros(n, dtype=bool)
-    notes: list[tuple[str, np.ndarray]] = []  # per-row texts for the quarantine file
-    parsed: dict[str, pd.Series] = {}
-    nulled = 0
-
-    def record(column: str | None, message: str, mask: np.ndarray, severity: str) -> int:
-        values = frame[column] if column else None
-        k = log.add_mask(
-            table=table.name,
-            file=file,
-            column=column,
-            message=message,
-            mask=mask,
-            rows=rows,
-            values=values,
-            severity=severity,
-        )
-        if k:
-            notes.append((_label(column, message), mask))
-        return k
-
-    for col in table.columns:
-        name = col.name
-        values = frame[name]
-        if col.type == "timestamp":
-            ts, bad = parse_timestamps(values)
-            parsed[name] = ts
-            if col.nullable:
-                nulled += record(name, "unparseable timestamp, set unknown", bad, "warning")
-            else:
-                record(name, "unparseable timestamp", bad, "error")
-                empty = ts.isna().to_numpy() & ~bad
-                record(name, f"empty {name}", empty, "error")
-                errors |= bad | empty
-        elif col.type == "int":
-            ints, bad = parse_ints(values)
-            parsed[name] = ints
-            nulled += record(name, "not an integer >= 0, set unknown", bad, "warning")
-        elif col.type == "flag":
-            flags, bad = parse_flags(values)
-            parsed[name] = flags
-            record(name, f"{name} not 0/1", bad, "error")
-            errors |= bad
-        elif name in IP_COLUMNS:
-            ips, bad = parse_ips(values)
-            parsed[name] = ips
-            nulled += record(name, "not a valid IPv4/IPv6 address, set unknown", bad, "warning")
-        elif not col.nullable:
-            empty = values.isna().to_numpy()
-            record(name, f"empty {name}", empty, "error")
-            errors |= empty
-
+    record = _Recorder(frame, table, file, log, rows)
+    errors, parsed, nulled = _parse_cells(frame, table, record)
     for message, mask in row_errors:
         record(None, message, mask, "error")
         errors |= mask
-
-    ids = frame["account_id"]
-    if table.key is not None:
-        candidates = ~errors
-        dup = np.zeros(n, dtype=bool)
-        keyed = ids if candidates.all() else ids[candidates]
-        dup[candidates] = keyed.duplicated(keep="first").to_numpy()
-        record(table.key, f"duplicate {table.key} (first occurrence kept)", dup, "error")
-        errors |= dup
-    if known_ids is not None:
-        orphan = ~_isin(ids, known_ids) & ids.notna().to_numpy()
-        record("account_id", f"account_id not in {known_label}", orphan, "error")
-        errors |= orphan
-    if warn_ids is not None and len(warn_ids):
-        also = _isin(ids, warn_ids) & ~errors
-        record("account_id", f"account_id also in {warn_label}", also, "warning")
-
+    errors = _check_ids(
+        frame["account_id"],
+        table,
+        errors,
+        record,
+        known_ids=known_ids,
+        known_label=known_label,
+        warn_ids=warn_ids,
+        warn_label=warn_label,
+    )
     qpos = np.flatnonzero(errors)
-    # (an empty positional take still costs a pass over Arrow chunks: slice instead)
-    quarantined = frame.iloc[qpos].copy() if len(qpos) else frame.iloc[:0].copy()
-    reasons = np.full(len(qpos), "", dtype=object)
-    for text, mask in notes:
-        hit = mask[qpos]
-        if hit.any():
-            reasons[hit] = np.where(reasons[hit] == "", text, reasons[hit] + "; " + text)
-    quarantined[PROBLEM_COLUMN] = pd.array(reasons, dtype=STRING_DTYPE)
-    if lines is not None:
-        quarantined[ROW_COLUMN] = rows[qpos]
-
+    quarantined = _quarantine_frame(frame, qpos, record, renumber=lines is not None)
     for name, series in parsed.items():
         frame[name] = series
     kept = frame.loc[~errors] if len(qpos) else frame

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, literal, select, union_all
+from sqlalchemy import Engine, Select, func, insert, literal, select, union_all
 
 from linkage.store.engine import as_utc, bounded_utc, inserted_id, utcnow
 from linkage.store.models import (
@@ -192,59 +192,8 @@ class FeedbackMixin:
         """
         if kind is not None and kind not in AUDIT_KINDS:
             raise ValueError(f"kind must be one of {AUDIT_KINDS}")
-        fb = select(
-            literal("feedback").label("kind"),
-            FeedbackRow.id.label("id"),
-            FeedbackRow.ts.label("ts"),
-            FeedbackRow.key_id.label("key_id"),
-            FeedbackRow.who.label("who"),
-            FeedbackRow.target_type.label("target_type"),
-            FeedbackRow.target_id.label("target_id"),
-            FeedbackRow.verdict.label("decision"),
-            literal(None).label("score"),
-            FeedbackRow.why.label("why"),
-            FeedbackRow.run_id.label("run_id"),
-            FeedbackRow.client_ts.label("client_ts"),
-        )
-        su = select(
-            literal("signup").label("kind"),
-            SignupRow.id.label("id"),
-            SignupRow.created_at.label("ts"),
-            SignupRow.key_id.label("key_id"),
-            literal(None).label("who"),
-            literal("account").label("target_type"),
-            SignupRow.account_id.label("target_id"),
-            SignupRow.level.label("decision"),
-            SignupRow.score.label("score"),
-            literal(None).label("why"),
-            SignupRow.run_id.label("run_id"),
-            literal(None).label("client_ts"),
-        )
-        ad = select(
-            literal("admin").label("kind"),
-            AuditEventRow.id.label("id"),
-            AuditEventRow.ts.label("ts"),
-            literal(None).label("key_id"),
-            AuditEventRow.actor.label("who"),
-            AuditEventRow.kind.label("target_type"),
-            AuditEventRow.target_id.label("target_id"),
-            AuditEventRow.action.label("decision"),
-            literal(None).label("score"),
-            AuditEventRow.detail.label("why"),
-            literal(None).label("run_id"),
-            literal(None).label("client_ts"),
-        )
-        if key_id is not None:
-            fb = fb.where(FeedbackRow.key_id == key_id)
-            su = su.where(SignupRow.key_id == key_id)
-            ad = ad.where(AuditEventRow.actor == key_id)
-        if target_id is not None:
-            fb = fb.where(FeedbackRow.target_id == target_id)
-            su = su.where(SignupRow.account_id == target_id)
-            ad = ad.where(AuditEventRow.target_id == target_id)
-        parts = [
-            q for k, q in (("feedback", fb), ("signup", su), ("admin", ad)) if kind in (None, k)
-        ]
+        sources = _audit_sources(key_id=key_id, target_id=target_id)
+        parts = [q for k, q in sources.items() if kind in (None, k)]
         u = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
         with self.engine.connect() as conn:
             total = int(conn.execute(select(func.count()).select_from(u)).scalar_one())
@@ -255,26 +204,102 @@ class FeedbackMixin:
                 .offset(offset)
             ).all()
             names = dict(conn.execute(select(ApiKeyRow.id, ApiKeyRow.name)).all())
-        items = []
-        for r in rows:
-            items.append(
-                {
-                    "kind": r.kind,
-                    "id": int(r.id),
-                    "ts": _as_dt(r.ts),
-                    "key_id": r.key_id,
-                    "key_name": names.get(r.key_id) if r.key_id else None,
-                    "who": r.who,
-                    "target_type": r.target_type,
-                    "target_id": r.target_id,
-                    "decision": r.decision,
-                    "score": float(r.score) if r.score is not None else None,
-                    "why": r.why,
-                    "run_id": r.run_id,
-                    "client_ts": _as_dt(r.client_ts),
-                }
-            )
-        return total, items
+        return total, [_audit_item(r, names) for r in rows]
+
+
+#: The columns of the audit union after ``kind``, in order (see :meth:`FeedbackMixin.audit`).
+_AUDIT_FIELDS = (
+    "id",
+    "ts",
+    "key_id",
+    "who",
+    "target_type",
+    "target_id",
+    "decision",
+    "score",
+    "why",
+    "run_id",
+    "client_ts",
+)
+
+
+def _audit_source(kind: str, **fields: Any) -> Select[Any]:
+    """One source of the audit union: ``kind``, then :data:`_AUDIT_FIELDS` in order
+    (NULL for those the source does not have)."""
+    return select(
+        literal(kind).label("kind"),
+        *((fields[f] if f in fields else literal(None)).label(f) for f in _AUDIT_FIELDS),
+    )
+
+
+def _audit_sources(*, key_id: str | None, target_id: str | None) -> dict[str, Select[Any]]:
+    """The audit's sources by kind (verdicts, signup decisions, administrative events),
+    each limited to one key (admin: the actor) and one target when they are given."""
+    feedback = _audit_source(
+        "feedback",
+        id=FeedbackRow.id,
+        ts=FeedbackRow.ts,
+        key_id=FeedbackRow.key_id,
+        who=FeedbackRow.who,
+        target_type=FeedbackRow.target_type,
+        target_id=FeedbackRow.target_id,
+        decision=FeedbackRow.verdict,
+        why=FeedbackRow.why,
+        run_id=FeedbackRow.run_id,
+        client_ts=FeedbackRow.client_ts,
+    )
+    signup = _audit_source(
+        "signup",
+        id=SignupRow.id,
+        ts=SignupRow.created_at,
+        key_id=SignupRow.key_id,
+        target_type=literal("account"),
+        target_id=SignupRow.account_id,
+        decision=SignupRow.level,
+        score=SignupRow.score,
+        run_id=SignupRow.run_id,
+    )
+    admin = _audit_source(
+        "admin",
+        id=AuditEventRow.id,
+        ts=AuditEventRow.ts,
+        who=AuditEventRow.actor,
+        target_type=AuditEventRow.kind,
+        target_id=AuditEventRow.target_id,
+        decision=AuditEventRow.action,
+        why=AuditEventRow.detail,
+    )
+    out: dict[str, Select[Any]] = {}
+    for kind, q, key_col, target_col in (
+        ("feedback", feedback, FeedbackRow.key_id, FeedbackRow.target_id),
+        ("signup", signup, SignupRow.key_id, SignupRow.account_id),
+        ("admin", admin, AuditEventRow.actor, AuditEventRow.target_id),
+    ):
+        if key_id is not None:
+            q = q.where(key_col == key_id)
+        if target_id is not None:
+            q = q.where(target_col == target_id)
+        out[kind] = q
+    return out
+
+
+def _audit_item(r: Any, names: dict[str, str]) -> dict[str, Any]:
+    """One audit row as returned by :meth:`FeedbackMixin.audit` (with the key's name)."""
+    return {
+        "kind": r.kind,
+        "id": int(r.id),
+        "ts": _as_dt(r.ts),
+        "key_id": r.key_id,
+        "key_name": names.get(r.key_id) if r.key_id else None,
+        "who": r.who,
+        "target_type": r.target_type,
+        "target_id": r.target_id,
+        "decision": r.decision,
+        "score": float(r.score) if r.score is not None else None,
+        "why": r.why,
+        "run_id": r.run_id,
+        "client_ts": _as_dt(r.client_ts),
+    }
 
 
 def _as_dt(v: Any) -> datetime | None:

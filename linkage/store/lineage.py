@@ -55,66 +55,72 @@ class Remap:
     edges: list[LineageEdge] = field(default_factory=list)
 
 
-def remap_clusters(
-    new: Mapping[str, frozenset[str]],
-    previous: Mapping[str, frozenset[str]],
-    *,
-    banned: Mapping[str, frozenset[str]] | None = None,
-    next_id: Callable[[], str],
-    threshold: float = THRESHOLD,
-    min_shared: int = MIN_SHARED,
-) -> Remap:
-    """Assign stable ids to ``new`` clusters (run id -> members) given ``previous``.
+@dataclass(frozen=True)
+class _Overlaps:
+    """How many members each new cluster shares with each old cluster (``counts[new
+    run id][old stable id] = |N ∩ O|``, only the old clusters it shares any with)."""
 
-    ``previous`` maps stable id -> members for the clusters of the latest imported
-    run; ``banned`` maps stable id -> members (as last seen) for every cluster ever
-    blocked or confirmed as a farm; ``next_id`` returns a fresh stable id.
-    Deterministic: new clusters are visited by size (desc) then run id.
-    """
-    banned = banned or {}
-    order = sorted(new, key=lambda k: (-len(new[k]), k))
-    owner: dict[str, str] = {}
-    for old_id, members in previous.items():
-        for a in members:
-            owner[a] = old_id
+    counts: dict[str, dict[str, int]]
+    previous: Mapping[str, frozenset[str]]
 
-    # overlaps[new_id][old_id] = |N ∩ O|
-    overlaps: dict[str, dict[str, int]] = {}
-    for nid in order:
-        counts: dict[str, int] = defaultdict(int)
-        for a in new[nid]:
-            o = owner.get(a)
-            if o is not None:
-                counts[o] += 1
-        overlaps[nid] = dict(counts)
+    @classmethod
+    def of(
+        cls, new: Mapping[str, frozenset[str]], previous: Mapping[str, frozenset[str]]
+    ) -> _Overlaps:
+        """Overlaps of every new cluster (in ``new``'s order) with ``previous``."""
+        owner: dict[str, str] = {}
+        for old_id, members in previous.items():
+            for a in members:
+                owner[a] = old_id
+        counts: dict[str, dict[str, int]] = {}
+        for nid, members in new.items():
+            hits: dict[str, int] = defaultdict(int)
+            for a in members:
+                o = owner.get(a)
+                if o is not None:
+                    hits[o] += 1
+            counts[nid] = dict(hits)
+        return cls(counts, previous)
 
-    def share(nid: str, oid: str) -> float:
-        return overlaps[nid].get(oid, 0) / max(len(previous[oid]), 1)
+    def share(self, nid: str, oid: str) -> float:
+        """``share(N, O)``: the fraction of old cluster ``oid``'s members in ``nid``."""
+        return self.counts[nid].get(oid, 0) / max(len(self.previous[oid]), 1)
 
-    # old clusters more than half-held by each new cluster
-    claims: dict[str, list[str]] = {
-        nid: [oid for oid in overlaps[nid] if share(nid, oid) > threshold] for nid in order
-    }
-    out = Remap()
-    inherited: dict[str, str] = {}  # new run id -> old stable id it continues
+
+def _continue_ids(
+    order: list[str], ov: _Overlaps, claims: dict[str, list[str]], out: Remap
+) -> dict[str, str]:
+    """Give each new cluster that more-than-half-holds old clusters the id of the one it
+    shares most with (``continued``; the others ``merged`` into it); returns new run id
+    -> the old stable id it continues."""
+    inherited: dict[str, str] = {}
     for nid in order:
         if not claims[nid]:
             continue
-        best = min(claims[nid], key=lambda o: (-overlaps[nid][o], -share(nid, o), o))
+        best = min(claims[nid], key=lambda o: (-ov.counts[nid][o], -ov.share(nid, o), o))
         inherited[nid] = best
         out.ids[nid] = best
-        out.edges.append(LineageEdge(best, best, "continued", round(share(nid, best), 6)))
+        out.edges.append(LineageEdge(best, best, "continued", round(ov.share(nid, best), 6)))
         for oid in sorted(claims[nid]):
             if oid != best:
-                out.edges.append(LineageEdge(best, oid, "merged", round(share(nid, oid), 6)))
-    for nid in order:
-        if nid not in out.ids:
-            out.ids[nid] = next_id()
+                out.edges.append(LineageEdge(best, oid, "merged", round(ov.share(nid, oid), 6)))
+    return inherited
 
-    # splits: old clusters spread over >= 2 new clusters
+
+def _split_edges(
+    order: list[str],
+    ov: _Overlaps,
+    claims: dict[str, list[str]],
+    inherited: dict[str, str],
+    out: Remap,
+    *,
+    min_shared: int,
+) -> None:
+    """``split`` edges: an old cluster spread over >= 2 new clusters (each holding at
+    least ``min_shared`` of it) is a parent of every one that did not keep its id."""
     children: dict[str, list[str]] = defaultdict(list)
     for nid in order:
-        for oid, n in overlaps[nid].items():
+        for oid, n in ov.counts[nid].items():
             if n >= min_shared:
                 children[oid].append(nid)
     for oid in sorted(children):
@@ -124,8 +130,19 @@ def remap_clusters(
         for nid in kids:
             if inherited.get(nid) == oid or oid in claims[nid]:
                 continue
-            out.edges.append(LineageEdge(out.ids[nid], oid, "split", round(share(nid, oid), 6)))
+            out.edges.append(LineageEdge(out.ids[nid], oid, "split", round(ov.share(nid, oid), 6)))
 
+
+def _regrew_or_new_edges(
+    new: Mapping[str, frozenset[str]],
+    order: list[str],
+    inherited: dict[str, str],
+    banned: Mapping[str, frozenset[str]],
+    out: Remap,
+) -> None:
+    """For each new cluster with a fresh id: ``regrew`` from every banned cluster whose
+    id the run does not carry and whose members it holds, else ``new`` when it has no
+    edge at all."""
     carried = set(out.ids.values())
     gone_banned = {b: m for b, m in banned.items() if b not in carried and m}
     banned_owner: dict[str, list[str]] = defaultdict(list)
@@ -145,6 +162,38 @@ def remap_clusters(
             out.edges.append(LineageEdge(sid, b, "regrew", round(hits[b] / len(gone_banned[b]), 6)))
         if not hits and sid not in have_edge:
             out.edges.append(LineageEdge(sid, None, "new", 0.0))
+
+
+def remap_clusters(
+    new: Mapping[str, frozenset[str]],
+    previous: Mapping[str, frozenset[str]],
+    *,
+    banned: Mapping[str, frozenset[str]] | None = None,
+    next_id: Callable[[], str],
+    threshold: float = THRESHOLD,
+    min_shared: int = MIN_SHARED,
+) -> Remap:
+    """Assign stable ids to ``new`` clusters (run id -> members) given ``previous``.
+
+    ``previous`` maps stable id -> members for the clusters of the latest imported
+    run; ``banned`` maps stable id -> members (as last seen) for every cluster ever
+    blocked or confirmed as a farm; ``next_id`` returns a fresh stable id.
+    Deterministic: new clusters are visited by size (desc) then run id.
+    """
+    banned = banned or {}
+    order = sorted(new, key=lambda k: (-len(new[k]), k))
+    ov = _Overlaps.of({nid: new[nid] for nid in order}, previous)
+    # old clusters more than half-held by each new cluster
+    claims: dict[str, list[str]] = {
+        nid: [oid for oid in ov.counts[nid] if ov.share(nid, oid) > threshold] for nid in order
+    }
+    out = Remap()
+    inherited = _continue_ids(order, ov, claims, out)
+    for nid in order:
+        if nid not in out.ids:
+            out.ids[nid] = next_id()
+    _split_edges(order, ov, claims, inherited, out, min_shared=min_shared)
+    _regrew_or_new_edges(new, order, inherited, banned, out)
     return out
 
 

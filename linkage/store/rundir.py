@@ -212,19 +212,13 @@ class Verified:
     checked: str  # "checksums" (files block present) or "counts" (run from an older linkage)
 
 
-def verify_run(path: str | Path) -> Verified:
-    """Check a run directory whole before it is served; RunError says what is wrong.
+def _failed(path: Path, why: str) -> RunError:
+    """The error :func:`verify_run` raises for ``path``."""
+    return RunError(f"run {path} failed verification: {why}")
 
-    * every file the manifest's ``files`` block lists exists with its bytes, sha256 and
-      row count (an empty, truncated or edited file is refused);
-    * ``accounts.csv`` has ``counts.accounts`` rows and at least one, each with a level
-      in ``clear|review|block`` and a finite score in [0, 1]; ``clusters.jsonl`` has
-      ``counts.clusters`` clusters and every account's cluster is among them.
 
-    A run written before checksums were recorded (no ``files`` block) is checked on
-    its counts and contents only (``checked == "counts"``).
-    """
-    path = Path(path)
+def _read_manifest(path: Path) -> tuple[dict[str, Any], str]:
+    """``(manifest, sha256 of manifest.json)`` of a run directory."""
     man_path = path / "manifest.json"
     if not man_path.is_file():
         raise RunError(
@@ -234,39 +228,49 @@ def verify_run(path: str | Path) -> Verified:
     try:
         man = json.loads(man_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise RunError(
-            f"run {path} failed verification: manifest.json is not JSON ({exc})"
-        ) from None
+        raise _failed(path, f"manifest.json is not JSON ({exc})") from None
     if not isinstance(man, dict):
-        raise RunError(f"run {path} failed verification: manifest.json is not an object")
+        raise _failed(path, "manifest.json is not an object")
+    return man, digest
+
+
+def _checksum_problems(path: Path, files: dict[str, Any]) -> list[str]:
+    """Each file the manifest's ``files`` block lists that is missing, or differs from
+    its recorded bytes or sha256."""
     problems: list[str] = []
-    files = man.get("files")
-    checked = "checksums" if isinstance(files, dict) else "counts"
-    if isinstance(files, dict):
-        for name in CHECKED_FILES:
-            rec = files.get(name)
-            if not isinstance(rec, dict):
-                continue
-            p = path / name
-            if not p.is_file():
-                problems.append(f"{name} is missing (the manifest lists it)")
-                continue
-            size = p.stat().st_size
-            if size != rec.get("bytes"):
-                problems.append(f"{name} has {size} bytes, the manifest says {rec.get('bytes')}")
-            elif sha256_file(p) != rec.get("sha256"):
-                problems.append(f"{name} does not match its sha256 in the manifest (edited?)")
-    if problems:  # do not even parse files that are not the ones detect wrote
-        raise RunError(f"run {path} failed verification: " + "; ".join(problems))
+    for name in CHECKED_FILES:
+        rec = files.get(name)
+        if not isinstance(rec, dict):
+            continue
+        p = path / name
+        if not p.is_file():
+            problems.append(f"{name} is missing (the manifest lists it)")
+            continue
+        size = p.stat().st_size
+        if size != rec.get("bytes"):
+            problems.append(f"{name} has {size} bytes, the manifest says {rec.get('bytes')}")
+        elif sha256_file(p) != rec.get("sha256"):
+            problems.append(f"{name} does not match its sha256 in the manifest (edited?)")
+    return problems
+
+
+def _load_verified(path: Path) -> Run:
+    """:func:`load_run`, any failure to read a file said as a verification failure."""
     try:
-        run = load_run(path)
+        return load_run(path)
     except RunError as exc:
-        raise RunError(f"run {path} failed verification: {exc}") from None
+        raise _failed(path, str(exc)) from None
     except (ValueError, TypeError, OSError) as exc:  # pandas / pyarrow parse errors
-        raise RunError(
-            f"run {path} failed verification: a file cannot be read "
-            f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})"
+        raise _failed(
+            path,
+            f"a file cannot be read ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})",
         ) from None
+
+
+def _count_problems(run: Run, man: dict[str, Any], files: Any) -> list[str]:
+    """Rows and clusters read against the manifest's ``files`` rows (when recorded)
+    and its ``counts``; a run without accounts."""
+    problems: list[str] = []
     if isinstance(files, dict):
         rows = {
             "accounts.csv": len(run.accounts),
@@ -292,6 +296,13 @@ def verify_run(path: str | Path) -> Verified:
             f"clusters.jsonl has {len(run.clusters)} clusters, manifest counts.clusters says "
             f"{counts['clusters']}"
         )
+    return problems
+
+
+def _content_problems(run: Run) -> list[str]:
+    """Accounts with a bad level, score or id, or naming a cluster that is not in
+    clusters.jsonl; the first cluster line without an id or a finite score."""
+    problems: list[str] = []
     acc = run.accounts
     bad_level = ~acc["level"].isin(LEVELS)
     if bool(bad_level.any()):
@@ -317,6 +328,31 @@ def verify_run(path: str | Path) -> Verified:
         if not isinstance(s, int | float) or not math.isfinite(s):
             problems.append(f"clusters.jsonl: cluster {c['cluster_id']!r} has no finite score")
             break
+    return problems
+
+
+def verify_run(path: str | Path) -> Verified:
+    """Check a run directory whole before it is served; RunError says what is wrong.
+
+    * every file the manifest's ``files`` block lists exists with its bytes, sha256 and
+      row count (an empty, truncated or edited file is refused);
+    * ``accounts.csv`` has ``counts.accounts`` rows and at least one, each with a level
+      in ``clear|review|block`` and a finite score in [0, 1]; ``clusters.jsonl`` has
+      ``counts.clusters`` clusters and every account's cluster is among them.
+
+    A run written before checksums were recorded (no ``files`` block) is checked on
+    its counts and contents only (``checked == "counts"``).
+    """
+    path = Path(path)
+    man, digest = _read_manifest(path)
+    files = man.get("files")
+    checked = "checksums" if isinstance(files, dict) else "counts"
+    if isinstance(files, dict):
+        problems = _checksum_problems(path, files)
+        if problems:  # do not even parse files that are not the ones detect wrote
+            raise _failed(path, "; ".join(problems))
+    run = _load_verified(path)
+    problems = _count_problems(run, man, files) + _content_problems(run)
     if problems:
-        raise RunError(f"run {path} failed verification: " + "; ".join(problems))
+        raise _failed(path, "; ".join(problems))
     return Verified(run=run, digest=digest, checked=checked)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from linkage.errors import StoreError
 from linkage.store.engine import as_utc, inserted_id, utcnow
-from linkage.store.lineage import remap_clusters
+from linkage.store.lineage import LineageEdge, Remap, remap_clusters
 from linkage.store.models import (
     ClusterRow,
     FeedbackRow,
@@ -82,18 +82,10 @@ class RunsMixin:
         """
         verified = verify_run(run_dir)
         run = verified.run
-        method = run.manifest.get("method", "graph")
-        if method != "graph":
-            # a peer's run has no clusters the service can explain or score signups
-            # against: made the latest run it would empty /v1/clusters and fail /readyz
-            raise StoreError(
-                f"refusing to import {run_dir}: it was made with `--method {method}`; the "
-                "store serves graph runs only (run `linkage detect` without --method)"
-            )
+        _refuse_peer_run(run, run_dir)
         path = str(Path(run_dir).resolve())
         new_members = _members_of(run)
         acc = run.accounts
-        settings = run.manifest.get("settings") or {}
         try:
             with self.engine.begin() as conn:
                 self._import_checkpoint("begin")
@@ -105,48 +97,12 @@ class RunsMixin:
                 ).first()
                 if same is not None:
                     return _existing(conn, same, path, verified)
-                prev_id = conn.execute(select(func.max(RunRow.id))).scalar()
-                previous = self._cluster_members(conn, prev_id) if prev_id is not None else {}
-                banned = self._banned_members(conn)
-                counter = [self._max_stable_number(conn)]
-
-                def next_id() -> str:
-                    counter[0] += 1
-                    return f"cl-{counter[0]:06d}"
-
-                remap = remap_clusters(new_members, previous, banned=banned, next_id=next_id)
-                run_id = inserted_id(
-                    conn.execute(
-                        insert(RunRow.__table__).values(
-                            path=path,
-                            manifest=run.manifest,
-                            settings=settings
-                            if isinstance(settings, dict)
-                            else {"value": settings},
-                            imported_at=utcnow(),
-                            n_accounts=len(acc),
-                            n_clusters=len(run.clusters),
-                            digest=verified.digest,
-                        )
-                    )
-                )
+                remap = self._stable_ids(conn, new_members)
+                run_id = _insert_run(conn, path, run, verified.digest)
                 self._import_checkpoint("run")
                 self._insert_clusters(conn, run_id, run, remap.ids, new_members)
                 self._insert_memberships(conn, run_id, acc, remap.ids, new_members)
-                if remap.edges:
-                    conn.execute(
-                        insert(LineageRow.__table__),
-                        [
-                            {
-                                "run_id": run_id,
-                                "cluster_id": e.cluster_id,
-                                "parent_cluster_id": e.parent_cluster_id,
-                                "relation": e.relation,
-                                "overlap": e.overlap,
-                            }
-                            for e in remap.edges
-                        ],
-                    )
+                _insert_lineage(conn, run_id, remap.edges)
                 self._import_checkpoint("lineage")
         except SQLAlchemyError as exc:
             raise StoreError(f"importing {path} into {self.url!r} failed: {exc}") from None
@@ -163,6 +119,20 @@ class RunsMixin:
             checked=verified.checked,
             digest=verified.digest,
         )
+
+    def _stable_ids(self, conn: Connection, new_members: Mapping[str, frozenset[str]]) -> Remap:
+        """Stable ids and lineage of the new run's clusters against the latest imported
+        run and every banned cluster; fresh ids continue after the highest ``cl-`` number."""
+        prev_id = conn.execute(select(func.max(RunRow.id))).scalar()
+        previous = self._cluster_members(conn, prev_id) if prev_id is not None else {}
+        banned = self._banned_members(conn)
+        counter = [self._max_stable_number(conn)]
+
+        def next_id() -> str:
+            counter[0] += 1
+            return f"cl-{counter[0]:06d}"
+
+        return remap_clusters(new_members, previous, banned=banned, next_id=next_id)
 
     def _insert_clusters(
         self,
@@ -354,6 +324,54 @@ def _members_of(run: Any) -> dict[str, frozenset[str]]:
         from_acc = {str(k): frozenset(map(str, v)) for k, v in grouped}
         new_members = {k: (v or from_acc.get(k, frozenset())) for k, v in new_members.items()}
     return new_members
+
+
+def _refuse_peer_run(run: Any, run_dir: str | Path) -> None:
+    """Raise StoreError for a run made by a peer method (``--method rules`` ...)."""
+    method = run.manifest.get("method", "graph")
+    if method != "graph":
+        # a peer's run has no clusters the service can explain or score signups
+        # against: made the latest run it would empty /v1/clusters and fail /readyz
+        raise StoreError(
+            f"refusing to import {run_dir}: it was made with `--method {method}`; the "
+            "store serves graph runs only (run `linkage detect` without --method)"
+        )
+
+
+def _insert_run(conn: Connection, path: str, run: Any, digest: str) -> int:
+    """The ``runs`` row of an imported run (its manifest, settings and counts); its id."""
+    settings = run.manifest.get("settings") or {}
+    return inserted_id(
+        conn.execute(
+            insert(RunRow.__table__).values(
+                path=path,
+                manifest=run.manifest,
+                settings=settings if isinstance(settings, dict) else {"value": settings},
+                imported_at=utcnow(),
+                n_accounts=len(run.accounts),
+                n_clusters=len(run.clusters),
+                digest=digest,
+            )
+        )
+    )
+
+
+def _insert_lineage(conn: Connection, run_id: int, edges: list[LineageEdge]) -> None:
+    """One ``lineage`` row per edge of the run's remap (none: no statement)."""
+    if edges:
+        conn.execute(
+            insert(LineageRow.__table__),
+            [
+                {
+                    "run_id": run_id,
+                    "cluster_id": e.cluster_id,
+                    "parent_cluster_id": e.parent_cluster_id,
+                    "relation": e.relation,
+                    "overlap": e.overlap,
+                }
+                for e in edges
+            ],
+        )
 
 
 def _existing(conn: Connection, same: Any, path: str, verified: Any) -> ImportResult:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select
+from sqlalchemy import ColumnElement, Engine, ScalarSelect, bindparam, delete, func, insert, select
 
 from linkage.store.engine import as_utc, inserted_id, utcnow
 from linkage.store.models import FeedbackRow, SignupRow
@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 _SIGNUPS = SignupRow.__table__
 _FEEDBACK = FeedbackRow.__table__
 _INSERT = insert(_SIGNUPS)
+
+
+def _latest_verdict(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """``column`` of the latest verdict on the account ``:aid`` (a scalar subquery)."""
+    return (
+        select(column)
+        .where(_FEEDBACK.c.target_type == "account", _FEEDBACK.c.target_id == bindparam("aid"))
+        .order_by(_FEEDBACK.c.ts.desc(), _FEEDBACK.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 #: the latest decision on an account, how many there were and the latest verdict on it:
 #: one statement (one round trip, indexes ix_signups_account and ix_feedback_target)
 _PREVIOUS = (
@@ -39,18 +52,8 @@ _PREVIOUS = (
         .correlate(None)  # its own scan of signups, not the outer row
         .scalar_subquery()
         .label("n"),
-        select(_FEEDBACK.c.verdict)
-        .where(_FEEDBACK.c.target_type == "account", _FEEDBACK.c.target_id == bindparam("aid"))
-        .order_by(_FEEDBACK.c.ts.desc(), _FEEDBACK.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-        .label("verdict"),
-        select(_FEEDBACK.c.ts)
-        .where(_FEEDBACK.c.target_type == "account", _FEEDBACK.c.target_id == bindparam("aid"))
-        .order_by(_FEEDBACK.c.ts.desc(), _FEEDBACK.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-        .label("verdict_ts"),
+        _latest_verdict(_FEEDBACK.c.verdict).label("verdict"),
+        _latest_verdict(_FEEDBACK.c.ts).label("verdict_ts"),
     )
     .where(_SIGNUPS.c.account_id == bindparam("aid"))
     .order_by(_SIGNUPS.c.id.desc())

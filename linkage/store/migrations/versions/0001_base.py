@@ -19,6 +19,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """The old runner's "schema version 1", one table group at a time."""
+    _create_schema_version()
+    _create_run_tables()
+    _create_decision_tables()
+    _create_api_keys()
+
+
+def _create_schema_version() -> None:
+    """``schema_version``, holding 1: what the hand-rolled runner read."""
     op.create_table(
         "schema_version",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -28,6 +37,11 @@ def upgrade() -> None:
         sa.table("schema_version", sa.column("id", sa.Integer), sa.column("version", sa.Integer)),
         [{"id": 1, "version": 1}],
     )
+
+
+def _create_run_tables() -> None:
+    """An imported run: ``runs``, its ``clusters`` (stable ids), ``memberships`` and the
+    ``lineage`` between runs' clusters."""
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -71,6 +85,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_lineage_cluster", "lineage", ["cluster_id"])
     op.create_index("ix_lineage_parent", "lineage", ["parent_cluster_id"])
+
+
+def _create_decision_tables() -> None:
+    """What the service decided and was told: ``signups`` decisions and analysts'
+    ``feedback``."""
     op.create_table(
         "signups",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -96,6 +115,10 @@ def upgrade() -> None:
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_feedback_target", "feedback", ["target_type", "target_id"])
+
+
+def _create_api_keys() -> None:
+    """``api_keys``: the service's keys (a salted hash, never the secret)."""
     op.create_table(
         "api_keys",
         sa.Column("id", sa.String(32), primary_key=True),
