@@ -119,8 +119,8 @@ def serve(
     """Run the HTTP service (FastAPI on uvicorn)."""
     import uvicorn
 
-    from api.config import ServiceSettings
-    from api.main import create_app
+    from linkage.api.config import ServiceSettings
+    from linkage.api.main import create_app
 
     given = {"velocity_window_seconds": velocity_window} if velocity_window is not None else {}
     settings = ServiceSettings(

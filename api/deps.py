@@ -9,11 +9,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import ApiError
-from api.metrics import Metrics
-from api.ratelimit import FailureLimiter
-from api.scoring import SignupService
-from api.writer import SignupWriter
+from linkage.api.errors import ApiError
+from linkage.api.metrics import Metrics
+from linkage.api.ratelimit import FailureLimiter
+from linkage.api.scoring import SignupService
+from linkage.api.writer import SignupWriter
 from linkage.store.db import SLOW, ApiKey, Store, parse_token
 
 bearer = HTTPBearer(

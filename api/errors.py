@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linkage.errors import LinkageError, ModelError, RunError, StoreError
 
-log = logging.getLogger("api")
+log = logging.getLogger("linkage.api")
 
 STATUS_CODES = {
     400: "bad_request",

@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from api.config import ServiceSettings
-from api.docs_ui import install_docs
-from api.errors import install_error_handlers
-from api.metrics import service_metrics
-from api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from api.ratelimit import FailureLimiter, RequestLimiter
-from api.routes import (
+from linkage.api.config import ServiceSettings
+from linkage.api.docs_ui import install_docs
+from linkage.api.errors import install_error_handlers
+from linkage.api.metrics import service_metrics
+from linkage.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from linkage.api.ratelimit import FailureLimiter, RequestLimiter
+from linkage.api.routes import (
     accounts,
     audit,
     clusters,
@@ -29,12 +29,12 @@ from api.routes import (
     review_queue,
     signups,
 )
-from api.routes import share as share_routes
-from api.scoring import SignupService
-from api.writer import SignupWriter
+from linkage.api.routes import share as share_routes
+from linkage.api.scoring import SignupService
+from linkage.api.writer import SignupWriter
 from linkage.store.db import Store
 
-log = logging.getLogger("api")
+log = logging.getLogger("linkage.api")
 
 DESCRIPTION = """\
 Graph-based account linkage: coordinated account farms (LLM distillation /
@@ -96,7 +96,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     # the review console (/console): imported beside its one use
-    from api.routes import console as console_routes
+    from linkage.api.routes import console as console_routes
 
     app.include_router(console_routes.router)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body
-from api.metrics import Metrics
+from linkage.api.errors import error_body
+from linkage.api.metrics import Metrics
 
 
 class MetricsMiddleware:

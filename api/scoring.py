@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from api.config import ServiceSettings
-from api.errors import ApiError
-from api.metrics import Metrics
+from linkage.api.config import ServiceSettings
+from linkage.api.errors import ApiError
+from linkage.api.metrics import Metrics
 from linkage.memory import freeze_heap
 from linkage.store.db import Store
 
-log = logging.getLogger("api.scoring")
+log = logging.getLogger("linkage.api.scoring")
 
 
 @dataclass

@@ -37,7 +37,7 @@ from linkage.store.db import Store
 
 __all__ = ["SignupWriter"]
 
-log = logging.getLogger("api.writer")
+log = logging.getLogger("linkage.api.writer")
 
 _Item = tuple[Mapping[str, Any], asyncio.AbstractEventLoop, "asyncio.Future[int]"]
 

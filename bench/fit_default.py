@@ -96,18 +96,18 @@ def dataset_dir(world: World) -> Path:
     if (d / ".complete").exists():
         return d
     if world.family == "friends":
-        from fixtures.friends import friend_world
+        from linkage.fixtures.friends import friend_world
 
         friend_world(d, seed=world.seed, **_friend_params(world.seed))
     else:
-        from fixtures.io import write_world
+        from linkage.fixtures.io import write_world
 
         if world.family == "own":
-            from fixtures.world import make_world
+            from linkage.fixtures.world import make_world
 
             tables = make_world(scale=world.scale, seed=world.seed)
         else:
-            from fixtures.redteam import make_redteam_world
+            from linkage.fixtures.redteam import make_redteam_world
 
             tables = make_redteam_world(scale=world.scale, seed=world.seed)
         write_world(tables, d, fmt="parquet")

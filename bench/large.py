@@ -49,7 +49,7 @@ TABLES = ("accounts", "requests", "signups", "labels", "identifiers")
 
 GENERATE_CODE = """
 import json, sys
-from fixtures.world import write_world_shards
+from linkage.fixtures.world import write_world_shards
 m = write_world_shards(sys.argv[1], scale=float(sys.argv[2]), seed=int(sys.argv[3]),
                        shards=int(sys.argv[4]), progress=lambda e: print(json.dumps(e), flush=True))
 """

@@ -47,7 +47,7 @@ def local_server(
     off them.  ``info``: filled with the server's ``pid``."""
     port = free_port()
     env = {**os.environ, "LINKAGE_STORE_URL": store_url, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
+    cmd = [sys.executable, "-m", "uvicorn", "linkage.api.main:create_app", "--factory", "--host",
            "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     proc = subprocess.Popen(cmd, env=env, cwd=str(work), preexec_fn=pin)

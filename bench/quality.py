@@ -90,17 +90,17 @@ def ensure_dataset(spec: DatasetSpec, cache: Path) -> Path:
     """The dataset directory of ``spec`` (generated worlds are cached as Parquet)."""
     if spec.path is not None:
         return spec.path
-    from fixtures.io import write_world
+    from linkage.fixtures.io import write_world
 
     d = cache / f"{spec.family}-s{spec.scale:g}-seed{spec.seed}"
     if (d / ".complete").exists():
         return d
     if spec.family == "own":
-        from fixtures.world import make_world
+        from linkage.fixtures.world import make_world
 
         tables = make_world(scale=spec.scale, seed=spec.seed)
     elif spec.family == "redteam":
-        from fixtures.redteam import make_redteam_world
+        from linkage.fixtures.redteam import make_redteam_world
 
         tables = make_redteam_world(scale=spec.scale, seed=spec.seed)
     else:

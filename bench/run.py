@@ -201,7 +201,7 @@ def ensure_world(scale: float, cache: Path, *, timeout: float) -> tuple[Path, di
     code = (
         "import json, sys, time\n"
         "from pathlib import Path\n"
-        "from fixtures import make_world, write_world\n"
+        "from linkage.fixtures import make_world, write_world\n"
         "from linkage.memory import peak_rss_mb\n"
         "t = time.perf_counter()\n"
         f"tables = make_world(scale={scale!r}, seed={SEED})\n"

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fixtures import make_world, write_world
+from linkage.fixtures import make_world, write_world
 from linkage.identifiers.kinds import VALUE_MAPS
 from linkage.identifiers.templates import assign_templates
 from linkage.pipeline import run_detect

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta
 
-from fixtures.responses import attack, responses
+from linkage.fixtures.responses import attack, responses
 from linkage.respond.lexicon import FORMS, PAIRS, PHRASES, WORD_INDEX
 from linkage.respond.perturb import edit_budget, perturb, word_edit_fraction
 from linkage.respond.spans import code_intervals, protected_spans

@@ -592,10 +592,10 @@ def demo(
     """
     import time
 
-    from fixtures import demo_world
     from linkage.evaluate import compare
     from linkage.evaluate import evaluate as _evaluate
     from linkage.explain.render import render_cluster
+    from linkage.fixtures import demo_world
     from linkage.ingest import load_dataset
     from linkage.pipeline import run_detect
     from linkage.store import load_run
@@ -764,8 +764,8 @@ def export_graph(
 
 
 def _register_plugins() -> None:
-    from api.cli import register as register_api
-    from fixtures.cli import register as register_fixtures
+    from linkage.api.cli import register as register_api
+    from linkage.fixtures.cli import register as register_fixtures
     from linkage.respond.cli import register as register_respond
     from linkage.share.cli import register as register_share
 

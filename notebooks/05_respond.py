@@ -38,7 +38,7 @@ import pandas as pd
 from IPython.display import display
 from nbhelpers import SCALE, SEED, ensure_run, ensure_world, savefig, setup_matplotlib, work_dir
 
-from fixtures.responses import attack, responses
+from linkage.fixtures.responses import attack, responses
 from linkage.respond.perturb import edit_budget, perturb, word_edit_fraction
 from linkage.respond.policy import decide
 from linkage.respond.spans import protected_spans

@@ -82,7 +82,7 @@ def savefig(fig, name: str) -> Path:
 
 def ensure_world(work: Path, *, scale: float = SCALE, seed: int = SEED) -> Path:
     """Generate the world once per work dir (Parquet, with labels and signups)."""
-    from fixtures import make_world, write_world
+    from linkage.fixtures import make_world, write_world
 
     out = work / f"world_s{scale}_seed{seed}"
     done = work / f"{out.name}.done"

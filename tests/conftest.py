@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import make_world, write_world
+from linkage.fixtures import make_world, write_world
 
 WORLD_SCALE = 0.05
 WORLD_SEED = 11  # never used to fit the shipped model (those are 101-104)

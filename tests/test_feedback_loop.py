@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from api.config import ServiceSettings
-from api.main import create_app
+from linkage.api.config import ServiceSettings
+from linkage.api.main import create_app
 from linkage.pipeline import run_detect
 from linkage.settings import Settings
 from linkage.store import load_run

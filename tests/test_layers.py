@@ -29,8 +29,15 @@ ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
 }
 
 
+#: Folders at the top of the repository that install inside ``linkage`` (through the
+#: links ``linkage/api`` and ``linkage/fixtures``): their modules are ``linkage.<folder>.*``.
+LINKED = ("api", "fixtures")
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] in LINKED:
+        parts.insert(0, "linkage")
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -67,7 +74,7 @@ def _sources(*tops: str) -> list[Path]:
 
 def package_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
-    for path in _sources("linkage"):
+    for path in _sources("linkage", "api"):
         src = _node(_module_name(path))
         graph[src]
         for target, _ in _imports(path):
@@ -166,3 +173,39 @@ def test_cycle_finder() -> None:
     entries it must still find)."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {frozenset("abc")}
     assert cycles({"a": {"b"}, "b": set()}) == set()
+
+
+def _top_level_imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.append(node.module)
+    return [n for n in names if n.split(".")[0] in LINKED]
+
+
+def test_the_service_and_the_generator_are_imported_inside_linkage() -> None:
+    """``api/`` and ``fixtures/`` stay at the top of the repository but are the packages
+    ``linkage.api`` and ``linkage.fixtures``: nothing imports them as the generic top-level
+    ``api`` / ``fixtures`` (which would load every module twice under two names), the
+    links stand for the folders, and the distribution installs ``linkage`` alone."""
+    import tomllib
+
+    bad = {
+        path.relative_to(ROOT).as_posix(): found
+        for path in _sources("linkage", "api", "fixtures", "tests", "bench", "notebooks")
+        if (found := _top_level_imports(path))
+    }
+    assert not bad, f"imports of top-level api/fixtures (use linkage.api / linkage.fixtures): {bad}"
+    for folder in LINKED:
+        link = ROOT / "linkage" / folder
+        assert link.is_symlink() and link.resolve() == (ROOT / folder).resolve(), link
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["linkage*"]
+
+
+def test_the_import_scan_sees_a_top_level_import(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("import api.deps\nfrom fixtures import world\nfrom linkage.api import deps\n")
+    assert _top_level_imports(src) == ["api.deps", "fixtures"]

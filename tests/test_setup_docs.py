@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CI_LINTERS = [
     "./dev run ruff check .",
     "./dev run ruff format --check .",
-    "./dev run mypy linkage api",
+    "./dev run mypy linkage",
 ]
 
 

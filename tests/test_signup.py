@@ -124,7 +124,7 @@ def test_observe_warms_the_window_by_the_time_received(small_run: Path) -> None:
 def referral_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The small provider with an identifiers table: the farm's five accounts share one
     referral code and a phone hash each; two people share a common referral code."""
-    from fixtures.small_provider import small_provider
+    from linkage.fixtures.small_provider import small_provider
     from linkage.pipeline import run_detect
     from linkage.settings import Settings
 

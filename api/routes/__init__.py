@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
 
-from api.schemas import ErrorBody
+from linkage.api.schemas import ErrorBody
 
 
 class _AccountIdConvertor(Convertor[str]):

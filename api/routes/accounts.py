@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from api.deps import StoreDep, require_scope
-from api.errors import ApiError
-from api.routes import AUTH_ERRORS, error_responses
-from api.schemas import AccountDetail
+from linkage.api.deps import StoreDep, require_scope
+from linkage.api.errors import ApiError
+from linkage.api.routes import AUTH_ERRORS, error_responses
+from linkage.api.schemas import AccountDetail
 
 router = APIRouter(tags=["accounts"], dependencies=[Depends(require_scope("read"))])
 

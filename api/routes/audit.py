@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import StoreDep, require_scope
-from api.routes import AUTH_ERRORS, error_responses, page
-from api.schemas import AuditPage
+from linkage.api.deps import StoreDep, require_scope
+from linkage.api.routes import AUTH_ERRORS, error_responses, page
+from linkage.api.schemas import AuditPage
 
 router = APIRouter(tags=["audit"], dependencies=[Depends(require_scope("admin"))])
 

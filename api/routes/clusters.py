@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import StoreDep, require_scope
-from api.errors import ApiError
-from api.routes import AUTH_ERRORS, error_responses, page
-from api.schemas import ClusterDetail, ClusterPage, ClusterSort, Level
+from linkage.api.deps import StoreDep, require_scope
+from linkage.api.errors import ApiError
+from linkage.api.routes import AUTH_ERRORS, error_responses, page
+from linkage.api.schemas import ClusterDetail, ClusterPage, ClusterSort, Level
 
 router = APIRouter(tags=["clusters"], dependencies=[Depends(require_scope("read"))])
 

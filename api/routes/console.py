@@ -38,17 +38,17 @@ from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.console.drawing import MAX_IDENTIFIERS, drawing
-from api.console.queries import QUEUE_SORTS, VERDICT_FILTERS, list_runs, queue, run_info
-from api.deps import admit, authenticate
-from api.errors import ApiError
-from api.routes.feedback import record_feedback
-from api.schemas import AccountDetail, ClusterDetail, FeedbackIn, FeedbackOut, Level
+from linkage.api.console.drawing import MAX_IDENTIFIERS, drawing
+from linkage.api.console.queries import QUEUE_SORTS, VERDICT_FILTERS, list_runs, queue, run_info
+from linkage.api.deps import admit, authenticate
+from linkage.api.errors import ApiError
+from linkage.api.routes.feedback import record_feedback
+from linkage.api.schemas import AccountDetail, ClusterDetail, FeedbackIn, FeedbackOut, Level
 from linkage.errors import LinkageError
 from linkage.explain.graph import build_cluster_graph, input_path, read_rows
 from linkage.store.db import ApiKey, Store
 
-log = logging.getLogger("api.console")
+log = logging.getLogger("linkage.api.console")
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -488,7 +488,7 @@ async def account_page(
     out = AccountDetail.model_validate(a).model_dump(mode="json")
     out["action"] = None
     if key.allows("respond"):
-        from api.routes.respond import get_responder
+        from linkage.api.routes.respond import get_responder
 
         act = get_responder(request).action(account_id)
         out["action"] = act.to_dict() if act is not None else None

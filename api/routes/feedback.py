@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import MetricsDep, StoreDep, require_scope
-from api.errors import ApiError
-from api.metrics import Metrics
-from api.routes import AUTH_ERRORS, error_responses
-from api.schemas import FeedbackIn, FeedbackOut
+from linkage.api.deps import MetricsDep, StoreDep, require_scope
+from linkage.api.errors import ApiError
+from linkage.api.metrics import Metrics
+from linkage.api.routes import AUTH_ERRORS, error_responses
+from linkage.api.schemas import FeedbackIn, FeedbackOut
 from linkage.store.db import Store
 
 router = APIRouter(tags=["feedback"], dependencies=[Depends(require_scope("feedback"))])

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from api.deps import SignupServiceDep, StoreDep, optional_key
-from api.errors import ApiError
-from api.routes import error_responses
-from api.schemas import Health, Ready
+from linkage.api.deps import SignupServiceDep, StoreDep, optional_key
+from linkage.api.errors import ApiError
+from linkage.api.routes import error_responses
+from linkage.api.schemas import Health, Ready
 from linkage.store.db import ApiKey
 
 router = APIRouter(tags=["health"])

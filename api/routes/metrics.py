@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from api.deps import MetricsDep, SignupServiceDep, require_scope
-from api.routes import AUTH_ERRORS, json_error_responses
+from linkage.api.deps import MetricsDep, SignupServiceDep, require_scope
+from linkage.api.routes import AUTH_ERRORS, json_error_responses
 
 router = APIRouter(tags=["health"], dependencies=[Depends(require_scope("metrics"))])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from api.deps import require_scope
-from api.errors import ApiError
-from api.routes import AUTH_ERRORS, error_responses
+from linkage.api.deps import require_scope
+from linkage.api.errors import ApiError
+from linkage.api.routes import AUTH_ERRORS, error_responses
 from linkage.respond.service import Responder
 from linkage.respond.watermark import corpus_stats
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from api.deps import StoreDep, require_scope
-from api.routes import AUTH_ERRORS, error_responses
+from linkage.api.deps import StoreDep, require_scope
+from linkage.api.routes import AUTH_ERRORS, error_responses
 from linkage.score.queue import clusters_from_records, rank_clusters
 from linkage.store.models import ClusterRow, MembershipRow, RunRow
 

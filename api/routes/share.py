@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import StoreDep, require_scope
-from api.errors import ApiError
-from api.routes import AUTH_ERRORS, error_responses
+from linkage.api.deps import StoreDep, require_scope
+from linkage.api.errors import ApiError
+from linkage.api.routes import AUTH_ERRORS, error_responses
 
 router = APIRouter(tags=["share"], dependencies=[Depends(require_scope("admin"))])
 

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import MetricsDep, SignupServiceDep, SignupWriterDep, StoreDep, require_scope
-from api.errors import ApiError
-from api.metrics import Metrics
-from api.routes import AUTH_ERRORS, error_responses
-from api.schemas import SignupIn, SignupScore
-from api.scoring import keep_stricter
+from linkage.api.deps import MetricsDep, SignupServiceDep, SignupWriterDep, StoreDep, require_scope
+from linkage.api.errors import ApiError
+from linkage.api.metrics import Metrics
+from linkage.api.routes import AUTH_ERRORS, error_responses
+from linkage.api.schemas import SignupIn, SignupScore
+from linkage.api.scoring import keep_stricter
 from linkage.errors import StoreError
 
-log = logging.getLogger("api.signups")
+log = logging.getLogger("linkage.api.signups")
 router = APIRouter(tags=["signups"], dependencies=[Depends(require_scope("score"))])
 
 

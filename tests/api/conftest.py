@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.config import ServiceSettings
-from api.main import create_app
+from linkage.api.config import ServiceSettings
+from linkage.api.main import create_app
 from linkage.store.db import Store
 from tests.store.run_factory import make_run, members
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.config import ServiceSettings
-from api.main import create_app
+from linkage.api.config import ServiceSettings
+from linkage.api.main import create_app
 from tests.api.console_world import XSS_ID, XSS_PROMPT, ConsoleWorld, build_world
 
 BASE = "http://127.0.0.1:8000"

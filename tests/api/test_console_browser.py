@@ -59,7 +59,7 @@ def server(world: ConsoleWorld, tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
+            [sys.executable, "-m", "uvicorn", "--factory", "linkage.api.main:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
         )  # fmt: skip

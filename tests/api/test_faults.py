@@ -21,8 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.config import ServiceSettings
-from api.main import create_app
+from linkage.api.config import ServiceSettings
+from linkage.api.main import create_app
 from linkage.store.db import Store
 from linkage.store.models import FeedbackRow, SignupRow
 from tests.api.conftest import Template, assert_error, build_env

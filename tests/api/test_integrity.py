@@ -10,8 +10,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.config import ServiceSettings
-from api.main import create_app
+from linkage.api.config import ServiceSettings
+from linkage.api.main import create_app
 from linkage.store.models import ApiKeyRow, FeedbackRow, SignupRow
 from tests.api.conftest import Env, Template, assert_error, build_env
 

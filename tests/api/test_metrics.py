@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.metrics import service_metrics
+from linkage.api.metrics import service_metrics
 from tests.api.test_service import parse_prometheus
 
 

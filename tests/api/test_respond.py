@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fixtures.responses import responses
+from linkage.fixtures.responses import responses
 from linkage.respond.perturb import perturb
 from linkage.respond.service import Responder
 from linkage.settings import RespondSettings, Settings

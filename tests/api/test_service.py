@@ -101,7 +101,7 @@ def test_unexpected_exception_is_a_clean_500(
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(env.store, "get_account", boom)
-    with caplog.at_level(logging.ERROR, logger="api"):
+    with caplog.at_level(logging.ERROR, logger="linkage.api"):
         r = env.client.get("/v1/accounts/f0", headers=env.h("read"))
     err = assert_error(r, 500, "internal_error")
     assert "secret internal detail" not in r.text and err["details"] is None

@@ -91,8 +91,8 @@ def test_velocity_window_is_warmed_from_the_store(tmp_path: Path, template: Temp
     # a restarted service (same store file) sees the recent signups
     from fastapi.testclient import TestClient
 
-    from api.config import ServiceSettings
-    from api.main import create_app
+    from linkage.api.config import ServiceSettings
+    from linkage.api.main import create_app
 
     app = create_app(ServiceSettings(store_url=e1.url))
     c = TestClient(app)

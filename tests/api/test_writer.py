@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.writer import SignupWriter
+from linkage.api.writer import SignupWriter
 from linkage.signup import SignupScorer
 from linkage.store.db import Store
 from tests.api.conftest import Env

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures import make_world, write_world
 from linkage.baselines._common import build_incidence
 from linkage.baselines._files import incidence_from_files
 from linkage.baselines.fraudar import detect_files, run_fraudar, run_fraudar_files
 from linkage.errors import DatasetError
+from linkage.fixtures import make_world, write_world
 from linkage.store import load_run
 from tests.baselines import _reference_fraudar as ref
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fixtures.io import write_world
-from fixtures.world import make_world
 from linkage.explain.evidence import MAX_ITEMS, build_context
+from linkage.fixtures.io import write_world
+from linkage.fixtures.world import make_world
 from linkage.pipeline import prepare, score_prepared
 from linkage.score.features import kind_group
 from linkage.score.model import load_model

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fixtures.friends import friend_world
 from linkage.evaluate import evaluate
+from linkage.fixtures.friends import friend_world
 from linkage.graph import build_graph
 from linkage.ingest import load_dataset
 from linkage.pipeline import run_detect

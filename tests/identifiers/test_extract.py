@@ -143,7 +143,7 @@ def test_empty_requests_and_missing_optional_columns() -> None:
 
 def test_extract_on_a_generated_world(tmp_path: Path) -> None:
     """Integration: fixture world → contract files → ingest → extract."""
-    from fixtures import make_world, write_world
+    from linkage.fixtures import make_world, write_world
     from linkage.identifiers import FREEMAIL_DOMAINS
     from linkage.ingest import load_dataset
 

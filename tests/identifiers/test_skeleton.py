@@ -278,7 +278,7 @@ def test_template_ids_equal_with_the_re2_skeletons(world: str, monkeypatch) -> N
     if world == "tiny":
         prompts = pd.read_csv("examples/tiny/requests.csv", dtype=str)["prompt"]
     else:
-        from fixtures.world import make_world
+        from linkage.fixtures.world import make_world
 
         prompts = make_world(scale=0.02, seed=1)["requests"]["prompt"]
     old = _assign_with("re2", prompts, monkeypatch)

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fixtures import make_world, write_world
 from linkage.engine import DuckDBEngine
 from linkage.errors import LinkageError
+from linkage.fixtures import make_world, write_world
 from linkage.identifiers.kinds import KINDS, kind
 from linkage.identifiers.sql import OUTPUTS, TS_NS_SQL, aggregation_sql, run_aggregation
 from linkage.settings import IdentifierSettings

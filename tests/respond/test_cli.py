@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fixtures.responses import responses
+from linkage.fixtures.responses import responses
 from linkage.settings import RespondSettings, Settings
 from linkage.store.db import Store
 from linkage.store.watermark_keys import WatermarkKeys

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.responses import responses
+from linkage.fixtures.responses import responses
 from linkage.respond.lexicon import PAIRS
 from linkage.respond.perturb import Plan, edit_budget, perturb, word_edit_fraction
 from linkage.respond.spans import free_segments, protected_intervals, protected_spans

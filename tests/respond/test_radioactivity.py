@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.watermark import BigramStudent, probe_prefixes
-from fixtures.responses import responses
+from linkage.fixtures.responses import responses
 from linkage.respond.perturb import perturb
 from linkage.respond.watermark import (
     ATTRIBUTION_P,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.responses import responses
+from linkage.fixtures.responses import responses
 from linkage.respond.service import Responder
 from linkage.settings import RespondSettings, Settings
 from linkage.store.db import Store

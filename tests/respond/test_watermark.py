@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import norm
 
 from bench.watermark import canonicalise
-from fixtures.responses import responses
+from linkage.fixtures.responses import responses
 from linkage.respond.perturb import perturb
 from linkage.respond.watermark import (
     ATTRIBUTION_P,

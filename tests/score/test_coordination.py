@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures.ring import ring_world
+from linkage.fixtures.ring import ring_world
 from linkage.pipeline import prepare, run_detect, score_prepared
 from linkage.score.coordination import family_of
 from linkage.score.terms import TERMS

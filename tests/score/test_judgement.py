@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures.small_provider import small_provider
+from linkage.fixtures.small_provider import small_provider
 from linkage.pipeline import prepare, run_detect, score_prepared
 from linkage.score.model import coordination_model, load_model, shrink_residual
 from linkage.score.scoring import first_principles_gate
@@ -101,7 +101,7 @@ def test_a_disposable_domain_is_never_an_organisation_domain(provider_run):
 
 def test_no_ip_wording_on_data_without_ips(tmp_path):
     """A friend-list data set has no IPs: its evidence must not speak of IP ties."""
-    from fixtures.friends import friend_world
+    from linkage.fixtures.friends import friend_world
 
     world = friend_world(tmp_path / "w", seed=3, communities=2, batches=2)
     out = tmp_path / "run"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.small_provider import small_provider
 from linkage.explain.evidence import EVIDENCE_KIND
+from linkage.fixtures.small_provider import small_provider
 from linkage.pipeline import prepare
 from linkage.score.model import coordination_model, load_model
 from linkage.score.terms import TERM_DECLARATIONS, TERMS, terms_markdown

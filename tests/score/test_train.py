@@ -16,8 +16,8 @@ from linkage.settings import Settings
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fixtures.io import write_world
-    from fixtures.world import make_world
+    from linkage.fixtures.io import write_world
+    from linkage.fixtures.world import make_world
 
     d = tmp_path_factory.mktemp("world") / "w"
     write_world(make_world(scale=0.03, seed=3), d, fmt="parquet")

@@ -8,8 +8,8 @@ import pytest
 import stix2
 from fastapi.testclient import TestClient
 
-from api.config import ServiceSettings
-from api.main import create_app
+from linkage.api.config import ServiceSettings
+from linkage.api.main import create_app
 from linkage.share.hashing import PartnershipKey
 from linkage.store.db import Store
 from tests.share.conftest import FARM, FARM_VALUES
