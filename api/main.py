@@ -1,6 +1,6 @@
 """The FastAPI application factory: ``create_app(settings)``.
 
-Run with ``linkage serve`` or ``uvicorn --factory api.main:create_app``
+Run with ``linkage serve`` or ``uvicorn --factory linkage.api.main:create_app``
 (settings then come from ``LINKAGE_*`` environment variables).
 """
 

@@ -1,7 +1,7 @@
 """Load test of ``POST /v1/signups/score`` against a real uvicorn on loopback.
 
 Prepares a store (a synthetic run written with ``write_run``, or ``--run-dir``),
-starts ``uvicorn --factory api.main:create_app`` on 127.0.0.1 (random free port)
+starts ``uvicorn --factory linkage.api.main:create_app`` on 127.0.0.1 (random free port)
 in a subprocess, drives signups at a fixed rate with an httpx async client
 (open loop: requests are sent on schedule whether or not earlier ones finished),
 bounded in time and count, then prints p50/p99/max and errors and writes JSON.
@@ -41,7 +41,7 @@ def local_server(
     cpus: set[int] | None = None,
     info: dict[str, Any] | None = None,
 ) -> Iterator[str]:
-    """``uvicorn api.main:create_app`` on 127.0.0.1 (a free port) over ``store_url``; yields
+    """``uvicorn linkage.api.main:create_app`` on 127.0.0.1 (a free port) over ``store_url``; yields
     its base URL once ``/readyz`` answers 200, and stops it on exit.  ``cpus``: pin the
     server to these cores (Linux ``sched_setaffinity``), e.g. to keep the load generator
     off them.  ``info``: filled with the server's ``pid``."""

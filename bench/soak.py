@@ -1,6 +1,6 @@
 """Soak: legit traffic at 200 req/s for 60 s while 5 req/s of random-secret key guesses hit.
 
-Starts ``uvicorn --factory api.main:create_app`` on 127.0.0.1 (random free port)
+Starts ``uvicorn --factory linkage.api.main:create_app`` on 127.0.0.1 (random free port)
 over a synthetic run (``bench.load_signups.synthetic_run``), then sends, open-loop:
 
 * legit (from 127.0.0.1): 50% ``GET /v1/clusters?limit=20``, 25% ``GET
