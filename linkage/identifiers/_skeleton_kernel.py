@@ -35,6 +35,12 @@ PH_Q = 0xE001
 PH_C = 0xE002
 PH_I = 0xE003
 PH_M = 0xE004
+# the slot tokens the placeholders PH_N .. PH_M stand for, as UTF-8 (already lower
+# case), one after the other; the token of placeholder c is
+# _SLOT_BYTES[_SLOT_START[c - PH_N] : _SLOT_START[c - PH_N + 1]]
+_SLOT_BYTES = np.frombuffer(b"<n><q><code><id><name>", dtype=np.uint8)
+_SLOT_START = np.array([0, 3, 6, 12, 16, 22], dtype=np.int64)
+
 
 # class bits of the table (see skeleton.tables)
 W = 1  # [\p{L}\p{N}\p{M}_PH]: "word"; its complement is NW
@@ -90,6 +96,24 @@ def _fold_is(fold, c, letter):
     return fold[c] == letter
 
 
+@nb.njit(inline="always")
+def _slot_at(s, n, i, fold):
+    """(placeholder, length) of the slot token (any case, RE2 folding) starting at
+    ``i``, or (0, 0) if none does."""
+    for t in range(len(_SLOT_START) - 1):
+        lo = _SLOT_START[t]
+        ln = _SLOT_START[t + 1] - lo
+        if i + ln - 1 < n and s[i + ln - 1] == 62:  # >
+            hit = True
+            for q in range(1, ln - 1):
+                if not _fold_is(fold, s[i + q], _SLOT_BYTES[lo + q]):
+                    hit = False
+                    break
+            if hit:
+                return PH_N + t, ln
+    return 0, 0
+
+
 @_jit
 def _unmask(s, n, d, fold, limit):
     """Literal slot tokens (any case, RE2 folding) -> placeholders, at most ``limit``
@@ -99,37 +123,7 @@ def _unmask(s, n, d, fold, limit):
     while i < n and m < limit:
         c = s[i]
         if c == 60:  # <
-            ph = 0
-            ln = 0
-            if i + 2 < n and s[i + 2] == 62 and _fold_is(fold, s[i + 1], 110):  # <n>
-                ph, ln = PH_N, 3
-            elif i + 2 < n and s[i + 2] == 62 and _fold_is(fold, s[i + 1], 113):  # <q>
-                ph, ln = PH_Q, 3
-            elif (
-                i + 5 < n
-                and s[i + 5] == 62
-                and _fold_is(fold, s[i + 1], 99)
-                and _fold_is(fold, s[i + 2], 111)
-                and _fold_is(fold, s[i + 3], 100)
-                and _fold_is(fold, s[i + 4], 101)
-            ):  # <code>
-                ph, ln = PH_C, 6
-            elif (
-                i + 3 < n
-                and s[i + 3] == 62
-                and _fold_is(fold, s[i + 1], 105)
-                and _fold_is(fold, s[i + 2], 100)
-            ):  # <id>
-                ph, ln = PH_I, 4
-            elif (
-                i + 5 < n
-                and s[i + 5] == 62
-                and _fold_is(fold, s[i + 1], 110)
-                and _fold_is(fold, s[i + 2], 97)
-                and _fold_is(fold, s[i + 3], 109)
-                and _fold_is(fold, s[i + 4], 101)
-            ):  # <name>
-                ph, ln = PH_M, 6
+            ph, ln = _slot_at(s, n, i, fold)
             if ph:
                 d[m] = ph
                 m += 1
@@ -893,10 +887,50 @@ def _flags(s, n, cls, fold):
     return f & 0xFFFF
 
 
+# the masks skeleton_rows runs twice, by their MASK_IDS (numba reads them as constants)
+_K_APOSTROPHE = MASK_IDS["apostrophe"]
+_K_HEX_SLOW = MASK_IDS["hex_slow"]
+_K_NAME = MASK_IDS["name"]
+
+
+@nb.njit(inline="always")
+def _twice(k, a, n, b, cls, fold):
+    """Mask ``k`` run twice over a[0:n], as RE2 runs it; the result is left in ``a``
+    (``b`` is scratch) and its length returned. Every match shortens the text, so an
+    unchanged length means no match, and then the second run has nothing to do either."""
+    m = _mask_one(k, a, n, b, cls, fold)
+    if m != n:
+        n = _mask_one(k, b, m, a, cls, fold)
+    return n
+
+
+@nb.njit(inline="always")
+def _put_text(out, o, a, n, lower):
+    """a[0:n] lower-cased (``lower``) and written to out[o:] as UTF-8, every placeholder
+    as its slot token; returns the new end. ``out`` must have room for 6 bytes a
+    character (the longest token)."""
+    for t in range(n):
+        c = lower[a[t]]
+        if c < 0x80:
+            out[o] = c
+            o += 1
+        elif PH_N <= c <= PH_M:
+            for q in range(_SLOT_START[c - PH_N], _SLOT_START[c - PH_N + 1]):
+                out[o] = _SLOT_BYTES[q]
+                o += 1
+        else:
+            o = _put_utf8(out, o, c)
+    return o
+
+
 @_jit
 def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
     """Skeleton of every row (see :func:`linkage.identifiers.skeleton.skeleton_chunk`);
-    returns (int64 offsets, uint8 UTF-8 data) of the output rows (invalid rows: empty)."""
+    returns (int64 offsets, uint8 UTF-8 data) of the output rows (invalid rows: empty).
+
+    Per row: decode, slot tokens to placeholders, the conditions (:func:`_flags`) that
+    decide which masks can change the text, the masks in RE2's order, then lower case
+    and UTF-8 with the tokens restored."""
     n_rows = len(offsets) - 1
     raw_limit = max_chars * 6  # the RE2 path's first slice (longest literal token)
     raw = np.empty(raw_limit + 8, dtype=np.int32)
@@ -915,6 +949,8 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
         nr = _decode(data, offsets[r], offsets[r + 1], raw, raw_limit)
         n = _unmask(raw, nr, a, fold, max_chars)
         f = _flags(a, n, cls, fold)
+        # the masks in RE2's order, each writing the other buffer; they stay in this
+        # loop: moved into a helper that returns the buffers, the swaps cost ~5%
         if f & _F_BT:
             n = _fenced(a, n, b)
             a, b = _swap(a, b)
@@ -938,21 +974,11 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
         if f & _F_Q:
             n = _quote(a, n, b)
             a, b = _swap(a, b)
-        # the masks RE2 runs twice: every match shortens the text, so an unchanged
-        # length means no match, and then the second run has nothing to do either
         if f & _F_APOS:
-            m = _apostrophe(a, n, b, cls)
-            if m != n:
-                a, b = _swap(a, b)
-                n = _apostrophe(a, m, b, cls)
-                a, b = _swap(a, b)
+            n = _twice(_K_APOSTROPHE, a, n, b, cls, fold)
         if f & _F_HEX:
             if _hex_hazard(a, n, cls):
-                m = _hex_slow(a, n, b, cls, fold)
-                if m != n:
-                    a, b = _swap(a, b)
-                    n = _hex_slow(a, m, b, cls, fold)
-                    a, b = _swap(a, b)
+                n = _twice(_K_HEX_SLOW, a, n, b, cls, fold)
             else:
                 n = _hex_fast(a, n, b, cls, fold)
                 a, b = _swap(a, b)
@@ -960,51 +986,9 @@ def skeleton_rows(offsets, data, valid, max_chars, cls, fold, lower):
             n = _number(a, n, b, cls)
             a, b = _swap(a, b)
         if f & _F_NAME:
-            m = _name(a, n, b, cls)
-            if m != n:
-                a, b = _swap(a, b)
-                n = _name(a, m, b, cls)
-                a, b = _swap(a, b)
+            n = _twice(_K_NAME, a, n, b, cls, fold)
         n = min(n, max_chars)
         out = _grow(out, o + 6 * n)
-        for t in range(n):
-            c = lower[a[t]]
-            if c < 0x80:
-                out[o] = c
-                o += 1
-            elif c == PH_N:
-                out[o] = 60
-                out[o + 1] = 110
-                out[o + 2] = 62
-                o += 3
-            elif c == PH_Q:
-                out[o] = 60
-                out[o + 1] = 113
-                out[o + 2] = 62
-                o += 3
-            elif c == PH_C:
-                out[o] = 60
-                out[o + 1] = 99
-                out[o + 2] = 111
-                out[o + 3] = 100
-                out[o + 4] = 101
-                out[o + 5] = 62
-                o += 6
-            elif c == PH_I:
-                out[o] = 60
-                out[o + 1] = 105
-                out[o + 2] = 100
-                out[o + 3] = 62
-                o += 4
-            elif c == PH_M:
-                out[o] = 60
-                out[o + 1] = 110
-                out[o + 2] = 97
-                out[o + 3] = 109
-                out[o + 4] = 101
-                out[o + 5] = 62
-                o += 6
-            else:
-                o = _put_utf8(out, o, c)
+        o = _put_text(out, o, a, n, lower)
         out_off[r + 1] = o
     return out_off, out[:o].copy()

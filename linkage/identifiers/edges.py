@@ -11,6 +11,7 @@ and order: declared kinds in their ``edge_rank`` order (the data contract's, see
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,92 @@ def _dense_rank(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), rank
 
 
+@dataclass
+class _EdgeParts:
+    """The edge rows of the SQL tables, gathered part by part (the rows with their own
+    value strings, then the rows of each coded kind with its vocabulary), unsorted."""
+
+    words: list[pa.Array] = field(default_factory=list)  # each part's value strings
+    kind_names: list[str] = field(default_factory=list)
+    kind_idx: list[np.ndarray] = field(default_factory=list)  # into kind_names
+    word_idx: list[np.ndarray] = field(default_factory=list)  # into all words, concatenated
+    value_rank: list[np.ndarray] = field(default_factory=list)  # within the part's kind
+    acc: list[np.ndarray] = field(default_factory=list)
+    n: list[np.ndarray] = field(default_factory=list)
+    first: list[np.ndarray] = field(default_factory=list)
+    last: list[np.ndarray] = field(default_factory=list)
+
+    def add(
+        self,
+        t: pa.Table,
+        words: pa.Array,
+        kinds: np.ndarray,
+        names: list[str],
+        idx: np.ndarray,
+        rank: np.ndarray,
+    ) -> None:
+        """The rows of ``t``: kind ``names[kinds]``, value ``words[idx]`` of rank ``rank``."""
+        offset = sum(len(w) for w in self.words)
+        self.words.append(words)
+        self.kind_idx.append(kinds + len(self.kind_names))
+        self.kind_names.extend(names)
+        self.word_idx.append(idx + offset)
+        self.value_rank.append(rank)
+        self.acc.append(t.column("account_code").to_numpy().astype(np.int64, copy=False))
+        self.n.append(t.column("n").to_numpy().astype(np.int64, copy=False))
+        self.first.append(_ns(t.column("first_ts")))
+        self.last.append(_ns(t.column("last_ts")))
+
+
+def _kinds_of(t: pa.Table) -> tuple[np.ndarray, list[str]]:
+    encoded = pc.dictionary_encode(t.column("kind")).combine_chunks()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+
+def _edge_parts(
+    table: pa.Table, coded: pa.Table | None, vocabularies: Mapping[str, pa.Array] | None
+) -> _EdgeParts:
+    """The rows of both SQL edge tables (see :func:`edges_from_table`)."""
+    parts = _EdgeParts()
+    if table.num_rows:
+        values = table.column("value").combine_chunks()
+        idx, rank = _dense_rank(values)
+        parts.add(table, values, *_kinds_of(table), np.arange(len(values)), rank[idx])
+    if coded is not None and coded.num_rows:
+        kinds, names = _kinds_of(coded)
+        code = coded.column("code").to_numpy().astype(np.int64, copy=False)
+        for j, name in enumerate(names):  # one vocabulary per coded kind
+            rows = np.flatnonzero(kinds == j)
+            vocab = pa.array((vocabularies or {})[name])
+            rank = pc.rank(vocab, sort_keys="ascending").to_numpy().astype(np.int64) - 1
+            parts.add(
+                coded.take(pa.array(rows)),
+                vocab,
+                np.zeros(len(rows), np.int64),
+                [name],
+                code[rows],
+                rank[code[rows]],
+            )
+    return parts
+
+
+def _row_order(
+    parts: _EdgeParts, n_accounts: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(the kinds in public order, each row's kind rank, each row's account, the rows in
+    public order): one packed int64 sort key (kind rank, account, value rank) when
+    the three fit, else a lexsort."""
+    order_of_kind, _ = _kinds_in_order(parts.kind_names)
+    krank_of = np.array([order_of_kind.index(k) for k in parts.kind_names], np.int64)
+    krank = krank_of[np.concatenate(parts.kind_idx)]
+    accs, vrank = np.concatenate(parts.acc), np.concatenate(parts.value_rank)
+    if n_accounts < 1 << 26 and len(vrank) < 1 << 32 and len(parts.kind_names) < 1 << 5:
+        order = np.argsort((krank << 58) | (accs << 32) | vrank)  # one packed key
+    else:
+        order = np.lexsort((vrank, accs, krank))
+    return order_of_kind, krank, accs, order
+
+
 def edges_from_table(
     table: pa.Table,
     account_ids: pa.Array,
@@ -72,71 +159,27 @@ def edges_from_table(
     Every row gets one packed int64 sort key (kind rank, account, value rank) and the
     string columns are gathered once, in the final order.
     """
-    words: list[pa.Array] = []  # value strings: the rows' own, then each vocabulary
-    word_idx, value_rank, kind_idx, acc, n, first, last = ([] for _ in range(7))
-    kind_names: list[str] = []
-
-    def add(t: pa.Table, kinds: np.ndarray, names: list[str], idx: np.ndarray, rank: np.ndarray):
-        offset = sum(len(w) for w in words[:-1])
-        kind_idx.append(kinds + len(kind_names))
-        kind_names.extend(names)
-        word_idx.append(idx + offset)
-        value_rank.append(rank)
-        acc.append(t.column("account_code").to_numpy().astype(np.int64, copy=False))
-        n.append(t.column("n").to_numpy().astype(np.int64, copy=False))
-        first.append(_ns(t.column("first_ts")))
-        last.append(_ns(t.column("last_ts")))
-
-    def kinds_of(t: pa.Table) -> tuple[np.ndarray, list[str]]:
-        encoded = pc.dictionary_encode(t.column("kind")).combine_chunks()
-        return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
-
-    if table.num_rows:
-        values = table.column("value").combine_chunks()
-        words.append(values)
-        idx, rank = _dense_rank(values)
-        add(table, *kinds_of(table), np.arange(len(values)), rank[idx])
-    if coded is not None and coded.num_rows:
-        kinds, names = kinds_of(coded)
-        code = coded.column("code").to_numpy().astype(np.int64, copy=False)
-        for j, name in enumerate(names):  # one vocabulary per coded kind
-            rows = np.flatnonzero(kinds == j)
-            vocab = pa.array((vocabularies or {})[name])
-            words.append(vocab)
-            rank = pc.rank(vocab, sort_keys="ascending").to_numpy().astype(np.int64) - 1
-            add(
-                coded.take(pa.array(rows)),
-                np.zeros(len(rows), np.int64),
-                [name],
-                code[rows],
-                rank[code[rows]],
-            )
-    if not kind_names:
+    parts = _edge_parts(table, coded, vocabularies)
+    if not parts.kind_names:
         return empty_edges()
-    order_of_kind, _ = _kinds_in_order(kind_names)
-    krank_of = np.array([order_of_kind.index(k) for k in kind_names], np.int64)
-    krank = krank_of[np.concatenate(kind_idx)]
-    accs, vrank = np.concatenate(acc), np.concatenate(value_rank)
-    if len(account_ids) < 1 << 26 and len(vrank) < 1 << 32 and len(kind_names) < 1 << 5:
-        order = np.argsort((krank << 58) | (accs << 32) | vrank)  # one packed key
-    else:
-        order = np.lexsort((vrank, accs, krank))
-    counts = np.bincount(krank, minlength=len(kind_names))
+    order_of_kind, krank, accs, order = _row_order(parts, len(account_ids))
+    counts = np.bincount(krank, minlength=len(parts.kind_names))
     kind_column = pa.concat_arrays(
         [
             pa.array([k], pa.large_string()).take(np.zeros(c, np.int64))
             for k, c in zip(order_of_kind, counts, strict=True)
         ]
     )
-    all_words = pa.concat_arrays([w.cast(pa.large_string()) for w in words])
+    all_words = pa.concat_arrays([w.cast(pa.large_string()) for w in parts.words])
+    word_idx = np.concatenate(parts.word_idx)
     return pd.DataFrame(
         {
             "account_id": _string_column(account_ids.take(pa.array(accs[order]))),
             "kind": _string_column(kind_column),
-            "value": _string_column(all_words.take(pa.array(np.concatenate(word_idx)[order]))),
-            "n": np.concatenate(n)[order],
-            "first_ts": _ns_timestamps(np.concatenate(first)[order]),
-            "last_ts": _ns_timestamps(np.concatenate(last)[order]),
+            "value": _string_column(all_words.take(pa.array(word_idx[order]))),
+            "n": np.concatenate(parts.n)[order],
+            "first_ts": _ns_timestamps(np.concatenate(parts.first)[order]),
+            "last_ts": _ns_timestamps(np.concatenate(parts.last)[order]),
         }
     )
 

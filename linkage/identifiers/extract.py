@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,9 @@ from linkage.identifiers.sql import DUCKDB_THREADS, run_aggregation
 from linkage.identifiers.timing import timing_features
 from linkage.memory import release_memory
 from linkage.settings import IdentifierSettings
+
+if TYPE_CHECKING:  # the template machinery is imported lazily (see extract)
+    from linkage.identifiers.templates import TemplateAssignment
 
 __all__ = ["EXTRACT_STEPS", "TEMPLATE_COLUMNS", "Identifiers", "extract"]
 
@@ -132,93 +136,35 @@ def extract(
             progress(k, len(EXTRACT_STEPS), EXTRACT_STEPS[k])
 
     # Imported here so the normalisers stay importable without the template machinery.
-    from linkage.identifiers.prompts import prompt_signals
-    from linkage.identifiers.templates import assign_templates, factorize_text
+    from linkage.identifiers.templates import factorize_text
 
     accounts, requests = dataset.accounts, dataset.requests
     account_ids = pd.Index(as_string_series(accounts["account_id"]).to_numpy(dtype=object))
     account_arrow = pa.array(account_ids.to_numpy(), type=pa.string())
     n_acc = len(account_ids)
-    n_req = len(requests)
 
     step(0)
     # templates: the heaviest part of the stage, so freed pages go back first
     release_memory()
     prompts = column(requests, "prompt")
     factorized = factorize_text(prompts)  # shared by the template and prompt-signal stages
-    assignment = assign_templates(
-        prompts, settings=settings.templates, seed=seed, factorized=factorized
-    )
-    # integer codes all the way: the per-request id strings are never materialised
-    # (ids are 48-bit content hashes: re-coding merges the practically impossible collision)
-    tpl = Coded(small_codes(assignment.codes, len(assignment.ids)), assignment.ids)
-    tpl = tpl.remap(*pd.factorize(tpl.values))
-    request_template = pd.Series(
-        pd.Categorical.from_codes(
-            tpl.codes, categories=pd.Index(tpl.values, dtype="string"), validate=False
-        ),
-        index=requests.index,
-        name="template_id",
+    assignment, tpl, request_template = _request_templates(
+        prompts, factorized, requests.index, settings=settings, seed=seed
     )
 
     step(1)
-    signals = prompt_signals(prompts, factorized=factorized)
-    prompt_known = prompts.notna().to_numpy()
-    reasoning = signals["reasoning"].astype("boolean").to_numpy(dtype=bool, na_value=False)
-    topic = Coded.of(as_string_series(signals["topic"]).mask(~prompt_known))
-    del signals, factorized
+    reasoning, prompt_known, topic = _request_signals(prompts, factorized)
+    del factorized
     release_memory()
 
     step(2)
-    # account code (position in the accounts table; -1: unknown account or time)
-    ts_ns = epoch_ns(requests["ts"]) if n_req else np.empty(0, np.int64)
-    acc = account_ids.get_indexer(requests["account_id"]).astype(np.int32)
-    acc[ts_ns == NAT] = -1
-    req_cols: dict[str, object] = {"account_code": acc, "ts_ns": _ns_array(ts_ns)}
-    req_cols |= {c: _arrow(requests[c]) for c in _REQUEST_RAW if c in requests.columns}
-    if "response_tokens" in requests.columns:
-        req_cols["response_tokens"] = pa.array(
-            pd.to_numeric(requests["response_tokens"], errors="coerce").astype("Int64"),
-            type=pa.int64(),
-            from_pandas=True,
-        )
-    req_cols[str(kind(_TEMPLATE).request_column)] = _code_array(tpl.codes)
-    req_cols[str(kind(_TOPIC).request_column)] = _code_array(topic.codes)
-    req_cols["reasoning"] = pa.array(reasoning, mask=~prompt_known)
+    req_table, acc, ts_ns = _request_table(
+        requests, account_ids, tpl, topic, reasoning, prompt_known
+    )
     del reasoning
-    created_ns = epoch_ns(column(accounts, "created_at"))
-    acc_cols: dict[str, object] = {
-        "account_id": account_arrow,
-        "account_code": np.arange(n_acc, dtype=np.int32),
-        "created_ns": _ns_array(created_ns),
-    }
-    acc_cols |= {c: _arrow(accounts[c]) for c in _ACCOUNT_RAW if c in accounts.columns}
-    ident_table = None
-    idents = dataset.identifiers
-    if idents is not None and len(idents):
-        its = epoch_ns(idents["ts"]) if "ts" in idents.columns else np.full(len(idents), NAT)
-        ident_table = pa.table(
-            {
-                "account_id": _arrow(idents["account_id"]),
-                "kind": _arrow(idents["kind"]),
-                "value": _arrow(idents["value"]),
-                "ts_ns": _ns_array(its),
-            }
-        )
-    engine_options = {"threads": DUCKDB_THREADS} if settings.engine == "duckdb" else {}
-    engine = open_engine(settings.engine, **engine_options)
-    try:
-        agg = run_aggregation(
-            engine,
-            requests=pa.table(req_cols),
-            accounts=pa.table(acc_cols),
-            identifiers=ident_table,
-            coded=_CODED,
-            settings=settings,
-        )
-    finally:
-        engine.close()
-    del req_cols, acc_cols, ident_table
+    acc_table, created_ns = _account_table(accounts, account_arrow)
+    agg = _aggregate(req_table, acc_table, _identifier_table(dataset), settings=settings)
+    del req_table, acc_table
 
     step(3)
     # timing (hour entropy, active days/hours, first/last, model pivot) per request
@@ -233,25 +179,158 @@ def extract(
         agg["coded_edges"],
         {_TEMPLATE: pa.array(tpl.values, type=pa.string())},
     )
-    feats = _features(agg, n_acc)
-    for c in timing.columns:
-        feats[c] = timing[c].to_numpy(np.float64)
-    feats["created_ts"] = ns_to_seconds(created_ns)
-    first_ns = feats["first_ts"] * 1e9
-    feats["signup_to_first_hours"] = (first_ns - created_ns.astype(np.float64)) / NS_PER_HOUR
-    feats["signup_to_first_hours"][created_ns == NAT] = np.nan
-    features = pd.DataFrame(
-        {c: np.asarray(feats[c], dtype=np.float64) for c in FEATURE_COLUMNS},
-        index=pd.Index(account_ids, dtype="string", name="account_id"),
-    )
+    features = _feature_frame(agg, timing, created_ns, account_ids)
     templates = _templates_frame(assignment.templates, agg["coded_edges"], tpl.values)
-    del agg, feats, timing
+    del agg, timing
     release_memory()  # the SQL outputs' Arrow buffers go back before the graph stage
     return Identifiers(
         edges=edges,
         features=features,
         templates=templates,
         request_template=request_template,
+    )
+
+
+def _request_templates(
+    prompts: pd.Series,
+    factorized: tuple[np.ndarray, pa.Array],
+    index: pd.Index,
+    *,
+    settings: IdentifierSettings,
+    seed: int,
+) -> tuple[TemplateAssignment, Coded, pd.Series]:
+    """Step 0: the template assignment, the template of every request as integer codes,
+    and as the ``request_template`` column (categorical on ``index``)."""
+    from linkage.identifiers.templates import assign_templates
+
+    assignment = assign_templates(
+        prompts, settings=settings.templates, seed=seed, factorized=factorized
+    )
+    # integer codes all the way: the per-request id strings are never materialised
+    # (ids are 48-bit content hashes: re-coding merges the practically impossible collision)
+    tpl = Coded(small_codes(assignment.codes, len(assignment.ids)), assignment.ids)
+    tpl = tpl.remap(*pd.factorize(tpl.values))
+    request_template = pd.Series(
+        pd.Categorical.from_codes(
+            tpl.codes, categories=pd.Index(tpl.values, dtype="string"), validate=False
+        ),
+        index=index,
+        name="template_id",
+    )
+    return assignment, tpl, request_template
+
+
+def _request_signals(
+    prompts: pd.Series, factorized: tuple[np.ndarray, pa.Array]
+) -> tuple[np.ndarray, np.ndarray, Coded]:
+    """Step 1: (reasoning flag, prompt present, topic) of every request."""
+    from linkage.identifiers.prompts import prompt_signals
+
+    signals = prompt_signals(prompts, factorized=factorized)
+    prompt_known = prompts.notna().to_numpy()
+    reasoning = signals["reasoning"].astype("boolean").to_numpy(dtype=bool, na_value=False)
+    topic = Coded.of(as_string_series(signals["topic"]).mask(~prompt_known))
+    return reasoning, prompt_known, topic
+
+
+def _request_table(
+    requests: pd.DataFrame,
+    account_ids: pd.Index,
+    tpl: Coded,
+    topic: Coded,
+    reasoning: np.ndarray,
+    prompt_known: np.ndarray,
+) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The requests input of the aggregation (raw kind columns, tokens, the stage's own
+    template, topic and reasoning columns), and each request's account code (position
+    in the accounts table; -1: unknown account or time) and time (epoch ns)."""
+    ts_ns = epoch_ns(requests["ts"]) if len(requests) else np.empty(0, np.int64)
+    acc = account_ids.get_indexer(requests["account_id"]).astype(np.int32)
+    acc[ts_ns == NAT] = -1
+    req_cols: dict[str, object] = {"account_code": acc, "ts_ns": _ns_array(ts_ns)}
+    req_cols |= {c: _arrow(requests[c]) for c in _REQUEST_RAW if c in requests.columns}
+    if "response_tokens" in requests.columns:
+        req_cols["response_tokens"] = pa.array(
+            pd.to_numeric(requests["response_tokens"], errors="coerce").astype("Int64"),
+            type=pa.int64(),
+            from_pandas=True,
+        )
+    req_cols[str(kind(_TEMPLATE).request_column)] = _code_array(tpl.codes)
+    req_cols[str(kind(_TOPIC).request_column)] = _code_array(topic.codes)
+    req_cols["reasoning"] = pa.array(reasoning, mask=~prompt_known)
+    return pa.table(req_cols), acc, ts_ns
+
+
+def _account_table(accounts: pd.DataFrame, account_arrow: pa.Array) -> tuple[pa.Table, np.ndarray]:
+    """The accounts input of the aggregation (account codes are positions), and each
+    account's sign-up time (epoch ns)."""
+    created_ns = epoch_ns(column(accounts, "created_at"))
+    acc_cols: dict[str, object] = {
+        "account_id": account_arrow,
+        "account_code": np.arange(len(account_arrow), dtype=np.int32),
+        "created_ns": _ns_array(created_ns),
+    }
+    acc_cols |= {c: _arrow(accounts[c]) for c in _ACCOUNT_RAW if c in accounts.columns}
+    return pa.table(acc_cols), created_ns
+
+
+def _identifier_table(dataset: Dataset) -> pa.Table | None:
+    """The optional identifiers input of the aggregation (None if the dataset has none)."""
+    idents = dataset.identifiers
+    if idents is None or not len(idents):
+        return None
+    its = epoch_ns(idents["ts"]) if "ts" in idents.columns else np.full(len(idents), NAT)
+    return pa.table(
+        {
+            "account_id": _arrow(idents["account_id"]),
+            "kind": _arrow(idents["kind"]),
+            "value": _arrow(idents["value"]),
+            "ts_ns": _ns_array(its),
+        }
+    )
+
+
+def _aggregate(
+    requests: pa.Table,
+    accounts: pa.Table,
+    identifiers: pa.Table | None,
+    *,
+    settings: IdentifierSettings,
+) -> dict[str, pa.Table]:
+    """Step 2: the SQL aggregation on ``settings.engine``."""
+    engine_options = {"threads": DUCKDB_THREADS} if settings.engine == "duckdb" else {}
+    engine = open_engine(settings.engine, **engine_options)
+    try:
+        return run_aggregation(
+            engine,
+            requests=requests,
+            accounts=accounts,
+            identifiers=identifiers,
+            coded=_CODED,
+            settings=settings,
+        )
+    finally:
+        engine.close()
+
+
+def _feature_frame(
+    agg: dict[str, pa.Table],
+    timing: pd.DataFrame,
+    created_ns: np.ndarray,
+    account_ids: pd.Index,
+) -> pd.DataFrame:
+    """The per-account feature table: the SQL outputs' features, the timing features
+    and the sign-up times, in :data:`FEATURE_COLUMNS` order."""
+    feats = _features(agg, len(account_ids))
+    for c in timing.columns:
+        feats[c] = timing[c].to_numpy(np.float64)
+    feats["created_ts"] = ns_to_seconds(created_ns)
+    first_ns = feats["first_ts"] * 1e9
+    feats["signup_to_first_hours"] = (first_ns - created_ns.astype(np.float64)) / NS_PER_HOUR
+    feats["signup_to_first_hours"][created_ns == NAT] = np.nan
+    return pd.DataFrame(
+        {c: np.asarray(feats[c], dtype=np.float64) for c in FEATURE_COLUMNS},
+        index=pd.Index(account_ids, dtype="string", name="account_id"),
     )
 
 

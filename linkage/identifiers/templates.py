@@ -257,6 +257,151 @@ def _sorted_documents(skel: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return doc, docs
 
 
+def _documents(
+    raw: pa.Array, settings: TemplateSettings, seed: int
+) -> tuple[np.ndarray, pa.Array, tuple[TemplateCache, _CacheState] | None]:
+    """Step 1 of :func:`assign_templates`: (document of each unique prompt, -1 for
+    none; the documents; the cache and its hits, ``None`` without ``cache_dir``).
+
+    The documents are the unique, non-empty skeletons in lexicographic order. One sort
+    pass (Arrow's dense rank: equal skeletons share a rank, ranks follow the byte
+    order) gives both each unique prompt's document and the sorted documents, taken
+    once from the skeletons at one position per rank. (A hash pass
+    (dictionary_encode), a sort of its dictionary and a take cost twice the time and
+    held the dictionary and the documents at once: the stage's memory peak.)
+    """
+    cached = place = None
+    if settings.cache_dir is not None:
+        cache, state, skel_u, place = _cached_skeletons(raw, settings, seed)
+        cached = (cache, state)
+    else:
+        skel_u = skeletonize_arrow(raw, settings.max_prompt_chars)
+    u_doc, docs = _sorted_documents(skel_u)
+    if place is not None:
+        u_doc = u_doc[place]  # back to the unique prompts' order
+    return u_doc, docs, cached
+
+
+def _priority(docs: pa.Array, d_count: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(priority of each document: most requested skeleton first, ties by a seeded
+    hash, then rank; each document's id hash). The documents are turned into Python
+    strings once, for both hashes: the id hash is needed later for the smallest
+    document of each group."""
+    n = len(docs)
+    tie, doc_id_hash = hash_strings(docs, seed_key(seed), ID_KEY)
+    order = np.lexsort((np.arange(n), tie, -d_count))
+    prio = np.empty(n, dtype=np.int64)
+    prio[order] = np.arange(n - 1, -1, -1)
+    return prio, doc_id_hash
+
+
+def _centers(
+    docs: pa.Array,
+    u_doc: np.ndarray,
+    prio: np.ndarray,
+    cached: tuple[TemplateCache, _CacheState] | None,
+    settings: TemplateSettings,
+    seed: int,
+) -> np.ndarray:
+    """Steps 2-6 of :func:`assign_templates`: the center document of each document
+    (signatures, LSH candidates, verification, center clustering). The signatures and
+    edges (n x num_perm) are freed on return, before the template table is built."""
+    n = len(docs)
+    if cached is not None:  # also adds the new prompts to the cache: even for one document
+        sig = _cached_signatures(docs, u_doc, *cached, settings, seed)
+    elif n > 1:
+        sig = signatures(docs, settings.shingle_size, settings.num_perm, seed)
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    src, dst = candidate_edges(sig, prio, settings.bands)
+    ok = verify(sig, src, dst, settings.threshold)
+    src, dst = src[ok], dst[ok]
+    del ok
+    return center_cluster(sig, src, dst, prio, settings.threshold)
+
+
+def _groups(
+    center: np.ndarray, doc_id_hash: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 7 of :func:`assign_templates`: (group of each document, the groups' center
+    documents, the groups' ids: the id hash of the group's smallest document)."""
+    n = len(center)
+    g_codes, g_centers = pd.factorize(center)  # group per doc
+    smallest = np.full(len(g_centers), n, dtype=np.int64)
+    np.minimum.at(smallest, g_codes, np.arange(n))
+    return g_codes, g_centers, hex_ids(doc_id_hash[smallest])
+
+
+def _examples(
+    raw: pa.Array,
+    u_doc: np.ndarray,
+    has: np.ndarray,
+    center: np.ndarray,
+    g_codes: np.ndarray,
+    n_groups: int,
+    p_count: np.ndarray,
+) -> np.ndarray:
+    """Example of each group (a unique prompt): the most frequent raw prompt of the
+    group's center skeleton (ties: smallest raw prompt hash) - deterministic, order
+    independent."""
+    is_center = has & (u_doc == center[np.where(has, u_doc, 0)])
+    cand = np.flatnonzero(is_center)
+    # the raw-prompt hash only breaks ties for a group's most requests, so only those
+    # candidates are hashed (most groups have one: materialising every candidate prompt as
+    # a Python string was the largest memory peak of the stage)
+    cand_g = g_codes[u_doc[cand]]
+    cand_n = p_count[cand]
+    best_n = np.zeros(n_groups, dtype=cand_n.dtype)
+    np.maximum.at(best_n, cand_g, cand_n)
+    top = cand_n == best_n[cand_g]  # only candidates tied for the most requests can win
+    contested = top & (np.bincount(cand_g[top], minlength=n_groups)[cand_g] >= 2)
+    raw_tie = np.zeros(len(cand), dtype=np.uint64)
+    if contested.any():
+        raw_tie[contested] = hash_strings(raw.take(pa.array(cand[contested])), ID_KEY)[0]
+    pick = np.lexsort((raw_tie, -cand_n, cand_g))
+    cand_sorted = cand[pick]
+    cand_group = g_codes[u_doc[cand_sorted]]
+    first = np.r_[True, cand_group[1:] != cand_group[:-1]]
+    example_u = np.empty(n_groups, dtype=np.int64)
+    example_u[cand_group[first]] = cand_sorted[first]
+    return example_u
+
+
+def _template_table(
+    raw: pa.Array,
+    docs: pa.Array,
+    d_count: np.ndarray,
+    g_codes: np.ndarray,
+    g_centers: np.ndarray,
+    g_ids: np.ndarray,
+    example_u: np.ndarray,
+) -> pd.DataFrame:
+    """One row per template (:attr:`TemplateAssignment.templates`), most requested
+    first (ties: id).
+
+    The order is computed on the numbers, so every string column is gathered exactly
+    once, already in that order. A template seen in a single request is that request's
+    prompt: its text is left out (<NA>). Most templates are such one-offs (organic
+    prompts), and their text was the largest table of the stage (~96% of the bytes at
+    scale 1: 0.56 GB, 1.7 GB at scale 3).
+    """
+    n_groups = len(g_centers)
+    n_req = np.bincount(g_codes, weights=d_count, minlength=n_groups).astype(np.int64)
+    row = np.lexsort((g_ids, -n_req))
+    once = n_req[row] < 2
+    return pd.DataFrame(
+        {
+            "template_id": pd.arrays.ArrowStringArray(pa.array(g_ids[row], type=pa.large_string())),
+            "skeleton": pd.arrays.ArrowStringArray(
+                docs.take(pa.array(np.asarray(g_centers)[row], mask=once)).cast(pa.large_string())
+            ),
+            "example": pd.arrays.ArrowStringArray(raw.take(pa.array(example_u[row], mask=once))),
+            "n_requests": n_req[row],
+            "n_variants": np.bincount(g_codes, minlength=n_groups).astype(np.int64)[row],
+        }
+    )
+
+
 def assign_templates(
     prompts: pd.Series,
     *,
@@ -295,102 +440,18 @@ def assign_templates(
     if len(p_uniques) == 0:
         return _empty_assignment(prompts)
     raw = as_arrow(p_uniques)
-    cache = cached = place = None
-    if settings.cache_dir is not None:
-        cache, cached, skel_u, place = _cached_skeletons(raw, settings, seed)
-    else:
-        skel_u = skeletonize_arrow(raw, settings.max_prompt_chars)
-    p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
-
-    # Unique, non-empty skeletons in lexicographic order = the documents.
-    # One sort pass (Arrow's dense rank: equal skeletons share a rank, ranks follow the
-    # byte order) gives both each unique prompt's document and the sorted documents,
-    # taken once from the skeletons at one position per rank. (A hash pass
-    # (dictionary_encode), a sort of its dictionary and a take cost twice the time and
-    # held the dictionary and the documents at once: the stage's memory peak.)
-    u_doc, docs = _sorted_documents(skel_u)
-    if place is not None:
-        u_doc = u_doc[place]  # back to the unique prompts' order
-    del skel_u
+    u_doc, docs, cached = _documents(raw, settings, seed)
     if len(docs) == 0:
         return _empty_assignment(prompts)
-    n = len(docs)
+    p_count = np.bincount(p_codes[p_codes >= 0], minlength=len(p_uniques))
     has = u_doc >= 0
-    d_count = np.bincount(u_doc[has], weights=p_count[has], minlength=n).astype(np.int64)
-
-    # Priority: most requested skeleton first; ties by a seeded hash, then rank.
-    # (the documents are turned into Python strings once, for both hashes: the id hash is
-    # needed later for the smallest document of each group)
-    tie, doc_id_hash = hash_strings(docs, seed_key(seed), ID_KEY)
-    order = np.lexsort((np.arange(n), tie, -d_count))
-    prio = np.empty(n, dtype=np.int64)
-    prio[order] = np.arange(n - 1, -1, -1)
-
-    if cache is not None and cached is not None:
-        sig = _cached_signatures(docs, u_doc, cache, cached, settings, seed)
-    if n > 1:
-        if cache is None:
-            sig = signatures(docs, settings.shingle_size, settings.num_perm, seed)
-        src, dst = candidate_edges(sig, prio, settings.bands)
-        ok = verify(sig, src, dst, settings.threshold)
-        src, dst = src[ok], dst[ok]
-        del ok
-        center = center_cluster(sig, src, dst, prio, settings.threshold)
-        # the signatures (n x num_perm) and the edges are not needed any more: freed before
-        # the template table is built (they were held to the end of the function)
-        del sig, src, dst
-    else:
-        center = np.zeros(1, dtype=np.int64)
-
-    g_codes, g_centers = pd.factorize(center)  # group per doc
-    n_groups = len(g_centers)
-    smallest = np.full(n_groups, n, dtype=np.int64)
-    np.minimum.at(smallest, g_codes, np.arange(n))
-    g_ids = hex_ids(doc_id_hash[smallest])
+    d_count = np.bincount(u_doc[has], weights=p_count[has], minlength=len(docs)).astype(np.int64)
+    prio, doc_id_hash = _priority(docs, d_count, seed)
+    center = _centers(docs, u_doc, prio, cached, settings, seed)
+    g_codes, g_centers, g_ids = _groups(center, doc_id_hash)
     del doc_id_hash
-
-    # Example: the most frequent raw prompt of the group's center skeleton
-    # (ties: smallest raw prompt hash) - deterministic, order independent.
-    is_center = has & (u_doc == center[np.where(has, u_doc, 0)])
-    cand = np.flatnonzero(is_center)
-    # the raw-prompt hash only breaks ties for a group's most requests, so only those
-    # candidates are hashed (most groups have one: materialising every candidate prompt as
-    # a Python string was the largest memory peak of the stage)
-    cand_g = g_codes[u_doc[cand]]
-    cand_n = p_count[cand]
-    best_n = np.zeros(n_groups, dtype=cand_n.dtype)
-    np.maximum.at(best_n, cand_g, cand_n)
-    top = cand_n == best_n[cand_g]  # only candidates tied for the most requests can win
-    contested = top & (np.bincount(cand_g[top], minlength=n_groups)[cand_g] >= 2)
-    raw_tie = np.zeros(len(cand), dtype=np.uint64)
-    if contested.any():
-        raw_tie[contested] = hash_strings(raw.take(pa.array(cand[contested])), ID_KEY)[0]
-    pick = np.lexsort((raw_tie, -cand_n, cand_g))
-    cand_sorted = cand[pick]
-    cand_group = g_codes[u_doc[cand_sorted]]
-    first = np.r_[True, cand_group[1:] != cand_group[:-1]]
-    example_u = np.empty(n_groups, dtype=np.int64)
-    example_u[cand_group[first]] = cand_sorted[first]
-
-    # One row per template, most requested first (ties: id). The order is computed on the
-    # numbers, so every string column is gathered exactly once, already in that order.
-    # A template seen in a single request is that request's prompt: its text is left out
-    # (<NA>). Most templates are such one-offs (organic prompts), and their text was the
-    # largest table of the stage (~96% of the bytes at scale 1: 0.56 GB, 1.7 GB at scale 3).
-    n_req = np.bincount(g_codes, weights=d_count, minlength=n_groups).astype(np.int64)
-    row = np.lexsort((g_ids, -n_req))
-    once = n_req[row] < 2
-    templates = pd.DataFrame(
-        {
-            "template_id": pd.arrays.ArrowStringArray(pa.array(g_ids[row], type=pa.large_string())),
-            "skeleton": pd.arrays.ArrowStringArray(
-                docs.take(pa.array(np.asarray(g_centers)[row], mask=once)).cast(pa.large_string())
-            ),
-            "example": pd.arrays.ArrowStringArray(raw.take(pa.array(example_u[row], mask=once))),
-            "n_requests": n_req[row],
-            "n_variants": np.bincount(g_codes, minlength=n_groups).astype(np.int64)[row],
-        }
-    )
+    example_u = _examples(raw, u_doc, has, center, g_codes, len(g_centers), p_count)
+    templates = _template_table(raw, docs, d_count, g_codes, g_centers, g_ids, example_u)
 
     # Map back: prompt -> unique prompt -> doc -> group (the id strings are built only
     # on demand, see TemplateAssignment.template_id).
