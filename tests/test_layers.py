@@ -21,12 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_CYCLES: dict[frozenset[str], str] = {}
 
 #: (importing file, "module:name") of private names still used across modules, and why.
-ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    (
-        "linkage/identifiers/_skeleton_kernel.py",
-        "linkage.identifiers._template_kernel:_char_at",
-    ): "template kernels are being optimised",
-}
+ALLOWED_PRIVATE: dict[tuple[str, str], str] = {}
 
 
 #: Folders at the top of the repository that install inside ``linkage`` (through the

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from linkage.identifiers._template_kernel import _char_at
+from linkage.identifiers._template_kernel import char_at
 
 __all__ = ["MASK_IDS", "add_trigger_bits", "apply_mask_rows", "skeleton_rows"]
 
@@ -684,7 +684,7 @@ def _decode(data, lo, hi, out, limit):
     k = 0
     i = lo
     while i < hi and k < limit:
-        cp, width = _char_at(data, i)
+        cp, width = char_at(data, i)
         out[k] = cp
         k += 1
         i += width

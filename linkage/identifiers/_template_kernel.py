@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "char_at",
     "minhash_signatures",
     "n_equal",
     "siphash_strings",
@@ -161,7 +162,7 @@ def siphash_strings(arr: pa.Array, key: str) -> np.ndarray:
 
 
 @nb.njit(inline="always")
-def _char_at(data, i):
+def char_at(data, i):
     """(code point, byte length) of the UTF-8 character at ``data[i]`` (valid UTF-8)."""
     b = data[i]
     if b < 0x80:
@@ -201,7 +202,7 @@ def _signature_rows(offsets, data, is_token, k, num_perm, seed32, k0, k1, out):
         i = lo
         start = -1
         while i < hi:
-            cp, width = _char_at(data, i)
+            cp, width = char_at(data, i)
             if is_token[cp]:
                 if start < 0:
                     start = i

@@ -486,6 +486,10 @@ def aggregation_steps(
     known = AggregationInputs.__required_keys__ | AggregationInputs.__optional_keys__
     if unknown := inputs.keys() - known:  # what a keyword-only signature would refuse
         raise TypeError(f"unknown aggregation inputs: {sorted(unknown)}")
+    # (NotRequired under `from __future__ import annotations` is not seen by
+    # __required_keys__ on Python 3.11: the required ones are named here)
+    if missing := {"requests", "accounts", "settings"} - inputs.keys():
+        raise TypeError(f"missing aggregation inputs: {sorted(missing)}")
     requests, accounts, settings = inputs["requests"], inputs["accounts"], inputs["settings"]
     identifiers, coded = inputs.get("identifiers"), inputs.get("coded", ())
     engine.register("requests_source", requests)

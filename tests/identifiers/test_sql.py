@@ -227,3 +227,22 @@ def test_sql_is_the_same_text_for_both_dialects_but_the_time_parse() -> None:
         assert a == b, name
     with pytest.raises(LinkageError, match="dialect"):
         aggregation_sql(settings=SETTINGS, dialect="oracle")
+
+
+def test_aggregation_inputs_are_checked_like_a_signature() -> None:
+    """``aggregation_steps`` takes its inputs as keywords (:class:`AggregationInputs`):
+    an unknown or a missing one is a TypeError, as a keyword-only signature's would be."""
+    import pytest
+
+    from linkage.engine import open_engine
+    from linkage.identifiers.sql import aggregation_steps
+    from linkage.settings import IdentifierSettings
+
+    engine = open_engine("duckdb")
+    try:
+        with pytest.raises(TypeError, match="unknown aggregation inputs"):
+            next(aggregation_steps(engine, requests=None, accounts=None, bogus=1))  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match=r"missing aggregation inputs: \['accounts'\]"):
+            next(aggregation_steps(engine, requests=None, settings=IdentifierSettings()))  # type: ignore[call-arg, arg-type]
+    finally:
+        engine.close()
