@@ -119,6 +119,15 @@ class _Budget:
         return False
 
 
+def _spliced(text: str, parts: list[str], last: int) -> str:
+    """``text`` with a pass's replacements: ``parts`` holds the unchanged stretches and
+    the replacements up to ``last``; the rest of ``text`` follows unchanged."""
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
+
+
 def _order_pass(
     text: str,
     iv: list[tuple[int, int]],
@@ -153,10 +162,7 @@ def _order_pass(
             parts.append(text[last : ln.start])
             parts.append(rebuilt)
             last = end
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)
+    return _spliced(text, parts, last)
 
 
 def _form_pass(
@@ -181,10 +187,7 @@ def _form_pass(
             parts.append(text[last : f.start])
             parts.append(_match_case(text[f.start : f.end], FORMS[f.form][g]))
             last = f.end
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)
+    return _spliced(text, parts, last)
 
 
 def _phrase_pass(
@@ -211,10 +214,7 @@ def _phrase_pass(
                 parts.append(text[last : m.start()])
                 parts.append(_match_case(src, dst))
                 last = m.end()
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)
+    return _spliced(text, parts, last)
 
 
 def _lexical_pass(
@@ -247,10 +247,7 @@ def _lexical_pass(
                     last = b
                     lw = new.lower()
             prev = lw
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)
+    return _spliced(text, parts, last)
 
 
 def _rng(key: bytes, text: str, strength: float) -> random.Random:
