@@ -590,21 +590,27 @@ def markdown_table() -> str:
     def sources(k: Kind) -> str:
         return ", ".join(f"`{t}.{c}`" for t, c in k.columns)
 
+    def shared(k: Kind) -> str:
+        if k.share_rank is None:
+            return "no"
+        return f"yes ({k.share_rank}{', personal' if k.personal else ''})"
+
     rows = [
-        "| kind | sources | normaliser | family | signup | velocity limit | edges (rank) | roles |",
-        "|---|---|---|---|---|---|---|---|",
+        "| kind | sources | normaliser | family | signup | velocity limit | edges (rank) "
+        "| shared with partners (rank) | roles |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for k in KINDS:
         edges = "no" if not k.edges else ("yes" if k.edge_rank is None else f"yes ({k.edge_rank})")
         rows.append(
             f"| `{k.name}` | {sources(k)} | {normaliser(k)} | {k.family} | "
-            f"{'yes' if k.signup else 'no'} | {k.velocity_limit or '–'} | {edges} | "
+            f"{'yes' if k.signup else 'no'} | {k.velocity_limit or '–'} | {edges} | {shared(k)} | "
             f"{', '.join(r for r in ROLES if r in k.roles) or '–'} |"
         )
     rows.append(
-        f"| `{EXTRA_PREFIX}<kind>` | `identifiers.kind`, `identifiers.value` | as given | "
-        f"its own (coordination), {OTHER_FAMILY} (features) | index only (not looked up) | – | "
-        "yes (by name) | "
+        f"| `{EXTRA_PREFIX}<kind>` | `identifiers.kind`, `identifiers.value` | trimmed | "
+        f"its own (coordination), {OTHER_FAMILY} (features) | yes (the signup's identifiers) "
+        "| – | yes (by name) | no | "
         f"{', '.join(sorted(PROVIDER_ROLES))} |"
     )
     roles = [f"- `{r}`: {what}" for r, what in ROLES.items()]
