@@ -15,6 +15,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Package cycles still there (all of the named packages form one cycle), and why.
@@ -204,3 +206,43 @@ def test_the_import_scan_sees_a_top_level_import(tmp_path: Path) -> None:
     src = tmp_path / "m.py"
     src.write_text("import api.deps\nfrom fixtures import world\nfrom linkage.api import deps\n")
     assert _top_level_imports(src) == ["api.deps", "fixtures"]
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_linkage_alone(tmp_path: Path) -> None:
+    """Built for real (pip and the build backend pyproject.toml names, as a user's
+    ``pip install`` does): one top-level package, ``linkage``, with the service, its
+    console's static files and the world generators inside it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("linkage-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {
+        "linkage",
+        wheel.name.split("-py")[0] + ".dist-info",
+    }
+    for path in (
+        "linkage/api/main.py",
+        "linkage/api/console/static/index.html",
+        "linkage/fixtures/world.py",
+        "linkage/fixtures/redteam/__init__.py",
+    ):
+        assert path in names, path
