@@ -213,10 +213,23 @@ def test_the_wheel_holds_linkage_alone(tmp_path: Path) -> None:
     """Built for real (pip and the build backend pyproject.toml names, as a user's
     ``pip install`` does): one top-level package, ``linkage``, with the service, its
     console's static files and the world generators inside it."""
+    import shutil
     import subprocess
     import sys
     import zipfile
 
+    # the tracked files alone (links kept as links), so the build's own build/ and
+    # egg-info land in the copy and no stale build/lib of the checkout enters the wheel
+    src = tmp_path / "src"
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    for rel in filter(None, tracked):
+        if (ROOT / rel).exists() or (ROOT / rel).is_symlink():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel, follow_symlinks=False)
     subprocess.run(
         [
             sys.executable,
@@ -227,7 +240,7 @@ def test_the_wheel_holds_linkage_alone(tmp_path: Path) -> None:
             "--no-deps",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(src),
         ],
         check=True,
         capture_output=True,
