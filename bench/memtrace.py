@@ -27,6 +27,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from bench.run import REPO, _scale_name, ensure_world
 from linkage.memory import proc_status_kb
@@ -65,7 +66,7 @@ class Sampler:
                 if rss is None:
                     return
                 frame = sys._current_frames().get(target)
-                stack = traceback.extract_stack(frame)[-self.depth :] if frame else []
+                stack = _stack(frame, self.depth)
                 self.samples.append(
                     Sample(
                         time.perf_counter() - t0,
@@ -83,6 +84,18 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def _stack(frame: FrameType | None, depth: int) -> list[traceback.FrameSummary]:
+    """The ``depth`` innermost frames, with the innermost frame of the pipeline module
+    put in front when it is deeper than that (a stage's peak inside numpy or scipy is
+    still attributed to the pipeline step that called it)."""
+    if frame is None:
+        return []
+    full = traceback.extract_stack(frame)
+    kept = full[-depth:]
+    stage = [f for f in full[:-depth] if Path(f.filename).parts[-2:] == ("linkage", "pipeline.py")]
+    return [stage[-1], *kept] if stage else kept
 
 
 def report(samples: list[Sample], *, top: int = 12, title: str = "memtrace") -> str:

@@ -59,4 +59,32 @@ def test_main_on_a_dataset(small_world: Path, tmp_path: Path) -> None:
     assert main(["--dataset", str(small_world), "--out", str(out), "--interval", "0.01"]) == 0
     text = out.read_text()
     assert "peak" in text and "| RSS MB |" in text
-    assert "run_detect" in text  # stacks reach the pipeline
+    # the stacks name the pipeline step they are under, however deep the peak sits
+    highest = text.split("## Timeline")[0].split("| RSS MB | t s |")[1]
+    rows = [r for r in highest.splitlines() if r.startswith("| ") and "`" in r]
+    assert any("pipeline.py:" in r for r in rows), rows
+
+
+def test_a_deep_stack_keeps_its_pipeline_step(tmp_path: Path) -> None:
+    """The innermost frame of ``linkage/pipeline.py`` is kept in front of the innermost
+    frames when it lies deeper than the sampler's depth."""
+    import importlib.util
+    import sys
+
+    from bench.memtrace import _stack
+
+    module = tmp_path / "linkage" / "pipeline.py"
+    module.parent.mkdir()
+    module.write_text("def step(depth, inner):\n    return inner(depth)\n")
+
+    def dive(depth: int):  # library frames below the pipeline step
+        return dive(depth - 1) if depth else sys._getframe()
+
+    spec = importlib.util.spec_from_file_location("fake_pipeline", module)
+    assert spec is not None and spec.loader is not None
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    frame = fake.step(10, dive)
+    kept = _stack(frame, 3)
+    assert [f.name for f in kept] == ["step", "dive", "dive", "dive"]
+    assert _stack(sys._getframe(), 3)[0].name != "step"  # no pipeline frame: depth alone
