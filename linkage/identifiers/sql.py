@@ -61,7 +61,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict, Unpack
 
 import pandas as pd
 import pyarrow as pa
@@ -80,7 +79,6 @@ __all__ = [
     "OUTPUTS",
     "REQUEST_COLUMNS",
     "TS_NS_SQL",
-    "AggregationInputs",
     "aggregation_sql",
     "aggregation_steps",
     "run_aggregation",
@@ -453,27 +451,14 @@ def _map_table(name: str, raw: pa.Table, settings: IdentifierSettings) -> pa.Tab
     return pa.table(cols)
 
 
-class AggregationInputs(TypedDict):
-    """The keyword inputs of :func:`run_aggregation` and :func:`aggregation_steps`.
-
-    ``requests``, ``accounts`` and the optional ``identifiers`` are Arrow tables or
-    Parquet paths (read lazily by the engine, so data larger than memory streams
-    through the aggregation); columns as in the module docstring.  ``coded``: request
-    columns of already-normalised kinds given as integer codes (``template``,
-    ``topic``: the template stage's codes, grouped as integers, far cheaper than the id
-    strings); their edges come out as ``coded_edges`` with the ``code`` in place of
-    the value.
-    """
-
-    requests: Source
-    accounts: Source
-    settings: IdentifierSettings
-    identifiers: NotRequired[Source | None]
-    coded: NotRequired[Collection[str]]
-
-
 def aggregation_steps(
-    engine: SqlEngine, **inputs: Unpack[AggregationInputs]
+    engine: SqlEngine,
+    *,
+    requests: Source,
+    accounts: Source,
+    settings: IdentifierSettings,
+    identifiers: Source | None = None,
+    coded: Collection[str] = (),
 ) -> Iterator[tuple[str, str | None]]:
     """Register the inputs and run :func:`aggregation_sql` on ``engine`` step by step.
 
@@ -481,17 +466,8 @@ def aggregation_steps(
     each step yields ``(name, sql)``: ``sql`` is the query of an output (one of
     :data:`OUTPUTS`) for the caller to fetch or write wherever it wants, ``None`` for a
     step already done.  A step's work happens between the caller's requests for the
-    next item, so the caller can time each one.  Inputs: :class:`AggregationInputs`.
+    next item, so the caller can time each one.  Inputs as in :func:`run_aggregation`.
     """
-    known = AggregationInputs.__required_keys__ | AggregationInputs.__optional_keys__
-    if unknown := inputs.keys() - known:  # what a keyword-only signature would refuse
-        raise TypeError(f"unknown aggregation inputs: {sorted(unknown)}")
-    # (NotRequired under `from __future__ import annotations` is not seen by
-    # __required_keys__ on Python 3.11: the required ones are named here)
-    if missing := {"requests", "accounts", "settings"} - inputs.keys():
-        raise TypeError(f"missing aggregation inputs: {sorted(missing)}")
-    requests, accounts, settings = inputs["requests"], inputs["accounts"], inputs["settings"]
-    identifiers, coded = inputs.get("identifiers"), inputs.get("coded", ())
     engine.register("requests_source", requests)
     engine.register("accounts_source", accounts)
     columns = {
@@ -518,13 +494,33 @@ def aggregation_steps(
             yield name, sql
 
 
-def run_aggregation(engine: SqlEngine, **inputs: Unpack[AggregationInputs]) -> dict[str, pa.Table]:
+def run_aggregation(
+    engine: SqlEngine,
+    *,
+    requests: Source,
+    accounts: Source,
+    settings: IdentifierSettings,
+    identifiers: Source | None = None,
+    coded: Collection[str] = (),
+) -> dict[str, pa.Table]:
     """Run :func:`aggregation_sql` on ``engine``; returns the :data:`OUTPUTS` as Arrow
     tables (rows in no particular order).
 
-    Inputs: :class:`AggregationInputs`.  The engine must run in UTC (every
+    Inputs are Arrow tables or Parquet paths (read lazily by the engine, so data
+    larger than memory streams through the aggregation); columns as in the module
+    docstring.  ``coded``: request columns of already-normalised kinds given as integer
+    codes (``template``, ``topic``: the template stage's codes, grouped as integers, far
+    cheaper than the id strings); their edges come out as ``coded_edges`` with the
+    ``code`` in place of the value.  The engine must run in UTC (every
     :mod:`linkage.engine` engine does).  :func:`aggregation_steps` runs the same steps
     for a caller that writes the outputs instead of fetching them.
     """
-    steps = aggregation_steps(engine, **inputs)
+    steps = aggregation_steps(
+        engine,
+        requests=requests,
+        accounts=accounts,
+        settings=settings,
+        identifiers=identifiers,
+        coded=coded,
+    )
     return {name: engine.fetch(sql) for name, sql in steps if sql is not None}
